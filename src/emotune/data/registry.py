@@ -1,0 +1,75 @@
+"""Datasets registered by name; each corpus family's loader registers itself here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from emotune.data.schema import Dataset
+from emotune.errors import EmotuneError
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """What a loader is asked for; built from :class:`emotune.config.DataConfig`."""
+
+    data_dir: str | None = None
+    train_file: str | None = None
+    dev_file: str | None = None
+    test_file: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    labels: tuple[str, ...] = ()
+    language: str = "en"
+    hf_name: str | None = None
+    seed: int = 0
+
+
+Loader = Callable[[DataRequest], Dataset]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Registry entry: a loader plus what ``emotune datasets`` shows about it."""
+
+    name: str
+    loader: Loader
+    language: str
+    task: str
+    description: str
+    files: str
+
+
+_REGISTRY: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(
+    name: str, *, language: str, task: str, description: str, files: str
+) -> Callable[[Loader], Loader]:
+    """Decorator registering a loader under ``name``."""
+
+    def wrap(loader: Loader) -> Loader:
+        _REGISTRY[name] = DatasetInfo(name, loader, language, task, description, files)
+        return loader
+
+    return wrap
+
+
+def dataset_names() -> list[str]:
+    """Returns the registered dataset names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Returns a registry entry, with a clear error for an unknown name."""
+    if name not in _REGISTRY:
+        raise EmotuneError(f"unknown dataset '{name}'; registered: {', '.join(dataset_names())}")
+    return _REGISTRY[name]
+
+
+def load_dataset(name: str, request: DataRequest) -> Dataset:
+    """Loads a registered dataset."""
+    dataset = dataset_info(name).loader(request)
+    if not any(dataset.splits.values()):
+        raise EmotuneError(f"dataset '{name}' loaded no examples")
+    return dataset

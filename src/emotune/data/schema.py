@@ -1,0 +1,117 @@
+"""The one schema every dataset loader produces: :class:`Example` and :class:`LabelSet`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from emotune.errors import EmotuneError
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier utterance of a dialogue, used as context."""
+
+    text: str
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled (or unlabelled) text.
+
+    Attributes:
+        text: The text to classify.
+        label: Index into the dataset's :class:`LabelSet`; ``None`` when unlabelled.
+        context: Earlier dialogue turns, oldest first (empty for single sentences).
+        speaker: Speaker of ``text`` in a dialogue.
+        uid: Stable identifier (file and line, dialogue and turn) for tracing predictions.
+    """
+
+    text: str
+    label: int | None = None
+    context: tuple[Turn, ...] = ()
+    speaker: str | None = None
+    uid: str = ""
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """The labels of a task and the words that stand for them in a prompt.
+
+    Attributes:
+        names: Canonical label names, in index order.
+        verbalisers: For each label, one or more words per language code ("en", "zh").
+            The first word is the one shown in the prompt; all words are scored.
+    """
+
+    names: tuple[str, ...]
+    verbalisers: Mapping[str, Sequence[Sequence[str]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.names) < 2:
+            raise EmotuneError(f"a label set needs at least two labels, got {list(self.names)}")
+        if len(set(self.names)) != len(self.names):
+            raise EmotuneError(f"duplicate label names in {list(self.names)}")
+        for lang, words in self.verbalisers.items():
+            if len(words) != len(self.names) or any(not w for w in words):
+                raise EmotuneError(
+                    f"verbalisers for '{lang}' must give at least one word for each of "
+                    f"{len(self.names)} labels"
+                )
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        """Returns the index of a label name, with a clear error for an unknown one."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise EmotuneError(
+                f"unknown label '{name}'; expected one of {list(self.names)}"
+            ) from None
+
+    def words(self, language: str) -> list[list[str]]:
+        """Returns the verbaliser words per label for a language (label names if none set)."""
+        if language in self.verbalisers:
+            return [list(w) for w in self.verbalisers[language]]
+        if "en" in self.verbalisers:
+            return [list(w) for w in self.verbalisers["en"]]
+        return [[name] for name in self.names]
+
+    def with_verbalisers(self, language: str, words: Sequence[Sequence[str]]) -> LabelSet:
+        """Returns a copy whose verbalisers for ``language`` are replaced (config overrides)."""
+        merged = dict(self.verbalisers)
+        merged[language] = [list(w) for w in words]
+        return LabelSet(self.names, merged)
+
+    def to_dict(self) -> dict[str, object]:
+        """Serialises to plain data (stored in a run directory)."""
+        return {"names": list(self.names), "verbalisers": {k: [list(w) for w in v] for k, v in self.verbalisers.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> LabelSet:
+        """Inverse of :meth:`to_dict`."""
+        names = tuple(str(n) for n in data["names"])  # type: ignore[attr-defined]
+        verbalisers = data.get("verbalisers") or {}
+        return cls(names, {str(k): [list(w) for w in v] for k, v in verbalisers.items()})  # type: ignore[attr-defined]
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset: its labels, language and splits."""
+
+    name: str
+    labels: LabelSet
+    language: str
+    task: str
+    splits: dict[str, list[Example]]
+
+    def split(self, name: str) -> list[Example]:
+        """Returns a split by name, with a clear error when the dataset lacks it."""
+        if name not in self.splits:
+            raise EmotuneError(
+                f"dataset '{self.name}' has no split '{name}'; available: {sorted(self.splits)}"
+            )
+        return self.splits[name]

@@ -1,0 +1,69 @@
+"""Stanford Sentiment Treebank in the published ``stsa.{binary,fine}.{split}`` format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emotune.data.registry import DataRequest, register_dataset
+from emotune.data.schema import Dataset, Example, LabelSet
+from emotune.errors import EmotuneError
+
+SST2_LABELS = LabelSet(("negative", "positive"), {"en": [["negative"], ["positive"]]})
+SST5_LABELS = LabelSet(
+    ("very negative", "negative", "neutral", "positive", "very positive"),
+    {"en": [["terrible"], ["bad"], ["neutral"], ["good"], ["great"]]},
+)
+_SPLITS = ("train", "dev", "test")
+
+
+def read_stsa(path: Path, num_labels: int) -> list[Example]:
+    """Reads one stsa file: ``<label> <sentence>`` per line, latin-1 (some bytes are not UTF-8).
+
+    Raises:
+        EmotuneError: If the file is missing, empty, or a line is malformed.
+    """
+    if not path.is_file():
+        raise EmotuneError(f"{path}: file not found")
+    examples = []
+    for lineno, line in enumerate(path.read_text(encoding="latin-1").splitlines(), 1):
+        if not line.strip():
+            continue
+        head, _, text = line.partition(" ")
+        if not head.isdigit() or int(head) >= num_labels or not text.strip():
+            raise EmotuneError(f"{path}:{lineno}: expected '<label 0..{num_labels - 1}> <sentence>'")
+        examples.append(Example(text=text.strip(), label=int(head), uid=f"{path.name}:{lineno}"))
+    if not examples:
+        raise EmotuneError(f"{path}: no examples")
+    return examples
+
+
+def _load(request: DataRequest, name: str, variant: str, labels: LabelSet) -> Dataset:
+    if not request.data_dir:
+        raise EmotuneError(f"dataset '{name}' needs --data-dir (the folder with stsa.{variant}.*)")
+    folder = Path(request.data_dir)
+    splits = {s: read_stsa(folder / f"stsa.{variant}.{s}", len(labels)) for s in _SPLITS}
+    return Dataset(name=name, labels=labels, language="en", task="sentiment", splits=splits)
+
+
+@register_dataset(
+    "sst2",
+    language="en",
+    task="sentiment",
+    description="SST-2, binary sentence sentiment (6920/872/1821)",
+    files="stsa.binary.{train,dev,test}",
+)
+def load_sst2(request: DataRequest) -> Dataset:
+    """Loads SST-2 from ``request.data_dir``."""
+    return _load(request, "sst2", "binary", SST2_LABELS)
+
+
+@register_dataset(
+    "sst5",
+    language="en",
+    task="sentiment",
+    description="SST-5, five-way sentence sentiment (8544/1101/2210)",
+    files="stsa.fine.{train,dev,test}",
+)
+def load_sst5(request: DataRequest) -> Dataset:
+    """Loads SST-5 from ``request.data_dir``."""
+    return _load(request, "sst5", "fine", SST5_LABELS)

@@ -1,0 +1,135 @@
+"""Generic labelled files (CSV, TSV, JSONL) with column mapping, and Hugging Face datasets."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from emotune.data.registry import DataRequest, register_dataset
+from emotune.data.schema import Dataset, Example, LabelSet
+from emotune.errors import EmotuneError
+
+_SPLIT_FIELDS = (("train", "train_file"), ("dev", "dev_file"), ("test", "test_file"))
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Reads rows of a ``.csv``, ``.tsv`` or ``.jsonl`` file as dicts.
+
+    Raises:
+        EmotuneError: For a missing, empty or unreadable file.
+    """
+    if not path.is_file():
+        raise EmotuneError(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    text = path.read_text(encoding="utf-8-sig")
+    if suffix == ".jsonl":
+        rows = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise EmotuneError(f"{path}:{lineno}: not valid JSON") from None
+    elif suffix in (".csv", ".tsv"):
+        rows = list(csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ","))
+    else:
+        raise EmotuneError(f"{path}: unsupported file type '{suffix}' (use .csv, .tsv or .jsonl)")
+    if not rows:
+        raise EmotuneError(f"{path}: no rows")
+    return rows
+
+
+def records_to_examples(
+    rows: Iterable[Mapping[str, Any]], where: str, text_column: str, label_column: str, labels: LabelSet
+) -> list[Example]:
+    """Maps rows to examples, checking columns, empty texts and labels."""
+    examples = []
+    for i, row in enumerate(rows, 1):
+        for column in (text_column, label_column):
+            if column not in row:
+                raise EmotuneError(f"{where}: row {i} has no column '{column}' (columns: {sorted(row)})")
+        text = str(row[text_column] or "").strip()
+        if not text:
+            raise EmotuneError(f"{where}: row {i} has an empty '{text_column}'")
+        examples.append(Example(text, labels.index(str(row[label_column])), uid=f"{where}:{i}"))
+    return examples
+
+
+def _label_set(request: DataRequest, rows: Iterable[Mapping[str, Any]]) -> LabelSet:
+    if request.labels:
+        return LabelSet(tuple(request.labels))
+    seen = sorted({str(r.get(request.label_column)) for r in rows if request.label_column in r})
+    return LabelSet(tuple(seen))
+
+
+@register_dataset(
+    "files",
+    language="any",
+    task="any",
+    description="your own CSV/TSV/JSONL files (--train-file/--dev-file/--test-file, column mapping)",
+    files="any .csv, .tsv or .jsonl with a text and a label column",
+)
+def load_files(request: DataRequest) -> Dataset:
+    """Loads user files; labels come from ``--labels`` or, sorted, from the training file."""
+    paths = {split: getattr(request, key) for split, key in _SPLIT_FIELDS if getattr(request, key)}
+    if not paths:
+        raise EmotuneError("dataset 'files' needs at least one of --train-file, --dev-file, --test-file")
+    raw = {split: read_records(Path(p)) for split, p in paths.items()}
+    labels = _label_set(request, raw.get("train") or next(iter(raw.values())))
+    splits = {
+        split: records_to_examples(rows, paths[split], request.text_column, request.label_column, labels)
+        for split, rows in raw.items()
+    }
+    return Dataset("files", labels, request.language, "sentiment", splits)
+
+
+@register_dataset(
+    "hf",
+    language="any",
+    task="any",
+    description="a Hugging Face dataset: Hub name (online) or a save_to_disk folder (--hf-name)",
+    files="--hf-name NAME_OR_FOLDER; splits train/validation(dev)/test",
+)
+def load_hf(request: DataRequest) -> Dataset:
+    """Loads a Hub dataset or a ``save_to_disk`` folder; ClassLabel names become the labels."""
+    try:
+        import datasets
+    except ImportError:
+        raise EmotuneError("dataset 'hf' needs the extra: pip install 'emotune[hf]'") from None
+    if not request.hf_name:
+        raise EmotuneError("dataset 'hf' needs --hf-name (a Hub name or a save_to_disk folder)")
+    try:
+        if Path(request.hf_name).exists():
+            data = datasets.load_from_disk(request.hf_name)
+        else:
+            data = datasets.load_dataset(request.hf_name)
+    except Exception as err:  # datasets raises many types for offline / missing data  # noqa: BLE001
+        raise EmotuneError(f"cannot load Hugging Face dataset '{request.hf_name}': {str(err).splitlines()[0]}") from None
+    return _from_dataset_dict(data, request)
+
+
+def _from_dataset_dict(data: Any, request: DataRequest) -> Dataset:
+    names = {"validation": "dev"}
+    first = data[next(iter(data))]
+    feature = first.features.get(request.label_column)
+    class_names = getattr(feature, "names", None)
+    if request.labels:
+        labels = LabelSet(tuple(request.labels))
+    elif class_names:
+        labels = LabelSet(tuple(class_names))
+    else:
+        labels = LabelSet(tuple(sorted({str(v) for v in first[request.label_column]})))
+    splits = {}
+    for split in data:
+        rows = [dict(r) for r in data[split]]
+        if class_names:
+            for r in rows:
+                r[request.label_column] = class_names[int(r[request.label_column])]
+        where = f"{request.hf_name}[{split}]"
+        splits[names.get(split, split)] = records_to_examples(
+            rows, where, request.text_column, request.label_column, labels
+        )
+    return Dataset(f"hf:{request.hf_name}", labels, request.language, "sentiment", splits)

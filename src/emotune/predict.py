@@ -1,0 +1,96 @@
+"""One inference API, :class:`Predictor`, shared by the CLI, Python users and the server."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from emotune.config import RunConfig
+from emotune.data.schema import Example, LabelSet, Turn
+from emotune.errors import EmotuneError
+from emotune.recogniser import Recogniser, build_recogniser
+from emotune.rundir import read_json
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The best label and a probability for every label (they sum to 1)."""
+
+    label: str
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain data for JSON."""
+        return {"label": self.label, "scores": self.scores}
+
+
+class Predictor:
+    """Loads a run directory once and predicts labels for texts.
+
+    Example:
+        >>> predictor = Predictor.load("runs/lora")
+        >>> predictor.predict(["what a wonderful film"])[0].label
+        'positive'
+    """
+
+    def __init__(self, recogniser: Recogniser, batch_size: int = 16) -> None:
+        self.recogniser = recogniser
+        self.batch_size = batch_size
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The label names, in index order."""
+        return self.recogniser.labels.names
+
+    @classmethod
+    def load(cls, run: str | Path, batch_size: int = 16) -> Predictor:
+        """Rebuilds the recogniser of a run directory (backbone + saved adapter).
+
+        Raises:
+            EmotuneError: If the folder is not a complete run directory.
+        """
+        folder = Path(run)
+        if not (folder / "config.yaml").is_file():
+            raise EmotuneError(f"{folder}: not a run directory (no config.yaml)")
+        cfg = RunConfig.from_yaml(folder / "config.yaml").validate()
+        meta = read_json(folder / "run.json")
+        labels = LabelSet.from_dict(meta["labels"])
+        adapter = folder / "adapter"
+        if cfg.method.name != "zero-shot" and not adapter.is_dir():
+            raise EmotuneError(f"{folder}: run has no adapter/ (training did not finish?)")
+        rec = build_recogniser(cfg, labels, meta["language"], meta["task"], adapter_dir=adapter)
+        return cls(rec, batch_size)
+
+    def predict(
+        self, texts: str | Sequence[str], contexts: Sequence[Sequence[str]] | None = None
+    ) -> list[Prediction]:
+        """Predicts a label for each text; always returns a list (one item for one string).
+
+        Args:
+            texts: One text or several.
+            contexts: Optional earlier dialogue turns per text, oldest first.
+
+        Raises:
+            EmotuneError: For an empty text or mismatched contexts.
+        """
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if contexts is not None and len(contexts) != len(items):
+            raise EmotuneError(f"got {len(contexts)} contexts for {len(items)} texts")
+        examples = [self._example(t, None if contexts is None else contexts[i], i) for i, t in enumerate(items)]
+        if not examples:
+            return []
+        probs = self.recogniser.probabilities(examples, self.batch_size)
+        return [self._prediction(row) for row in probs]
+
+    def _example(self, text: str, context: Sequence[str] | None, i: int) -> Example:
+        if not isinstance(text, str) or not text.strip():
+            raise EmotuneError(f"text {i} is empty")
+        turns = tuple(Turn(c) for c in context or ())
+        return Example(text.strip(), context=turns)
+
+    def _prediction(self, row: torch.Tensor) -> Prediction:
+        scores = {n: float(v) for n, v in zip(self.labels, row.tolist(), strict=True)}
+        return Prediction(max(scores, key=scores.__getitem__), scores)

@@ -1,0 +1,60 @@
+"""The main job on the embedded default: zero-shot vs LoRA vs P-Tuning v2, offline, in minutes.
+
+Uses the built-in hand-labelled corpus (4 emotions, 96 train / 64 test), prints a comparison
+table and leaves ``OUTPUT/lora`` for ``emotune predict``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from emotune.config import RunConfig, apply_override
+from emotune.train import train
+
+# Settings per method for a ~100-example corpus: a few epochs at a higher learning rate than
+# the full-data defaults, since there are only a few dozen optimiser steps.
+RECIPES: dict[str, dict[str, Any]] = {
+    "zero-shot": {},
+    "lora": {"train.epochs": 4, "train.lr": 1e-3},
+    "ptuning-v2": {"train.epochs": 4, "train.lr": 1e-2},
+    "prompt-tuning": {"train.epochs": 4, "train.lr": 1e-2},
+}
+
+
+def quickstart_config(method: str, output: Path, model: str) -> RunConfig:
+    """The config of one quickstart run."""
+    cfg = RunConfig.from_dict({
+        "model": {"name": model},
+        "method": {"name": method},
+        "data": {"dataset": "quickstart"},
+        "train": {"batch_size": 8, "checkpoint_every": 0},
+        "output": str(output / method),
+        "overwrite": True,
+    })
+    for key, value in RECIPES.get(method, {}).items():
+        apply_override(cfg, key, value)
+    return cfg.validate()
+
+
+def quickstart(output: Path, methods: Sequence[str] = ("zero-shot", "lora", "ptuning-v2"), model: str = "gemma3-270m") -> list[dict[str, Any]]:
+    """Runs each method on the built-in corpus and prints a table; returns the rows."""
+    rows = []
+    for method in methods:
+        started = time.perf_counter()
+        metrics = train(quickstart_config(method, output, model))
+        rows.append({"method": method, "seconds": time.perf_counter() - started, **metrics})
+    print(format_table(rows))
+    if "lora" in methods:
+        print(f'\nTry it: emotune predict --run {output / "lora"} "I can\'t wait to see you tomorrow!"')
+    return rows
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table of accuracy, macro-F1 and UA per method."""
+    lines = ["| method | accuracy | macro-F1 | UA | wall time (s) |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['ua']:.3f} | {r['seconds']:.0f} |")
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""A backbone, a method, a prompt and a label head: the object train, evaluate and predict share."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from emotune.backbones import load_backbone
+from emotune.config import RunConfig
+from emotune.data.schema import Example, LabelSet
+from emotune.methods import Method, get_method
+from emotune.methods.base import base_model_of
+from emotune.prompts import PromptBuilder
+from emotune.scoring import Batch, LabelHead, encode_examples, length_batches, output_weight, verbaliser_token_ids
+
+CONTENT_FREE = "N/A"
+
+
+@lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bf16 dot products (avx512_bf16 or AMX), where bf16 pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` ("auto", "fp32", "bf16") on ``device``; None = fp32."""
+    if precision == "fp32":
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if precision == "bf16" or cpu_supports_bf16():
+        return torch.bfloat16
+    return None
+
+
+@dataclass
+class Recogniser:
+    """Scores an emotion/sentiment label set with a (customised) causal LM."""
+
+    model: nn.Module
+    method: Method
+    tokenizer: PreTrainedTokenizerBase
+    labels: LabelSet
+    prompt: PromptBuilder
+    head: LabelHead
+    max_length: int = 128
+    precision: str = "auto"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        """Mixed precision for forward passes where the hardware supports bf16."""
+        dtype = autocast_dtype(self.precision, self.device)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def encode(self, examples: Sequence[Example]) -> list[list[int]]:
+        """Prompt token ids for each example."""
+        return encode_examples(self.tokenizer, self.prompt, examples, self.max_length)
+
+    def collate(self, rows: Sequence[Sequence[int]]) -> Batch:
+        """Right-pads rows into a batch on the model's device."""
+        return Batch.from_ids(rows, self.tokenizer.pad_token_id).to(self.device)
+
+    def hidden_at(self, batch: Batch, positions: torch.Tensor) -> torch.Tensor:
+        """Final hidden states at ``positions`` (batch,) or (batch, k)."""
+        hidden = self.method.hidden_states(self.model, batch.input_ids, batch.attention_mask)
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        if positions.dim() == 2:
+            rows = rows[:, None]
+        return hidden[rows, positions]
+
+    def label_logits(self, batch: Batch) -> torch.Tensor:
+        """Label logits (batch, num_labels) at each row's answer position."""
+        with self.autocast():
+            hidden = self.hidden_at(batch, batch.last_index)
+        return self.head(hidden, output_weight(base_model_of(self.model)))
+
+    @torch.no_grad()
+    def probabilities(self, examples: Sequence[Example], batch_size: int = 16) -> torch.Tensor:
+        """Label probabilities (n, num_labels), batched by length, in the input order."""
+        self.model.eval()
+        rows = self.encode(examples)
+        probs = torch.empty(len(rows), len(self.labels))
+        for idx in length_batches([len(r) for r in rows], batch_size):
+            logits = self.label_logits(self.collate([rows[i] for i in idx]))
+            probs[idx] = logits.float().softmax(-1).cpu()
+        return probs
+
+    @torch.no_grad()
+    def calibrate(self) -> None:
+        """Sets the head's bias to its label log-probabilities on a content-free input.
+
+        The base LLM prefers some label words whatever the input (it picks one label for
+        almost everything zero-shot); subtracting that prior is contextual calibration.
+        """
+        self.head.bias.zero_()
+        logits = self.label_logits(self.collate(self.encode([Example(CONTENT_FREE)])))
+        self.head.bias.copy_(logits[0].float().log_softmax(-1))
+
+    def iter_batches(self, rows: list[list[int]], batch_size: int) -> Iterator[tuple[list[int], Batch]]:
+        """Length-bucketed batches of ``rows`` with their indices."""
+        for idx in length_batches([len(r) for r in rows], batch_size):
+            yield idx, self.collate([rows[i] for i in idx])
+
+
+def build_recogniser(
+    cfg: RunConfig, labels: LabelSet, language: str, task: str, adapter_dir: Path | None = None
+) -> Recogniser:
+    """Loads the backbone and attaches a fresh method (training) or a saved adapter.
+
+    Args:
+        cfg: The run configuration.
+        labels: The task's label set (verbalisers already resolved).
+        language: Prompt language ("en" or "zh").
+        task: Task word for the prompt ("sentiment" or "emotion").
+        adapter_dir: A saved adapter to load instead of fresh parameters.
+    """
+    model, tokenizer = load_backbone(
+        cfg.model.name, dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code
+    )
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    method = get_method(cfg.method)
+    prompt = PromptBuilder(labels, language, task, cfg.data.template)
+    head = LabelHead(
+        verbaliser_token_ids(tokenizer, labels, prompt),
+        getattr(model.config, "final_logit_softcapping", None),
+    ).to(model.device)
+    wrapped = method.load(model, adapter_dir) if adapter_dir is not None else method.attach(model, tokenizer)
+    rec = Recogniser(wrapped, method, tokenizer, labels, prompt, head, cfg.train.max_length, cfg.train.precision)
+    if cfg.method.name == "zero-shot" and cfg.method.calibrate:
+        rec.calibrate()
+    return rec

@@ -1,0 +1,169 @@
+"""Run directories: resolved config, adapter, metrics, predictions and checkpoints.
+
+Everything is written atomically (a temporary file or folder, then a rename), so a run killed at
+any moment leaves either the previous or the new version of a file, never half of one.
+Checkpoints hold tensors in safetensors and the rest in JSON: nothing is unpickled on load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from emotune.errors import EmotuneError
+
+log = logging.getLogger(__name__)
+CHECKPOINTS = "checkpoints"
+KEEP_CHECKPOINTS = 2
+
+
+def prepare(path: Path, *, overwrite: bool, resume: bool) -> Path:
+    """Creates a run directory, refusing to clobber an existing one without ``overwrite``."""
+    if path.exists() and any(path.iterdir()) and not resume:
+        if not overwrite:
+            raise EmotuneError(f"{path}: run directory exists; pass --overwrite or --resume")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_text(path: Path, text: str) -> None:
+    """Writes a file atomically."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Writes JSON atomically."""
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """Reads a JSON file with a one-line error if it is missing or damaged."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EmotuneError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise EmotuneError(f"{path}: damaged JSON") from None
+
+
+@contextmanager
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """Yields a temporary folder that replaces ``target`` only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        old = target.with_name(f".{target.name}.old")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for idx, values in state["state"].items():
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"{idx}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for flat, value in [*tensors.items(), *meta["scalars"].items()]:
+        idx, key = flat.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(
+    run: Path,
+    step: int,
+    trainable: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    trainer_state: dict[str, Any],
+) -> Path:
+    """Writes ``checkpoints/step-N`` atomically and prunes all but the newest few."""
+    target = run / CHECKPOINTS / f"step-{step:08d}"
+    opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+    with atomic_dir(target) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in trainable.items()}, tmp / "trainable.safetensors")
+        save_file(opt_tensors or {"_empty": torch.zeros(0)}, tmp / "optimizer.safetensors")
+        save_file({"torch": torch.get_rng_state()}, tmp / "rng.safetensors")
+        meta = {"optimizer": opt_meta, "scheduler": scheduler.state_dict(), "trainer": trainer_state}
+        (tmp / "state.json").write_text(json.dumps(meta))
+    for old in list_checkpoints(run)[KEEP_CHECKPOINTS:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def list_checkpoints(run: Path) -> list[Path]:
+    """Checkpoint folders, newest first."""
+    folder = run / CHECKPOINTS
+    return sorted(folder.glob("step-*"), reverse=True) if folder.is_dir() else []
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Reads a checkpoint; raises EmotuneError if any part is missing or damaged."""
+    try:
+        meta = json.loads((path / "state.json").read_text())
+        trainable = load_file(path / "trainable.safetensors")
+        opt_tensors = load_file(path / "optimizer.safetensors")
+        rng = load_file(path / "rng.safetensors")["torch"]
+    except Exception as err:  # safetensors/json/OS errors all mean "unusable"  # noqa: BLE001
+        raise EmotuneError(f"{path}: damaged checkpoint ({type(err).__name__})") from None
+    opt_tensors.pop("_empty", None)
+    return {
+        "trainable": trainable,
+        "optimizer": _unflatten_optimizer(opt_tensors, meta["optimizer"]),
+        "scheduler": meta["scheduler"],
+        "trainer": meta["trainer"],
+        "rng": rng,
+    }
+
+
+def latest_good_checkpoint(run: Path) -> dict[str, Any] | None:
+    """The newest checkpoint that loads; damaged ones are reported and skipped."""
+    for path in list_checkpoints(run):
+        try:
+            return load_checkpoint(path)
+        except EmotuneError as err:
+            log.warning("%s; trying the previous checkpoint", err)
+    return None
+
+
+def write_best(run: Path, trainable: dict[str, torch.Tensor]) -> None:
+    """Keeps the best-so-far trainable weights (so a resumed run still knows them)."""
+    fd, tmp = tempfile.mkstemp(prefix=".best.", dir=run)
+    os.close(fd)
+    save_file({k: v.detach().cpu().contiguous() for k, v in trainable.items()}, tmp)
+    os.replace(tmp, run / "best.safetensors")
+
+
+def read_best(run: Path) -> dict[str, torch.Tensor] | None:
+    """The best-so-far weights, or None if absent or damaged."""
+    try:
+        return load_file(run / "best.safetensors")
+    except Exception:  # missing or damaged: the caller falls back  # noqa: BLE001
+        return None

@@ -1,0 +1,128 @@
+"""Label scoring shared by training, evaluation and prediction.
+
+A label's score is read from the final hidden state at the answer position, multiplied by the
+output-embedding rows of that label's verbaliser tokens only: never a full-vocabulary logit
+matrix (Gemma 3's 262k-row output projection would otherwise dominate the compute). A label with
+several verbaliser words scores the log-sum-exp of their first tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from emotune.data.schema import Example, LabelSet
+from emotune.errors import EmotuneError
+from emotune.prompts import PromptBuilder
+
+
+@dataclass
+class Batch:
+    """Right-padded token ids, their mask and the index of each row's last prompt token."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    last_index: torch.Tensor
+
+    @classmethod
+    def from_ids(cls, rows: Sequence[Sequence[int]], pad_id: int) -> Batch:
+        """Pads to the longest row of this batch only (dynamic padding)."""
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
+        last = torch.tensor([len(r) - 1 for r in rows], dtype=torch.long)
+        return cls(ids, mask, last)
+
+    def to(self, device: torch.device) -> Batch:
+        """Moves every tensor to ``device``."""
+        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.last_index.to(device))
+
+
+def verbaliser_token_ids(
+    tokenizer: PreTrainedTokenizerBase, labels: LabelSet, prompt: PromptBuilder
+) -> list[list[int]]:
+    """First token id of each verbaliser word, per label.
+
+    Raises:
+        EmotuneError: If two labels share a first token (they could not be told apart).
+    """
+    owner: dict[int, str] = {}
+    result = []
+    for name, words in zip(labels.names, labels.words(prompt.language), strict=True):
+        ids = []
+        for word in words:
+            tokens = tokenizer(prompt.answer_prefix + word, add_special_tokens=False).input_ids
+            if not tokens:
+                raise EmotuneError(f"verbaliser '{word}' of label '{name}' tokenises to nothing")
+            if owner.setdefault(tokens[0], name) != name:
+                raise EmotuneError(
+                    f"labels '{owner[tokens[0]]}' and '{name}' start with the same token; "
+                    "choose distinct verbalisers (data.verbalisers)"
+                )
+            ids.append(tokens[0])
+        result.append(sorted(set(ids)))
+    return result
+
+
+class LabelHead(nn.Module):
+    """Projects answer-position hidden states onto the label tokens' output rows.
+
+    Holds no weights of its own: it reads the backbone's (possibly tied) output embedding at
+    call time, so LoRA or a frozen head are scored the same way everywhere.
+    """
+
+    def __init__(self, token_ids: list[list[int]], softcap: float | None = None) -> None:
+        super().__init__()
+        flat = [t for ids in token_ids for t in ids]
+        owner = [k for k, ids in enumerate(token_ids) for _ in ids]
+        self.register_buffer("flat_ids", torch.tensor(flat, dtype=torch.long), persistent=False)
+        self.register_buffer("owner", torch.tensor(owner, dtype=torch.long), persistent=False)
+        self.num_labels = len(token_ids)
+        self.one_token_per_label = all(len(ids) == 1 for ids in token_ids)
+        self.softcap = softcap
+        # Zero-shot calibration: label log-probabilities on a content-free input, subtracted.
+        self.register_buffer("bias", torch.zeros(self.num_labels), persistent=False)
+
+    def forward(self, hidden: torch.Tensor, output_weight: torch.Tensor) -> torch.Tensor:
+        """Returns label logits (batch, num_labels) from hidden states (batch, hidden)."""
+        rows = output_weight.index_select(0, self.flat_ids)
+        token_logits = hidden.float() @ rows.float().T
+        if self.softcap:
+            token_logits = torch.tanh(token_logits / self.softcap) * self.softcap
+        if self.one_token_per_label:
+            return token_logits - self.bias
+        per_label = [
+            torch.logsumexp(token_logits[:, self.owner == k], dim=-1) for k in range(self.num_labels)
+        ]
+        return torch.stack(per_label, dim=-1) - self.bias
+
+
+def output_weight(model: PreTrainedModel) -> torch.Tensor:
+    """The backbone's output projection weight (vocab, hidden)."""
+    head = model.get_output_embeddings()
+    if head is None:
+        raise EmotuneError("the backbone has no output embedding; it is not a causal LM")
+    return head.weight
+
+
+def encode_examples(
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: PromptBuilder,
+    examples: Sequence[Example],
+    max_length: int,
+) -> list[list[int]]:
+    """Tokenises every example's prompt."""
+    return [prompt.encode(tokenizer, ex, max_length) for ex in examples]
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Groups indices of similar length into batches (less padding), longest first."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
