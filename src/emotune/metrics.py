@@ -8,12 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support, recall_score
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    recall_score,
+)
 
 
-def classification_metrics(
-    gold: Sequence[int], pred: Sequence[int | None], names: Sequence[str]
-) -> dict[str, Any]:
+def classification_metrics(gold: Sequence[int], pred: Sequence[int | None], names: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro/weighted F1, UA (macro recall), per-class scores and the confusion matrix.
 
     A ``None`` prediction (an invalid generated answer) counts as wrong for every metric and
@@ -32,7 +36,12 @@ def classification_metrics(
         "invalid": invalid,
         "invalid_rate": invalid / max(1, len(gold)),
         "per_class": {
-            name: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]), "support": int(s[k])}
+            name: {
+                "precision": float(p[k]),
+                "recall": float(r[k]),
+                "f1": float(f[k]),
+                "support": int(s[k]),
+            }
             for k, name in enumerate(names)
         },
         "labels": list(names),
@@ -67,7 +76,14 @@ def _plot_confusion(matrix: np.ndarray, names: Sequence[str], path: Path) -> Non
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center", color="black" if value < matrix.max() / 2 else "white")
+        ax.text(
+            j,
+            i,
+            str(value),
+            ha="center",
+            va="center",
+            color="black" if value < matrix.max() / 2 else "white",
+        )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

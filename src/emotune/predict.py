@@ -64,9 +64,7 @@ class Predictor:
         rec = build_recogniser(cfg, labels, meta["language"], meta["task"], adapter_dir=adapter)
         return cls(rec, batch_size)
 
-    def predict(
-        self, texts: str | Sequence[str], contexts: Sequence[Sequence[str]] | None = None
-    ) -> list[Prediction]:
+    def predict(self, texts: str | Sequence[str], contexts: Sequence[Sequence[str]] | None = None) -> list[Prediction]:
         """Predicts a label for each text; always returns a list (one item for one string).
 
         Args:

@@ -59,7 +59,10 @@ class PromptBuilder:
         words = [w[0] for w in self.labels.words(self.language)]
         task = _TASK_WORDS.get(self.language, {}).get(self.task, self.task)
         filled = template.format(
-            task=task, Task=task[:1].upper() + task[1:], choices=join_choices(words, self.language), text="\0"
+            task=task,
+            Task=task[:1].upper() + task[1:],
+            choices=join_choices(words, self.language),
+            text="\0",
         )
         head, _, tail = filled.partition("\0")
         return head, tail

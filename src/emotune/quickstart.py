@@ -26,20 +26,26 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 def quickstart_config(method: str, output: Path, model: str) -> RunConfig:
     """The config of one quickstart run."""
-    cfg = RunConfig.from_dict({
-        "model": {"name": model},
-        "method": {"name": method},
-        "data": {"dataset": "quickstart"},
-        "train": {"batch_size": 8, "checkpoint_every": 0},
-        "output": str(output / method),
-        "overwrite": True,
-    })
+    cfg = RunConfig.from_dict(
+        {
+            "model": {"name": model},
+            "method": {"name": method},
+            "data": {"dataset": "quickstart"},
+            "train": {"batch_size": 8, "checkpoint_every": 0},
+            "output": str(output / method),
+            "overwrite": True,
+        }
+    )
     for key, value in RECIPES.get(method, {}).items():
         apply_override(cfg, key, value)
     return cfg.validate()
 
 
-def quickstart(output: Path, methods: Sequence[str] = ("zero-shot", "lora", "ptuning-v2"), model: str = "gemma3-270m") -> list[dict[str, Any]]:
+def quickstart(
+    output: Path,
+    methods: Sequence[str] = ("zero-shot", "lora", "ptuning-v2"),
+    model: str = "gemma3-270m",
+) -> list[dict[str, Any]]:
     """Runs each method on the built-in corpus and prints a table; returns the rows."""
     rows = []
     for method in methods:
@@ -56,5 +62,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of accuracy, macro-F1 and UA per method."""
     lines = ["| method | accuracy | macro-F1 | UA | wall time (s) |", "|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['ua']:.3f} | {r['seconds']:.0f} |")
+        lines.append(
+            f"| {r['method']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['ua']:.3f} | {r['seconds']:.0f} |"
+        )
     return "\n".join(lines)

@@ -18,7 +18,14 @@ from emotune.data.schema import Example, LabelSet
 from emotune.methods import Method, get_method
 from emotune.methods.base import base_model_of
 from emotune.prompts import PromptBuilder
-from emotune.scoring import Batch, LabelHead, encode_examples, length_batches, output_weight, verbaliser_token_ids
+from emotune.scoring import (
+    Batch,
+    LabelHead,
+    encode_examples,
+    length_batches,
+    output_weight,
+    verbaliser_token_ids,
+)
 
 CONTENT_FREE = "N/A"
 
@@ -134,7 +141,7 @@ def build_recogniser(
         cfg.model.name, dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code
     )
     if torch.cuda.is_available():
-        model = model.to("cuda")
+        model = model.to(torch.device("cuda"))  # type: ignore[arg-type]
     method = get_method(cfg.method)
     prompt = PromptBuilder(labels, language, task, cfg.data.template)
     head = LabelHead(

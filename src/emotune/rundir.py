@@ -108,10 +108,17 @@ def save_checkpoint(
     target = run / CHECKPOINTS / f"step-{step:08d}"
     opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
     with atomic_dir(target) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in trainable.items()}, tmp / "trainable.safetensors")
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in trainable.items()},
+            tmp / "trainable.safetensors",
+        )
         save_file(opt_tensors or {"_empty": torch.zeros(0)}, tmp / "optimizer.safetensors")
         save_file({"torch": torch.get_rng_state()}, tmp / "rng.safetensors")
-        meta = {"optimizer": opt_meta, "scheduler": scheduler.state_dict(), "trainer": trainer_state}
+        meta = {
+            "optimizer": opt_meta,
+            "scheduler": scheduler.state_dict(),
+            "trainer": trainer_state,
+        }
         (tmp / "state.json").write_text(json.dumps(meta))
     for old in list_checkpoints(run)[KEEP_CHECKPOINTS:]:
         shutil.rmtree(old, ignore_errors=True)
@@ -131,7 +138,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         trainable = load_file(path / "trainable.safetensors")
         opt_tensors = load_file(path / "optimizer.safetensors")
         rng = load_file(path / "rng.safetensors")["torch"]
-    except Exception as err:  # safetensors/json/OS errors all mean "unusable"  # noqa: BLE001
+    except Exception as err:  # safetensors/json/OS errors all mean "unusable"
         raise EmotuneError(f"{path}: damaged checkpoint ({type(err).__name__})") from None
     opt_tensors.pop("_empty", None)
     return {
@@ -165,5 +172,5 @@ def read_best(run: Path) -> dict[str, torch.Tensor] | None:
     """The best-so-far weights, or None if absent or damaged."""
     try:
         return load_file(run / "best.safetensors")
-    except Exception:  # missing or damaged: the caller falls back  # noqa: BLE001
+    except Exception:  # missing or damaged: the caller falls back
         return None

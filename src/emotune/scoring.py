@@ -82,6 +82,9 @@ class LabelHead(nn.Module):
         super().__init__()
         flat = [t for ids in token_ids for t in ids]
         owner = [k for k, ids in enumerate(token_ids) for _ in ids]
+        self.flat_ids: torch.Tensor
+        self.owner: torch.Tensor
+        self.bias: torch.Tensor
         self.register_buffer("flat_ids", torch.tensor(flat, dtype=torch.long), persistent=False)
         self.register_buffer("owner", torch.tensor(owner, dtype=torch.long), persistent=False)
         self.num_labels = len(token_ids)
@@ -98,9 +101,7 @@ class LabelHead(nn.Module):
             token_logits = torch.tanh(token_logits / self.softcap) * self.softcap
         if self.one_token_per_label:
             return token_logits - self.bias
-        per_label = [
-            torch.logsumexp(token_logits[:, self.owner == k], dim=-1) for k in range(self.num_labels)
-        ]
+        per_label = [torch.logsumexp(token_logits[:, self.owner == k], dim=-1) for k in range(self.num_labels)]
         return torch.stack(per_label, dim=-1) - self.bias
 
 
@@ -109,7 +110,7 @@ def output_weight(model: PreTrainedModel) -> torch.Tensor:
     head = model.get_output_embeddings()
     if head is None:
         raise EmotuneError("the backbone has no output embedding; it is not a causal LM")
-    return head.weight
+    return head.weight  # type: ignore[return-value]
 
 
 def encode_examples(

@@ -66,7 +66,7 @@ def epoch_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[i
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(lengths), generator=gen).tolist()
     window = batch_size * 50
-    batches = []
+    batches: list[list[int]] = []
     for start in range(0, len(order), window):
         chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
@@ -139,7 +139,12 @@ class Trainer:
         torch.set_rng_state(ckpt["rng"])
         best = rundir.read_best(self.run)
         self.best = best if best is not None else trainable_state(self.rec)
-        log.info("resumed at step %d (epoch %d, batch %d)", self.state.step, self.state.epoch, self.state.batch_in_epoch)
+        log.info(
+            "resumed at step %d (epoch %d, batch %d)",
+            self.state.step,
+            self.state.epoch,
+            self.state.batch_in_epoch,
+        )
         return True
 
     def loss(self, idx: list[int]) -> torch.Tensor:
@@ -154,8 +159,14 @@ class Trainer:
     def run_epochs(self) -> None:
         """Trains until the step budget is spent or early stopping triggers."""
         t, s = self.cfg.train, self.state
-        bar = tqdm(total=self.total_steps * t.batch_size * t.grad_accum, initial=s.examples_seen, unit="ex",
-                   desc="train", dynamic_ncols=True, disable=None)
+        bar = tqdm(
+            total=self.total_steps * t.batch_size * t.grad_accum,
+            initial=s.examples_seen,
+            unit="ex",
+            desc="train",
+            dynamic_ncols=True,
+            disable=None,
+        )
         while s.step < self.total_steps and not s.stopped_early:
             batches = epoch_batches([len(r) for r in self.rows], t.batch_size, t.seed + s.epoch)
             self.rec.model.train()
@@ -200,7 +211,12 @@ class Trainer:
             return
         metrics = evaluate(self.rec, self.dev_ex, self.cfg.train.objective).metrics
         self.rec.model.train()
-        log.info("step %d dev macro_f1=%.4f accuracy=%.4f", s.step, metrics["macro_f1"], metrics["accuracy"])
+        log.info(
+            "step %d dev macro_f1=%.4f accuracy=%.4f",
+            s.step,
+            metrics["macro_f1"],
+            metrics["accuracy"],
+        )
         if metrics["macro_f1"] > s.best_score:
             s.best_score, s.best_step, s.bad_evals = metrics["macro_f1"], s.step, 0
             self.best = trainable_state(self.rec)
@@ -213,8 +229,14 @@ class Trainer:
 
     def checkpoint(self) -> None:
         """Writes an atomic checkpoint of everything needed to resume."""
-        rundir.save_checkpoint(self.run, self.state.step, trainable_state(self.rec), self.optimizer,
-                               self.scheduler, asdict(self.state))
+        rundir.save_checkpoint(
+            self.run,
+            self.state.step,
+            trainable_state(self.rec),
+            self.optimizer,
+            self.scheduler,
+            asdict(self.state),
+        )
 
 
 def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
@@ -231,13 +253,14 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         dataset = load_data(cfg.data, cfg.train.seed)
         rec = build_recogniser(cfg, dataset.labels, dataset.language, dataset.task)
         write_run_files(cfg, dataset, run)
+        if not rec.method.trainable:  # zero-shot: nothing to train, only evaluate
+            return final_evaluation(cfg, dataset, rec, run, TrainState())
         trainer = Trainer(cfg, dataset, rec, run)
-        if rec.method.trainable:
-            if resume:
-                trainer.resume()
-            trainer.run_epochs()
-            load_trainable(rec, trainer.best)
-            rec.method.save(rec.model, run / "adapter")
+        if resume:
+            trainer.resume()
+        trainer.run_epochs()
+        load_trainable(rec, trainer.best)
+        rec.method.save(rec.model, run / "adapter")
         return final_evaluation(cfg, dataset, rec, run, trainer.state)
     finally:
         logging.getLogger("emotune").removeHandler(handler)
@@ -247,13 +270,16 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
 def write_run_files(cfg: RunConfig, dataset: Dataset, run: Path) -> None:
     """Resolved config and what a Predictor needs to rebuild the label scoring."""
     cfg.to_yaml(run / "config.yaml")
-    rundir.write_json(run / "run.json", {
-        "dataset": dataset.name,
-        "language": dataset.language,
-        "task": dataset.task,
-        "labels": dataset.labels.to_dict(),
-        "splits": {k: len(v) for k, v in dataset.splits.items()},
-    })
+    rundir.write_json(
+        run / "run.json",
+        {
+            "dataset": dataset.name,
+            "language": dataset.language,
+            "task": dataset.task,
+            "labels": dataset.labels.to_dict(),
+            "splits": {k: len(v) for k, v in dataset.splits.items()},
+        },
+    )
 
 
 def final_evaluation(cfg: RunConfig, dataset: Dataset, rec: Recogniser, run: Path, state: TrainState) -> dict[str, Any]:
@@ -269,12 +295,21 @@ def final_evaluation(cfg: RunConfig, dataset: Dataset, rec: Recogniser, run: Pat
         "dataset": dataset.name,
         "train_examples_seen": state.examples_seen,
         "train_seconds": round(state.train_seconds, 2),
-        "train_examples_per_second": round(state.examples_seen / state.train_seconds, 2) if state.train_seconds else None,
+        "train_examples_per_second": round(state.examples_seen / state.train_seconds, 2)
+        if state.train_seconds
+        else None,
         "best_dev_macro_f1": state.best_score if state.best_score >= 0 else None,
         "eval_seconds": round(seconds, 2),
         "eval_examples_per_second": round(len(examples) / seconds, 2),
     }
     write_result(result, run, extra)
-    log.info("%s %s: accuracy=%.4f macro_f1=%.4f ua=%.4f (n=%d)", cfg.train.eval_split, cfg.method.name,
-             result.metrics["accuracy"], result.metrics["macro_f1"], result.metrics["ua"], result.metrics["n"])
+    log.info(
+        "%s %s: accuracy=%.4f macro_f1=%.4f ua=%.4f (n=%d)",
+        cfg.train.eval_split,
+        cfg.method.name,
+        result.metrics["accuracy"],
+        result.metrics["macro_f1"],
+        result.metrics["ua"],
+        result.metrics["n"],
+    )
     return {**result.metrics, **extra}

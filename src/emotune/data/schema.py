@@ -56,8 +56,7 @@ class LabelSet:
         for lang, words in self.verbalisers.items():
             if len(words) != len(self.names) or any(not w for w in words):
                 raise EmotuneError(
-                    f"verbalisers for '{lang}' must give at least one word for each of "
-                    f"{len(self.names)} labels"
+                    f"verbalisers for '{lang}' must give at least one word for each of {len(self.names)} labels"
                 )
 
     def __len__(self) -> int:
@@ -68,9 +67,7 @@ class LabelSet:
         try:
             return self.names.index(name)
         except ValueError:
-            raise EmotuneError(
-                f"unknown label '{name}'; expected one of {list(self.names)}"
-            ) from None
+            raise EmotuneError(f"unknown label '{name}'; expected one of {list(self.names)}") from None
 
     def words(self, language: str) -> list[list[str]]:
         """Returns the verbaliser words per label for a language (label names if none set)."""
@@ -88,7 +85,10 @@ class LabelSet:
 
     def to_dict(self) -> dict[str, object]:
         """Serialises to plain data (stored in a run directory)."""
-        return {"names": list(self.names), "verbalisers": {k: [list(w) for w in v] for k, v in self.verbalisers.items()}}
+        return {
+            "names": list(self.names),
+            "verbalisers": {k: [list(w) for w in v] for k, v in self.verbalisers.items()},
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> LabelSet:
@@ -111,7 +111,5 @@ class Dataset:
     def split(self, name: str) -> list[Example]:
         """Returns a split by name, with a clear error when the dataset lacks it."""
         if name not in self.splits:
-            raise EmotuneError(
-                f"dataset '{self.name}' has no split '{name}'; available: {sorted(self.splits)}"
-            )
+            raise EmotuneError(f"dataset '{self.name}' has no split '{name}'; available: {sorted(self.splits)}")
         return self.splits[name]

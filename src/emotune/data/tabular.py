@@ -43,7 +43,11 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 
 def records_to_examples(
-    rows: Iterable[Mapping[str, Any]], where: str, text_column: str, label_column: str, labels: LabelSet
+    rows: Iterable[Mapping[str, Any]],
+    where: str,
+    text_column: str,
+    label_column: str,
+    labels: LabelSet,
 ) -> list[Example]:
     """Maps rows to examples, checking columns, empty texts and labels."""
     examples = []
@@ -106,8 +110,10 @@ def load_hf(request: DataRequest) -> Dataset:
             data = datasets.load_from_disk(request.hf_name)
         else:
             data = datasets.load_dataset(request.hf_name)
-    except Exception as err:  # datasets raises many types for offline / missing data  # noqa: BLE001
-        raise EmotuneError(f"cannot load Hugging Face dataset '{request.hf_name}': {str(err).splitlines()[0]}") from None
+    except Exception as err:  # datasets raises many types for offline / missing data
+        raise EmotuneError(
+            f"cannot load Hugging Face dataset '{request.hf_name}': {str(err).splitlines()[0]}"
+        ) from None
     return _from_dataset_dict(data, request)
 
 

@@ -43,16 +43,14 @@ class Method:
             raise EmotuneError(f"{adapter_dir}: no adapter_config.json (not a PEFT adapter)")
         try:
             return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
-        except Exception as err:  # PEFT raises many types for a damaged file  # noqa: BLE001
+        except Exception as err:  # PEFT raises many types for a damaged file
             raise EmotuneError(f"{adapter_dir}: cannot load adapter ({_first_line(err)})") from None
 
     def save(self, wrapped: nn.Module, adapter_dir: Path) -> None:
         """Saves the adapter in PEFT format (safetensors)."""
         wrapped.save_pretrained(str(adapter_dir), safe_serialization=True)  # type: ignore[operator]
 
-    def hidden_states(
-        self, wrapped: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> torch.Tensor:
+    def hidden_states(self, wrapped: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Final hidden states (batch, seq, hidden) aligned with ``input_ids``.
 
         Calls the decoder stack directly, not the LM head, so no vocabulary logits are made.

@@ -28,18 +28,16 @@ class PromptTuning(Method):
         ids = tokenizer(_SEED_TEXT, add_special_tokens=False).input_ids
         ids = (ids * (n // len(ids) + 1))[:n]
         with torch.no_grad():
-            seed = model.get_input_embeddings()(torch.tensor(ids)).detach()
+            seed = model.get_input_embeddings()(torch.tensor(ids)).detach()  # type: ignore[operator]
         wrapped = get_peft_model(model, PromptTuningConfig(num_virtual_tokens=n, task_type="CAUSAL_LM"))
         with torch.no_grad():
-            wrapped.prompt_encoder["default"].embedding.weight.copy_(seed)
+            wrapped.prompt_encoder["default"].embedding.weight.copy_(seed)  # type: ignore[index,union-attr,operator]
         return wrapped
 
-    def hidden_states(
-        self, wrapped: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> torch.Tensor:
+    def hidden_states(self, wrapped: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         n = self.cfg.prompt_length
         decoder = decoder_of(wrapped)
-        embeds = decoder.get_input_embeddings()(input_ids)
+        embeds = decoder.get_input_embeddings()(input_ids)  # type: ignore[operator]
         prompts = wrapped.get_prompt(batch_size=input_ids.shape[0]).to(embeds.dtype)  # type: ignore[operator]
         ones = torch.ones(input_ids.shape[0], n, dtype=attention_mask.dtype, device=attention_mask.device)
         out = decoder(

@@ -39,14 +39,12 @@ class PTuningV2(Method):
         seed = None if self.cfg.prefix_projection else _real_kv(model, tokenizer, self.cfg.prompt_length)
         wrapped = get_peft_model(model, config)
         if seed is not None:
-            embedding = wrapped.prompt_encoder["default"].embedding.weight
+            embedding: torch.Tensor = wrapped.prompt_encoder["default"].embedding.weight  # type: ignore[index,union-attr,assignment]
             with torch.no_grad():
                 embedding.copy_(seed.to(embedding.dtype))
         return wrapped
 
-    def hidden_states(
-        self, wrapped: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> torch.Tensor:
+    def hidden_states(self, wrapped: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         n = self.cfg.prompt_length
         batch = input_ids.shape[0]
         cache = wrapped.get_prompt(batch, max_cache_len=input_ids.shape[1] + n)  # type: ignore[operator]

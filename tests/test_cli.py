@@ -1,0 +1,153 @@
+"""The CLI: commands run the library; user errors are one line with exit status 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from emotune.cli import main
+
+
+def _train_args(model: str, files: dict[str, str], out: Path, *extra: str) -> list[str]:
+    return [
+        "train",
+        "--model",
+        model,
+        "--dataset",
+        "files",
+        "--train-file",
+        files["train"],
+        "--dev-file",
+        files["dev"],
+        "--test-file",
+        files["test"],
+        "--labels",
+        "negative,positive",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--precision",
+        "fp32",
+        "--output",
+        str(out),
+        *extra,
+    ]
+
+
+def test_train_then_predict_texts_and_file(tiny_gemma: str, sentiment_files, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(_train_args(tiny_gemma, sentiment_files, out, "--set", "method.rank=4", "--set", "train.lr=0.01")) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["method"] == "lora" and summary["n"] == 8
+    assert "rank: 4" in (out / "config.yaml").read_text()
+
+    assert main(["predict", "--run", str(out), "a wonderful film", "i hated it"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert [x["text"] for x in lines] == ["a wonderful film", "i hated it"]
+    for line in lines:
+        assert line["label"] in ("negative", "positive")
+        assert sum(line["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+
+    src, dst = tmp_path / "in.txt", tmp_path / "out.jsonl"
+    src.write_text("a wonderful film\n\ni hated it\n")
+    assert main(["predict", "--run", str(out), "--input", str(src), "--output", str(dst)]) == 0
+    assert len(dst.read_text().splitlines()) == 2
+
+
+def test_evaluate_zero_shot_and_a_trained_run(tiny_gemma: str, sentiment_files, tmp_path: Path, capsys) -> None:
+    args = [
+        "evaluate",
+        "--model",
+        tiny_gemma,
+        "--dataset",
+        "files",
+        "--test-file",
+        sentiment_files["test"],
+        "--labels",
+        "negative,positive",
+        "--output",
+        str(tmp_path / "zs"),
+    ]
+    assert main(args) == 0
+    metrics = json.loads((tmp_path / "zs" / "metrics.json").read_text())
+    assert metrics["method"] == "zero-shot" and metrics["n"] == 8
+    assert main(["predict", "--run", str(tmp_path / "zs"), "good"]) == 0  # a zero-shot run predicts too
+
+    out = tmp_path / "run"
+    assert main(_train_args(tiny_gemma, sentiment_files, out)) == 0
+    assert main(["evaluate", "--run", str(out), "--split", "dev"]) == 0
+    assert json.loads((out / "eval-dev" / "metrics.json").read_text())["n"] == 8
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--dataset", "nope", "--output", "x"], "unknown dataset 'nope'"),
+        (["train", "--set", "train.lrr=1"], "unknown config key 'train.lrr'"),
+        (["train", "--set", "oops"], "--set expects KEY=VALUE"),
+        (["train", "--config", "missing.yaml"], "missing.yaml: config file not found"),
+        (["train", "--method", "magic"], "unknown method 'magic'"),
+        (["evaluate", "--method", "lora"], "needs --method zero-shot"),
+        (["predict", "--run", "no/such/run", "hi"], "not a run directory"),
+        (
+            ["train", "--model", "/no/such/model.gguf", "--dataset", "quickstart"],
+            "GGUF file not found",
+        ),
+    ],
+)
+def test_user_errors_are_one_line(argv: list[str], message: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_offline_hub_id_is_a_clear_error(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                "someone/not-a-model",
+                "--dataset",
+                "quickstart",
+                "--output",
+                "o",
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "cannot load model 'someone/not-a-model'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_directory_is_protected(tiny_gemma: str, sentiment_files, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(_train_args(tiny_gemma, sentiment_files, out)) == 0
+    assert main(_train_args(tiny_gemma, sentiment_files, out)) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(_train_args(tiny_gemma, sentiment_files, out, "--overwrite")) == 0
+
+
+def test_predict_rejects_a_damaged_adapter(tiny_gemma: str, sentiment_files, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(_train_args(tiny_gemma, sentiment_files, out)) == 0
+    (out / "adapter" / "adapter_model.safetensors").write_bytes(b"not a tensor file")
+    assert main(["predict", "--run", str(out), "good"]) == 2
+    assert "cannot load adapter" in capsys.readouterr().err
+
+
+def test_listing_commands(capsys) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "gemma3-270m (default)" in out and "smollm2-135m" in out
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("sst2", "sst5", "files", "hf", "quickstart"):
+        assert name in out

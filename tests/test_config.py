@@ -1,0 +1,92 @@
+"""Typed configs: YAML round trip, dotted overrides, validation; every shipped config loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emotune.config import RunConfig, apply_override
+from emotune.errors import EmotuneError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+def test_yaml_round_trip(tmp_path: Path) -> None:
+    cfg = RunConfig()
+    apply_override(cfg, "method.name", "ptuning-v2")
+    apply_override(cfg, "train.lr", "1e-4")
+    cfg.to_yaml(tmp_path / "c.yaml")
+    again = RunConfig.from_yaml(tmp_path / "c.yaml")
+    assert again == cfg
+    assert again.train.lr == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("train.epochs", "2", 2.0),
+        ("train.batch_size", "16", 16),
+        ("model.trust_remote_code", "true", True),
+        ("method.target_modules", "q_proj,v_proj", ["q_proj", "v_proj"]),
+        ("data.max_train_samples", "none", None),
+        ("data.labels", "[a, b]", ["a", "b"]),
+    ],
+)
+def test_overrides_are_coerced_to_the_field_type(key: str, value: str, expected: object) -> None:
+    cfg = RunConfig()
+    apply_override(cfg, key, value)
+    section, field = key.split(".")
+    assert getattr(getattr(cfg, section), field) == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("train.lrr", "1", "unknown config key 'train.lrr'"),
+        ("nope.x", "1", "unknown config key"),
+        ("train", "1", "unknown config key"),
+        ("train.batch_size", "eight", "expects int"),
+        ("model.trust_remote_code", "maybe", "expects bool"),
+    ],
+)
+def test_bad_overrides_are_one_line_errors(key: str, value: str, message: str) -> None:
+    with pytest.raises(EmotuneError, match=message):
+        apply_override(RunConfig(), key, value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("method.name", "magic", "unknown method"),
+        ("train.objective", "dance", "objective"),
+        ("train.precision", "fp8", "precision"),
+        ("method.rank", 0, "rank"),
+        ("train.epochs", 0, "positive"),
+        ("data.template", "no placeholder", "{text}"),
+    ],
+)
+def test_validation_rejects_bad_values(key: str, value: object, message: str) -> None:
+    cfg = RunConfig()
+    apply_override(cfg, key, value)
+    with pytest.raises(EmotuneError, match=message):
+        cfg.validate()
+
+
+def test_missing_and_broken_config_files(tmp_path: Path) -> None:
+    with pytest.raises(EmotuneError, match="not found"):
+        RunConfig.from_yaml(tmp_path / "none.yaml")
+    (tmp_path / "bad.yaml").write_text("train: [unclosed")
+    with pytest.raises(EmotuneError, match="invalid YAML"):
+        RunConfig.from_yaml(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_shipped_config_is_valid(path: Path) -> None:
+    cfg = RunConfig.from_yaml(path).validate()
+    assert cfg.model.name == "gemma3-270m"
+    assert cfg.data.dataset in ("sst2", "sst5")
+
+
+def test_there_are_shipped_configs() -> None:
+    assert len(CONFIGS) >= 3

@@ -1,0 +1,182 @@
+"""Loaders: SST files, generic files, Hugging Face datasets, the built-in corpus; clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED
+from emotune.config import DataConfig
+from emotune.data import Example, LabelSet, Turn, load_data, subsample
+from emotune.errors import EmotuneError
+from emotune.prompts import PromptBuilder, join_choices
+
+
+def _sst_dir(tmp_path: Path, binary: str = "1 a good film\n0 a bad film\n") -> Path:
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"stsa.binary.{split}").write_text(binary, encoding="latin-1")
+    return tmp_path
+
+
+def test_sst2_fixture(tmp_path: Path) -> None:
+    data = load_data(DataConfig(dataset="sst2", data_dir=str(_sst_dir(tmp_path, "1 caf\xe9 good\n0 bad\n"))))
+    assert data.labels.names == ("negative", "positive")
+    assert [(e.text, e.label) for e in data.split("train")] == [("caf\xe9 good", 1), ("bad", 0)]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("7 too big\n", "expected '<label"), ("", "no examples"), ("1\n", "expected")],
+)
+def test_sst_bad_files(tmp_path: Path, content: str, message: str) -> None:
+    with pytest.raises(EmotuneError, match=message):
+        load_data(DataConfig(dataset="sst2", data_dir=str(_sst_dir(tmp_path, content))))
+
+
+def test_sst_missing_dir_and_file(tmp_path: Path) -> None:
+    with pytest.raises(EmotuneError, match="needs --data-dir"):
+        load_data(DataConfig(dataset="sst2"))
+    with pytest.raises(EmotuneError, match="file not found"):
+        load_data(DataConfig(dataset="sst5", data_dir=str(tmp_path)))
+
+
+@pytest.mark.skipif(not (SHARED / "sst").is_dir(), reason="../shared/datasets not present")
+@pytest.mark.parametrize(("name", "sizes"), [("sst2", (6920, 872, 1821)), ("sst5", (8544, 1101, 2210))])
+def test_real_sst_counts(name: str, sizes: tuple[int, int, int]) -> None:
+    data = load_data(DataConfig(dataset=name, data_dir=str(SHARED / "sst")))
+    assert tuple(len(data.split(s)) for s in ("train", "dev", "test")) == sizes
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> str:
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        sep = "\t" if path.suffix == ".tsv" else ","
+        keys = list(rows[0])
+        path.write_text(sep.join(keys) + "\n" + "".join(sep.join(r[k] for k in keys) + "\n" for r in rows))
+    return str(path)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_files_with_column_mapping(tmp_path: Path, suffix: str) -> None:
+    rows = [{"sentence": "so happy", "emo": "joy"}, {"sentence": "so sad", "emo": "sadness"}]
+    path = _write(tmp_path / f"train{suffix}", rows)
+    data = load_data(DataConfig(dataset="files", train_file=path, text_column="sentence", label_column="emo"))
+    assert data.labels.names == ("joy", "sadness")
+    assert [(e.text, e.label) for e in data.split("train")] == [("so happy", 0), ("so sad", 1)]
+
+
+@pytest.mark.parametrize(
+    ("rows", "kwargs", "message"),
+    [
+        (
+            [{"text": "x", "label": "joy"}, {"text": "y", "label": "anger"}],
+            {"labels": ["joy", "fear"]},
+            "unknown label 'anger'",
+        ),
+        ([{"txt": "x", "label": "a"}, {"txt": "y", "label": "b"}], {}, "no column 'text'"),
+        ([{"text": " ", "label": "a"}, {"text": "y", "label": "b"}], {}, "empty 'text'"),
+    ],
+)
+def test_files_errors(tmp_path: Path, rows: list[dict[str, str]], kwargs: dict[str, object], message: str) -> None:
+    path = _write(tmp_path / "train.jsonl", rows)
+    with pytest.raises(EmotuneError, match=message):
+        load_data(DataConfig(dataset="files", train_file=path, **kwargs))  # type: ignore[arg-type]
+
+
+def test_files_empty_missing_and_unsupported(tmp_path: Path) -> None:
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "data.xlsx").write_text("x")
+    for name, message in (
+        ("empty.csv", "no rows"),
+        ("missing.csv", "file not found"),
+        ("data.xlsx", "unsupported"),
+    ):
+        with pytest.raises(EmotuneError, match=message):
+            load_data(DataConfig(dataset="files", train_file=str(tmp_path / name)))
+    with pytest.raises(EmotuneError, match="needs at least one"):
+        load_data(DataConfig(dataset="files"))
+
+
+def test_hf_saved_to_disk(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+    data = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"text": ["good", "bad"], "label": [1, 0]}, features=features),
+            "validation": datasets.Dataset.from_dict({"text": ["fine"], "label": [1]}, features=features),
+        }
+    )
+    data.save_to_disk(str(tmp_path / "hf"))
+    loaded = load_data(DataConfig(dataset="hf", hf_name=str(tmp_path / "hf")))
+    assert loaded.labels.names == ("neg", "pos")
+    assert [(e.text, e.label) for e in loaded.split("train")] == [("good", 1), ("bad", 0)]
+    assert len(loaded.split("dev")) == 1
+
+
+def test_unknown_dataset_and_split(tmp_path: Path) -> None:
+    with pytest.raises(EmotuneError, match="unknown dataset 'nope'"):
+        load_data(DataConfig(dataset="nope"))
+    with pytest.raises(EmotuneError, match="has no split 'dev'"):
+        load_data(DataConfig(dataset="quickstart")).split("dev")
+
+
+def test_quickstart_corpus() -> None:
+    data = load_data(DataConfig(dataset="quickstart"))
+    assert data.labels.names == ("joy", "sadness", "anger", "fear")
+    assert (len(data.split("train")), len(data.split("test"))) == (96, 64)
+    for split in ("train", "test"):
+        counts = [sum(e.label == k for e in data.split(split)) for k in range(4)]
+        assert len(set(counts)) == 1
+    texts = [e.text for s in data.splits.values() for e in s]
+    assert len(set(texts)) == len(texts)
+
+
+def test_verbaliser_override_and_subsample() -> None:
+    data = load_data(DataConfig(dataset="quickstart", verbalisers=[["happy"], ["sad"], ["angry"], ["scared"]]))
+    assert data.labels.words("en")[0] == ["happy"]
+    examples = data.split("train")
+    assert subsample(examples, 10, seed=1) == subsample(examples, 10, seed=1)
+    assert len(subsample(examples, 10, seed=1)) == 10
+    assert subsample(examples, None, seed=1) is examples
+
+
+def test_label_set_validation() -> None:
+    with pytest.raises(EmotuneError, match="at least two"):
+        LabelSet(("only",))
+    with pytest.raises(EmotuneError, match="duplicate"):
+        LabelSet(("a", "a"))
+    with pytest.raises(EmotuneError, match="verbalisers"):
+        LabelSet(("a", "b"), {"en": [["x"]]})
+    labels = LabelSet(("a", "b"), {"en": [["x", "y"], ["z"]]})
+    assert LabelSet.from_dict(labels.to_dict()) == labels
+
+
+def test_prompt_rendering_en_and_zh() -> None:
+    assert join_choices(["a", "b"], "en") == "a or b"
+    assert join_choices(["a", "b", "c"], "en") == "a, b, or c"
+    assert join_choices(["高兴", "难过", "生气"], "zh") == "高兴、难过或生气"
+    labels = LabelSet(("neg", "pos"), {"en": [["negative"], ["positive"]], "zh": [["消极"], ["积极"]]})
+    head, tail = PromptBuilder(labels, "en", "sentiment").render()
+    assert head == "Classify the sentiment of the sentence to negative or positive: "
+    assert tail == "\nSentiment:"
+    head, tail = PromptBuilder(labels, "zh", "sentiment").render()
+    assert head == "将句子的情感分类为消极或积极：" and tail == "\n情感："
+
+
+def test_truncation_keeps_instruction_and_drops_oldest_context(tiny_gemma: str) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_gemma)
+    labels = LabelSet(("negative", "positive"))
+    prompt = PromptBuilder(labels)
+    long = Example(" ".join(["good"] * 200))
+    ids = prompt.encode(tok, long, max_length=40)
+    assert len(ids) == 40
+    assert tok.convert_ids_to_tokens(ids[-2:]) == ["Sentiment", ":"]
+    ctx = Example("good", context=(Turn("bad bad bad bad", "A"), Turn("great", "B")))
+    with_ctx = tok.convert_ids_to_tokens(prompt.encode(tok, ctx, max_length=24))
+    assert "great" in with_ctx and len(with_ctx) <= 24
+    assert with_ctx[0] == "<bos>"

@@ -1,0 +1,90 @@
+"""Label scoring equals the full-vocabulary computation restricted to the label tokens."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from emotune.data.schema import Example, LabelSet
+from emotune.errors import EmotuneError
+from emotune.methods.base import base_model_of
+from emotune.prompts import PromptBuilder
+from emotune.recogniser import build_recogniser
+from emotune.scoring import Batch, LabelHead, length_batches, verbaliser_token_ids
+from helpers import tiny_config
+
+LABELS = LabelSet(("negative", "positive"), {"en": [["negative"], ["positive"]]})
+TEXTS = ["a wonderful film", "i hated it and it was boring from start to end", "good"]
+
+
+@pytest.mark.parametrize("method", ["zero-shot", "lora", "ptuning-v2", "prompt-tuning"])
+def test_label_logits_match_full_vocabulary_forward(tiny_model: str, sentiment_files, tmp_path, method) -> None:
+    cfg = tiny_config(tiny_model, sentiment_files, str(tmp_path / "r"), method=method)
+    cfg.method.calibrate = False
+    rec = build_recogniser(cfg, LABELS, "en", "sentiment")
+    rec.model.eval()
+    rows = rec.encode([Example(t) for t in TEXTS])
+    batch = rec.collate(rows)
+    with torch.no_grad():
+        ours = rec.label_logits(batch)
+        # PEFT's own forward (full LM head over every position) is the reference.
+        full = rec.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    offset = full.shape[1] - batch.input_ids.shape[1]  # prompt tuning prepends virtual tokens
+    ids = rec.head.flat_ids
+    ref = torch.stack([full[i, offset + int(batch.last_index[i]), ids] for i in range(len(TEXTS))])
+    torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_padding_does_not_change_scores(tiny_gemma: str, sentiment_files, tmp_path) -> None:
+    cfg = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "r"), method="zero-shot")
+    rec = build_recogniser(cfg, LABELS, "en", "sentiment")
+    together = rec.probabilities([Example(t) for t in TEXTS], batch_size=3)
+    alone = torch.cat([rec.probabilities([Example(t)], batch_size=1) for t in TEXTS])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(together.sum(-1), torch.ones(len(TEXTS)))
+
+
+def test_calibration_makes_content_free_input_uniform(tiny_gemma: str, sentiment_files, tmp_path) -> None:
+    cfg = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "r"), method="zero-shot")
+    rec = build_recogniser(cfg, LABELS, "en", "sentiment")
+    probs = rec.probabilities([Example("N/A")])
+    torch.testing.assert_close(probs, torch.full((1, 2), 0.5), atol=1e-5, rtol=0)
+    assert rec.head.bias.abs().sum() > 0
+
+
+def test_multiword_verbaliser_is_logsumexp() -> None:
+    head = LabelHead([[0, 2], [1]])
+    weight = torch.eye(3)
+    hidden = torch.tensor([[1.0, 2.0, 3.0]])
+    out = head(hidden, weight)
+    expected = torch.tensor([[torch.logsumexp(torch.tensor([1.0, 3.0]), 0), 2.0]])
+    torch.testing.assert_close(out, expected)
+
+
+def test_shared_first_token_is_rejected(tiny_gemma: str) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_gemma)
+    labels = LabelSet(("a", "b"), {"en": [["good"], ["good"]]})
+    with pytest.raises(EmotuneError, match="same token"):
+        verbaliser_token_ids(tok, labels, PromptBuilder(labels))
+
+
+def test_batch_padding_and_last_index() -> None:
+    batch = Batch.from_ids([[5, 6, 7], [8]], pad_id=0)
+    assert batch.input_ids.tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch.attention_mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch.last_index.tolist() == [2, 0]
+
+
+def test_length_batches_cover_every_index_once() -> None:
+    batches = length_batches([3, 9, 1, 7, 5], 2)
+    assert sorted(i for b in batches for i in b) == [0, 1, 2, 3, 4]
+    assert batches[0] == [1, 3]
+
+
+def test_output_weight_is_tied_for_gemma(tiny_gemma: str, sentiment_files, tmp_path) -> None:
+    cfg = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "r"), method="lora")
+    rec = build_recogniser(cfg, LABELS, "en", "sentiment")
+    base = base_model_of(rec.model)
+    assert base.get_output_embeddings().weight.data_ptr() == base.get_input_embeddings().weight.data_ptr()

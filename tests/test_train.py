@@ -1,0 +1,168 @@
+"""Training end to end on tiny models: run directory, learning, resume, saved adapters."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from emotune import rundir
+from emotune.errors import EmotuneError
+from emotune.predict import Predictor
+from emotune.train import epoch_batches, train
+from helpers import tiny_config
+
+RUN_FILES = (
+    "config.yaml",
+    "run.json",
+    "metrics.json",
+    "predictions.jsonl",
+    "confusion.csv",
+    "confusion.png",
+    "train.log",
+)
+METRIC_KEYS = ("accuracy", "macro_f1", "weighted_f1", "ua", "n", "per_class", "confusion")
+
+
+@pytest.mark.parametrize("method", ["lora", "ptuning-v2", "prompt-tuning"])
+def test_training_writes_a_complete_run(tiny_model: str, sentiment_files, tmp_path: Path, method: str) -> None:
+    out = tmp_path / method
+    metrics = train(tiny_config(tiny_model, sentiment_files, str(out), method=method, epochs=2))
+    for name in (*RUN_FILES, "adapter/adapter_config.json", "adapter/adapter_model.safetensors"):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "metrics.json").read_text())
+    assert all(k in saved for k in METRIC_KEYS)
+    assert saved["accuracy"] == metrics["accuracy"]
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(records) == saved["n"] == 8
+    assert all(r["label"] in ("negative", "positive") for r in records)
+    assert all(abs(sum(r["scores"].values()) - 1) < 1e-4 for r in records)
+
+
+@pytest.mark.parametrize("method", ["lora", "ptuning-v2", "prompt-tuning"])
+def test_each_method_reduces_the_training_loss(tiny_model: str, sentiment_files, tmp_path: Path, method: str) -> None:
+    from emotune.data import load_data
+    from emotune.recogniser import build_recogniser
+    from emotune.train import Trainer
+
+    cfg = tiny_config(tiny_model, sentiment_files, str(tmp_path), method=method, lr=3e-2)
+    dataset = load_data(cfg.data)
+    trainer = Trainer(cfg, dataset, build_recogniser(cfg, dataset.labels, "en", "sentiment"), tmp_path)
+    trainer.rec.model.train()
+    everything = list(range(len(trainer.rows)))
+    losses = []
+    for _ in range(30):  # full batch: no sampling noise, so the trend is the method's
+        loss = trainer.loss(everything)
+        loss.backward()
+        trainer.optimizer.step()
+        trainer.optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.95 * losses[0]
+    if method == "lora":
+        assert losses[-1] < 0.35
+
+
+def test_lora_fits_the_tiny_task(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
+    metrics = train(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "r"), epochs=10, lr=1e-2))
+    assert metrics["best_dev_macro_f1"] >= 0.8
+
+
+def test_saved_adapter_reloads_with_same_predictions(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(tiny_config(tiny_gemma, sentiment_files, str(out), method="ptuning-v2", epochs=2))
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    preds = Predictor.load(out).predict([r["text"] for r in records])
+    for record, pred in zip(records, preds, strict=True):
+        assert pred.label == record["label"]
+        for name, value in record["scores"].items():
+            assert abs(pred.scores[name] - value) < 1e-4
+
+
+def test_lora_adapter_loads_with_plain_peft(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "run"
+    train(tiny_config(tiny_gemma, sentiment_files, str(out), method="lora", epochs=2))
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_gemma), str(out / "adapter"))
+    trained = [n for n, p in model.named_parameters() if "lora_B" in n and p.abs().sum() > 0]
+    assert trained, "the saved LoRA B matrices are all zero"
+
+
+def test_resume_gives_the_same_result(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
+    straight = train(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "a"), epochs=3, checkpoint_every=2))
+    out = tmp_path / "b"
+    train(tiny_config(tiny_gemma, sentiment_files, str(out), epochs=3, checkpoint_every=2))
+    # Pretend the run died after its first checkpoint: keep only that one and drop the outputs.
+    _first, *later = sorted((out / "checkpoints").glob("step-*"))
+    assert later, "expected several checkpoints"
+    for extra in later:
+        shutil.rmtree(extra)
+    for name in ("metrics.json", "adapter"):
+        shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
+    resumed = train(
+        tiny_config(tiny_gemma, sentiment_files, str(out), epochs=3, checkpoint_every=2),
+        resume=True,
+    )
+    for key in ("accuracy", "macro_f1", "best_dev_macro_f1"):
+        assert resumed[key] == pytest.approx(straight[key], abs=1e-6)
+
+
+def test_damaged_checkpoint_falls_back_to_previous(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(tiny_config(tiny_gemma, sentiment_files, str(out), epochs=3, checkpoint_every=2))
+    newest, previous = rundir.list_checkpoints(out)[:2]
+    (newest / "trainable.safetensors").write_bytes(b"garbage")
+    with pytest.raises(EmotuneError, match="damaged checkpoint"):
+        rundir.load_checkpoint(newest)
+    ckpt = rundir.latest_good_checkpoint(out)
+    assert ckpt is not None
+    assert ckpt["trainer"]["step"] == int(previous.name.split("-")[1])
+
+
+def test_existing_run_is_not_overwritten(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(tiny_config(tiny_gemma, sentiment_files, str(out), epochs=1))
+    with pytest.raises(EmotuneError, match="exists"):
+        train(tiny_config(tiny_gemma, sentiment_files, str(out), epochs=1))
+    cfg = tiny_config(tiny_gemma, sentiment_files, str(out), epochs=1)
+    cfg.overwrite = True
+    train(cfg)
+
+
+def test_generate_objective_trains_and_reports_invalid_rate(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
+    metrics = train(
+        tiny_config(
+            tiny_gemma,
+            sentiment_files,
+            str(tmp_path / "g"),
+            objective="generate",
+            epochs=6,
+            lr=3e-2,
+        )
+    )
+    assert 0.0 <= metrics["invalid_rate"] <= 1.0
+    assert metrics["objective"] == "generate"
+    assert metrics["accuracy"] + metrics["invalid_rate"] <= 1.0 + 1e-9
+
+
+def test_class_weights_are_inverse_frequency() -> None:
+    from emotune.data.schema import Example
+    from emotune.train import class_weights
+
+    examples = [Example("x", 0)] * 3 + [Example("y", 1)]
+    weights = class_weights(examples, 2, "balanced")
+    assert weights is not None
+    torch.testing.assert_close(weights, torch.tensor([4 / 6, 4 / 2]))
+    assert class_weights(examples, 2, "none") is None
+
+
+def test_epoch_batches_are_deterministic_and_complete() -> None:
+    lengths = [5, 3, 9, 1, 4, 4, 8, 2, 7]
+    a, b = epoch_batches(lengths, 2, seed=1), epoch_batches(lengths, 2, seed=1)
+    assert a == b
+    assert sorted(i for batch in a for i in batch) == list(range(9))
+    assert epoch_batches(lengths, 2, seed=2) != a
