@@ -32,6 +32,7 @@ FLAGS: dict[str, str] = {
     "language": "data.language",
     "max_train_samples": "data.max_train_samples",
     "max_samples": "data.max_eval_samples",
+    "context_turns": "data.context_turns",
     "objective": "train.objective",
     "epochs": "train.epochs",
     "batch_size": "train.batch_size",
@@ -79,6 +80,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--language", help="prompt language: en or zh")
     p.add_argument("--max-train-samples", type=int, help="seeded subset of the train split")
     p.add_argument("--max-samples", type=int, help="seeded subset of the dev and evaluation splits")
+    p.add_argument("--context-turns", type=int, help="earlier dialogue turns put before the utterance (default 0)")
     p.add_argument("--objective", help="classify (label scoring, default) or generate (paper's LM loss)")
     p.add_argument("--epochs", type=float)
     p.add_argument("--batch-size", type=int)
@@ -163,6 +165,11 @@ def cmd_models(args: argparse.Namespace) -> None:
 def cmd_datasets(args: argparse.Namespace) -> None:
     from emotune.data import dataset_info, dataset_names
 
+    if args.check:
+        from emotune.data.check import check_datasets
+
+        print(check_datasets(Path(args.data_dir or "../shared/datasets")))
+        return
     for name in dataset_names():
         info = dataset_info(name)
         print(f"{name:<12} {info.language:<4} {info.task:<10} {info.description}\n{'':<12} files: {info.files}")
@@ -211,7 +218,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(func=cmd_predict)
     sub.add_parser("models", help="list registered backbones").set_defaults(func=cmd_models)
-    sub.add_parser("datasets", help="list registered datasets").set_defaults(func=cmd_datasets)
+    p = sub.add_parser("datasets", help="list registered datasets (--check: load them and count)")
+    p.add_argument("--check", action="store_true", help="load every dataset found under --data-dir and count")
+    p.add_argument("--data-dir", help="datasets root with one folder per corpus (default ../shared/datasets)")
+    p.set_defaults(func=cmd_datasets)
     p = sub.add_parser("quickstart", help="zero-shot vs LoRA vs P-Tuning v2 on the built-in corpus, offline")
     p.add_argument("--output", default="runs/quickstart")
     p.add_argument("--methods", default="zero-shot,lora,ptuning-v2")

@@ -80,8 +80,11 @@ class DataConfig:
     template: str | None = None
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
+    context_turns: int = 0
 
     def validate(self) -> None:
+        if self.context_turns < 0:
+            raise EmotuneError("data.context_turns must be >= 0")
         for key in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, key)
             if value is not None and value < 1:
@@ -109,6 +112,7 @@ class TrainConfig:
     eval_every: int = 0
     patience: int = 3
     checkpoint_every: int = 100
+    log_every: int = 20
     precision: str = "auto"
     threads: int = 0
 

@@ -39,6 +39,8 @@ class TrainState:
     train_seconds: float = 0.0
     stopped_early: bool = False
     last_eval_step: int = -1
+    loss_sum: float = 0.0
+    loss_count: int = 0
 
 
 def setup(cfg: RunConfig) -> None:
@@ -186,7 +188,9 @@ class Trainer:
         """One micro-batch; an optimiser step every ``grad_accum`` micro-batches."""
         t, s = self.cfg.train, self.state
         start = time.perf_counter()
-        (self.loss(idx) / t.grad_accum).backward()
+        loss = self.loss(idx)
+        (loss / t.grad_accum).backward()
+        s.loss_sum, s.loss_count = s.loss_sum + loss.item(), s.loss_count + 1
         s.batch_in_epoch += 1
         s.examples_seen += len(idx)
         if s.batch_in_epoch % t.grad_accum == 0 or s.batch_in_epoch == self.batches_per_epoch:
@@ -195,12 +199,29 @@ class Trainer:
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             s.step += 1
+            if t.log_every and s.step % t.log_every == 0:
+                self.log_progress()
             if t.eval_every and s.step % t.eval_every == 0:
                 self.evaluate_dev()
             if t.checkpoint_every and s.step % t.checkpoint_every == 0:
                 self.checkpoint()
         s.train_seconds += time.perf_counter() - start
         bar.update(len(idx))
+
+    def log_progress(self) -> None:
+        """Logs mean loss since the last line, throughput and the time left."""
+        s = self.state
+        rate = s.examples_seen / max(s.train_seconds, 1e-9)
+        left = (self.total_steps - s.step) * self.cfg.train.batch_size * self.cfg.train.grad_accum / rate
+        log.info(
+            "step %d/%d loss=%.4f %.1f ex/s eta %.0fs",
+            s.step,
+            self.total_steps,
+            s.loss_sum / max(1, s.loss_count),
+            rate,
+            left,
+        )
+        s.loss_sum, s.loss_count = 0.0, 0
 
     def evaluate_dev(self) -> None:
         """Scores dev macro-F1; keeps the best adapter; counts evaluations without progress."""
@@ -280,6 +301,27 @@ def write_run_files(cfg: RunConfig, dataset: Dataset, run: Path) -> None:
             "splits": {k: len(v) for k, v in dataset.splits.items()},
         },
     )
+    rundir.write_json(run / "dataset_card.json", dataset_card(cfg, dataset))
+
+
+def dataset_card(cfg: RunConfig, dataset: Dataset) -> dict[str, Any]:
+    """What data a run saw: splits, label distribution, verbalisers, context and sampling."""
+    names = dataset.labels.names
+    return {
+        "dataset": dataset.name,
+        "language": dataset.language,
+        "task": dataset.task,
+        "split_sizes": {k: len(v) for k, v in dataset.splits.items()},
+        "label_distribution": {
+            split: {n: sum(e.label == k for e in examples) for k, n in enumerate(names)}
+            for split, examples in dataset.splits.items()
+        },
+        "verbalisers": dict(zip(names, dataset.labels.words(dataset.language), strict=True)),
+        "context_turns": cfg.data.context_turns,
+        "max_train_samples": cfg.data.max_train_samples,
+        "max_eval_samples": cfg.data.max_eval_samples,
+        "seed": cfg.train.seed,
+    }
 
 
 def final_evaluation(cfg: RunConfig, dataset: Dataset, rec: Recogniser, run: Path, state: TrainState) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from emotune.config import DataConfig
-from emotune.data import quickstart, sst, tabular  # noqa: F401  (registers the loaders)
+from emotune.data import corpora, dialogue, quickstart, sst, tabular  # noqa: F401  (registers the loaders)
 from emotune.data.registry import DataRequest, dataset_info, dataset_names, load_dataset
 from emotune.data.schema import Dataset, Example, LabelSet, Turn
 
@@ -37,6 +38,7 @@ def load_data(cfg: DataConfig, seed: int = 0) -> Dataset:
         seed=seed,
     )
     dataset = load_dataset(cfg.dataset, request)
+    keep_context(dataset, cfg.context_turns)
     if cfg.language:
         dataset.language = cfg.language
     if cfg.task_word:
@@ -52,3 +54,11 @@ def subsample(examples: list[Example], limit: int | None, seed: int) -> list[Exa
         return examples
     keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
     return [examples[i] for i in keep]
+
+
+def keep_context(dataset: Dataset, turns: int) -> None:
+    """Keeps only the last ``turns`` earlier utterances of each example (0 = none, the paper's setting)."""
+    for name, examples in dataset.splits.items():
+        dataset.splits[name] = [
+            replace(ex, context=ex.context[len(ex.context) - turns :] if turns else ()) for ex in examples
+        ]

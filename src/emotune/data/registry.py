@@ -38,18 +38,22 @@ class DatasetInfo:
     task: str
     description: str
     files: str
+    folder: str
 
 
 _REGISTRY: dict[str, DatasetInfo] = {}
 
 
 def register_dataset(
-    name: str, *, language: str, task: str, description: str, files: str
+    name: str, *, language: str, task: str, description: str, files: str, folder: str = ""
 ) -> Callable[[Loader], Loader]:
-    """Decorator registering a loader under ``name``."""
+    """Decorator registering a loader under ``name``.
+
+    ``folder`` is the corpus's usual folder name under a datasets root (``emotune datasets --check``).
+    """
 
     def wrap(loader: Loader) -> Loader:
-        _REGISTRY[name] = DatasetInfo(name, loader, language, task, description, files)
+        _REGISTRY[name] = DatasetInfo(name, loader, language, task, description, files, folder)
         return loader
 
     return wrap

@@ -47,6 +47,7 @@ def _load(request: DataRequest, name: str, variant: str, labels: LabelSet) -> Da
 
 @register_dataset(
     "sst2",
+    folder="sst",
     language="en",
     task="sentiment",
     description="SST-2, binary sentence sentiment (6920/872/1821)",
@@ -59,6 +60,7 @@ def load_sst2(request: DataRequest) -> Dataset:
 
 @register_dataset(
     "sst5",
+    folder="sst",
     language="en",
     task="sentiment",
     description="SST-5, five-way sentence sentiment (8544/1101/2210)",

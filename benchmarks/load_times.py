@@ -1,0 +1,52 @@
+"""Backbone load times: the one-time GGUF dequantise-and-cache, then loads from the cache.
+
+    python benchmarks/load_times.py            # writes benchmarks/results/load-times.json
+
+The first load runs in a fresh temporary cache so it measures the real conversion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def timed_load(model: str) -> float:
+    from emotune.backbones import load_backbone
+
+    started = time.perf_counter()
+    load_backbone(model)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="gemma3-270m")
+    parser.add_argument("--out", default="benchmarks/results/load-times.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["EMOTUNE_CACHE"] = cache
+        first = timed_load(args.model)
+        cached = [timed_load(args.model) for _ in range(3)]
+    result = {
+        "model": args.model,
+        "first_load_seconds": round(first, 1),
+        "cached_load_seconds": [round(c, 2) for c in cached],
+        "date": datetime.date.today().isoformat(),
+        "threads": torch.get_num_threads(),
+        "command": f"python benchmarks/load_times.py --model {args.model}",
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Single-text sentiment and emotion corpora: CMU-MOSI, CH-SIMS, ChnSentiCorp, SMP2020-EWECT."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from emotune.data.registry import DataRequest, register_dataset
+from emotune.data.schema import Dataset, Example, LabelSet
+from emotune.errors import EmotuneError
+
+MOSI2 = LabelSet(("negative", "non-negative"), {"en": [["negative"], ["positive"]]})
+MOSI3 = LabelSet(("negative", "neutral", "positive"), {"en": [["negative"], ["neutral"], ["positive"]]})
+ZH_BINARY = LabelSet(("negative", "positive"), {"zh": [["消极"], ["积极"]]})
+CHSIMS2 = LabelSet(("negative", "non-negative"), {"zh": [["消极"], ["积极"]]})
+SMP6 = LabelSet(
+    ("happy", "angry", "sad", "fear", "surprise", "neutral"),
+    {"zh": [["高兴"], ["愤怒"], ["悲伤"], ["恐惧"], ["惊讶"], ["中性"]]},
+)
+
+
+def _folder(request: DataRequest, name: str, files: str) -> Path:
+    if not request.data_dir:
+        raise EmotuneError(f"dataset '{name}' needs --data-dir (the folder with {files})")
+    return Path(request.data_dir)
+
+
+def _csv_rows(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise EmotuneError(f"{path}: file not found")
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise EmotuneError(f"{path}: no rows")
+    missing = [c for c in columns if c not in rows[0]]
+    if missing:
+        raise EmotuneError(f"{path}: missing columns {missing} (has {list(rows[0])})")
+    return rows
+
+
+def _score(value: str, where: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise EmotuneError(f"{where}: score '{value}' is not a number") from None
+
+
+def binary_label(score: float) -> int:
+    """Negative (< 0) vs non-negative (>= 0): the MOSI-2 / CH-SIMS rule of the paper."""
+    return 0 if score < 0 else 1
+
+
+def ternary_label(score: float) -> int:
+    """Negative (< 0), neutral (= 0), positive (> 0): the MOSI-3 rule."""
+    return 0 if score < 0 else (1 if score == 0 else 2)
+
+
+def _mosi(request: DataRequest, name: str, labels: LabelSet, to_label: Callable[[float], int]) -> Dataset:
+    folder = _folder(request, name, "mosi_{train,valid,test}.csv")
+    splits = {}
+    for split, file in (("train", "train"), ("dev", "valid"), ("test", "test")):
+        path = folder / f"mosi_{file}.csv"
+        rows = _csv_rows(path, ("video_id", "clip_id", "text", "label"))
+        # One published segment has an empty transcript; it is kept so counts match the folds.
+        splits[split] = [
+            Example(
+                r["text"].strip(),
+                to_label(_score(r["label"], f"{path}:{i + 2}")),
+                uid=f"{r['video_id']}_{r['clip_id']}",
+            )
+            for i, r in enumerate(rows)
+        ]
+    return Dataset(name, labels, "en", "sentiment", splits)
+
+
+@register_dataset(
+    "mosi2",
+    folder="mosi",
+    language="en",
+    task="sentiment",
+    description="CMU-MOSI text, negative (<0) vs non-negative (1284/229/686)",
+    files="mosi_{train,valid,test}.csv",
+)
+def load_mosi2(request: DataRequest) -> Dataset:
+    """CMU-MOSI, two classes."""
+    return _mosi(request, "mosi2", MOSI2, binary_label)
+
+
+@register_dataset(
+    "mosi3",
+    folder="mosi",
+    language="en",
+    task="sentiment",
+    description="CMU-MOSI text, negative / neutral (=0) / positive (1284/229/686)",
+    files="mosi_{train,valid,test}.csv",
+)
+def load_mosi3(request: DataRequest) -> Dataset:
+    """CMU-MOSI, three classes."""
+    return _mosi(request, "mosi3", MOSI3, ternary_label)
+
+
+@register_dataset(
+    "chnsenticorp",
+    folder="chnsenticorp",
+    language="zh",
+    task="sentiment",
+    description="ChnSentiCorp, binary Chinese sentiment; stand-in for CH-SIMS (9600/1200/1200)",
+    files="{train,validation,test}.csv",
+)
+def load_chnsenticorp(request: DataRequest) -> Dataset:
+    """ChnSentiCorp (``label,text``; 0 negative, 1 positive)."""
+    folder = _folder(request, "chnsenticorp", "{train,validation,test}.csv")
+    splits = {}
+    for split, file in (("train", "train"), ("dev", "validation"), ("test", "test")):
+        path = folder / f"{file}.csv"
+        rows = _csv_rows(path, ("label", "text"))
+        if any(r["label"] not in ("0", "1") for r in rows):
+            raise EmotuneError(f"{path}: labels must be 0 or 1")
+        splits[split] = [Example(r["text"].strip(), int(r["label"]), uid=f"{file}:{i + 2}") for i, r in enumerate(rows)]
+    return Dataset("chnsenticorp", ZH_BINARY, "zh", "sentiment", splits)
+
+
+def _smp(request: DataRequest, name: str, files: dict[str, str]) -> Dataset:
+    folder = _folder(request, name, ", ".join(files.values()))
+    splits = {}
+    for split, file in files.items():
+        path = folder / file
+        if not path.is_file():
+            raise EmotuneError(f"{path}: file not found")
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+            splits[split] = [
+                Example(str(r["content"]).strip(), SMP6.index(r["label"]), uid=f"{file}:{r['id']}") for r in rows
+            ]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise EmotuneError(f"{path}: expected a JSON list of {{id, content, label}}") from None
+    return Dataset(name, SMP6, "zh", "emotion", splits)
+
+
+@register_dataset(
+    "smp2020-ewect",
+    folder="smp2020_ewect",
+    language="zh",
+    task="emotion",
+    description="SMP2020-EWECT Weibo, 6 emotions, 'virus' subset; stand-in for M3ED (8606/2000/3000)",
+    files="virus_train.txt, virus_eval_labeled.txt, virus_test_labeled.txt",
+)
+def load_smp_virus(request: DataRequest) -> Dataset:
+    """SMP2020-EWECT, virus subset (train, dev = eval, test)."""
+    files = {"train": "virus_train.txt", "dev": "virus_eval_labeled.txt", "test": "virus_test_labeled.txt"}
+    return _smp(request, "smp2020-ewect", files)
+
+
+@register_dataset(
+    "smp2020-ewect-usual",
+    folder="smp2020_ewect",
+    language="zh",
+    task="emotion",
+    description="SMP2020-EWECT Weibo, 6 emotions, 'usual' subset; no train split here (eval 2000, test 5000)",
+    files="usual_eval_labeled.txt, usual_test_labeled.txt",
+)
+def load_smp_usual(request: DataRequest) -> Dataset:
+    """SMP2020-EWECT, usual subset (its train file is not in the shared copy)."""
+    files = {"dev": "usual_eval_labeled.txt", "test": "usual_test_labeled.txt"}
+    return _smp(request, "smp2020-ewect-usual", files)
+
+
+@register_dataset(
+    "chsims",
+    folder="chsims",
+    language="zh",
+    task="sentiment",
+    description="CH-SIMS text, negative (<0) vs non-negative on label_T; authors' label.csv (not available here)",
+    files="label.csv (video_id, clip_id, text, label_T, mode)",
+)
+def load_chsims(request: DataRequest) -> Dataset:
+    """CH-SIMS from the authors' ``label.csv``: binary on the text-only label ``label_T``."""
+    path = _folder(request, "chsims", "label.csv") / "label.csv"
+    rows = _csv_rows(path, ("video_id", "clip_id", "text", "label_T", "mode"))
+    splits: dict[str, list[Example]] = {"train": [], "dev": [], "test": []}
+    modes = {"train": "train", "valid": "dev", "test": "test"}
+    for i, r in enumerate(rows):
+        if r["mode"] not in modes:
+            raise EmotuneError(f"{path}:{i + 2}: unknown mode '{r['mode']}' (train/valid/test)")
+        label = binary_label(_score(r["label_T"], f"{path}:{i + 2}"))
+        splits[modes[r["mode"]]].append(Example(r["text"].strip(), label, uid=f"{r['video_id']}_{r['clip_id']}"))
+    return Dataset("chsims", CHSIMS2, "zh", "sentiment", splits)

@@ -1,0 +1,302 @@
+"""Conversational corpora: Friends (EmotionLines), MELD, Mastodon and CPED.
+
+Each utterance becomes an :class:`Example` whose ``context`` holds every earlier turn of its
+dialogue; :func:`emotune.data.load_data` keeps the last ``data.context_turns`` of them (0 = the
+paper's setting, no context).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from emotune.data.registry import DataRequest, register_dataset
+from emotune.data.schema import Dataset, Example, LabelSet, Turn
+from emotune.errors import EmotuneError
+
+EMOTIONS7 = ("neutral", "joy", "sadness", "fear", "anger", "surprise", "disgust")
+FRIENDS7 = LabelSet(EMOTIONS7, {"en": [[n] for n in EMOTIONS7]})
+FRIENDS8 = LabelSet((*EMOTIONS7, "non-neutral"), {"en": [*([n] for n in EMOTIONS7), ["mixed"]]})
+MASTODON = LabelSet(("negative", "neutral", "positive"), {"en": [["negative"], ["neutral"], ["positive"]]})
+CPED13 = LabelSet(
+    (
+        "neutral",
+        "anger",
+        "depress",
+        "happy",
+        "negative-other",
+        "relaxed",
+        "positive-other",
+        "worried",
+        "astonished",
+        "fear",
+        "sadness",
+        "disgust",
+        "grateful",
+    ),
+    {
+        "zh": [
+            [w]
+            for w in (
+                "中性",
+                "愤怒",
+                "沮丧",
+                "高兴",
+                "负面",
+                "放松",
+                "正面",
+                "担心",
+                "惊讶",
+                "恐惧",
+                "悲伤",
+                "厌恶",
+                "感激",
+            )
+        ]
+    },
+)
+M3ED7 = LabelSet(
+    ("neutral", "happy", "surprise", "sad", "disgust", "anger", "fear"),
+    {"zh": [[w] for w in ("中性", "高兴", "惊讶", "悲伤", "厌恶", "愤怒", "恐惧")]},
+)
+# CPED's 13 emotions onto M3ED's 7; "negative-other" has no counterpart and is dropped.
+CPED_TO_M3ED = {
+    "neutral": "neutral",
+    "anger": "anger",
+    "depress": "sad",
+    "happy": "happy",
+    "relaxed": "happy",
+    "positive-other": "happy",
+    "worried": "fear",
+    "astonished": "surprise",
+    "fear": "fear",
+    "sadness": "sad",
+    "disgust": "disgust",
+    "grateful": "happy",
+}
+_CP1252 = {chr(c): bytes([c]).decode("cp1252", errors="ignore") for c in range(0x80, 0xA0)}
+
+
+def fix_cp1252(text: str) -> str:
+    """Replaces C1 control characters that are really cp1252 bytes (``\\x92`` is ’)."""
+    return "".join(_CP1252.get(ch, ch) for ch in text)
+
+
+def dialogue_examples(turns: Iterable[tuple[str, str | None, int | None]], uid: str) -> list[Example]:
+    """Examples for one dialogue's (text, speaker, label) turns; unlabelled turns stay as context."""
+    history: list[Turn] = []
+    examples = []
+    for i, (text, speaker, label) in enumerate(turns):
+        if label is not None:
+            examples.append(Example(text, label, tuple(history), speaker, f"{uid}:{i}"))
+        history.append(Turn(text, speaker))
+    return examples
+
+
+def _require(folder: str | None, name: str, files: str) -> Path:
+    if not folder:
+        raise EmotuneError(f"dataset '{name}' needs --data-dir (the folder with {files})")
+    return Path(folder)
+
+
+def _read_json(path: Path) -> object:
+    if not path.is_file():
+        raise EmotuneError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise EmotuneError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+
+
+def _read_csv(path: Path, columns: Iterable[str]) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise EmotuneError(f"{path}: file not found")
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    missing = [c for c in columns if rows and c not in rows[0]]
+    if not rows or missing:
+        raise EmotuneError(f"{path}: " + (f"missing columns {missing}" if rows else "no rows"))
+    return rows
+
+
+def _friends(request: DataRequest, labels: LabelSet, name: str) -> Dataset:
+    folder = _require(request.data_dir, name, "friends_{train,dev,test}.json")
+    splits = {}
+    for split in ("train", "dev", "test"):
+        path = folder / f"friends_{split}.json"
+        data = _read_json(path)
+        examples: list[Example] = []
+        for d, dialogue in enumerate(data if isinstance(data, list) else []):
+            try:
+                turns = [(fix_cp1252(u["utterance"]), u["speaker"], u["emotion"]) for u in dialogue]
+            except (KeyError, TypeError):
+                raise EmotuneError(f"{path}: dialogue {d} lacks utterance/speaker/emotion fields") from None
+            labelled = [(t, s, _friends_label(e, labels, path)) for t, s, e in turns]
+            examples.extend(dialogue_examples(labelled, f"friends-{split}-{d}"))
+        if not examples:
+            raise EmotuneError(f"{path}: no dialogues")
+        splits[split] = examples
+    return Dataset(name, labels, "en", "emotion", splits)
+
+
+def _friends_label(emotion: str, labels: LabelSet, path: Path) -> int | None:
+    """Label index; ``non-neutral`` outside the 7-class task stays in the dialogue as context only."""
+    if emotion in labels.names:
+        return labels.index(emotion)
+    if emotion == "non-neutral":
+        return None
+    raise EmotuneError(f"{path}: unknown emotion '{emotion}'")
+
+
+@register_dataset(
+    "friends",
+    folder="friends",
+    language="en",
+    task="emotion",
+    description="EmotionLines Friends, 7 emotions, dialogue (non-neutral dropped: 8544/964/2223)",
+    files="friends_{train,dev,test}.json",
+)
+def load_friends(request: DataRequest) -> Dataset:
+    """EmotionLines (Friends) with the 7-class task of the paper."""
+    return _friends(request, FRIENDS7, "friends")
+
+
+@register_dataset(
+    "friends-8",
+    folder="friends",
+    language="en",
+    task="emotion",
+    description="EmotionLines Friends, 7 emotions + non-neutral (10561/1178/2764)",
+    files="friends_{train,dev,test}.json",
+)
+def load_friends8(request: DataRequest) -> Dataset:
+    """EmotionLines (Friends) keeping the ``non-neutral`` label."""
+    return _friends(request, FRIENDS8, "friends-8")
+
+
+@register_dataset(
+    "meld",
+    folder="meld",
+    language="en",
+    task="emotion",
+    description="MELD text, 7 emotions, dialogue (9989/1109/2610)",
+    files="{train,dev,test}_sent_emo.csv",
+)
+def load_meld(request: DataRequest) -> Dataset:
+    """MELD utterances with their dialogue context."""
+    folder = _require(request.data_dir, "meld", "{train,dev,test}_sent_emo.csv")
+    splits = {}
+    for split in ("train", "dev", "test"):
+        path = folder / f"{split}_sent_emo.csv"
+        rows = _read_csv(path, ("Utterance", "Speaker", "Emotion", "Dialogue_ID", "Utterance_ID"))
+        dialogues: dict[str, list[dict[str, str]]] = {}
+        for row in rows:
+            dialogues.setdefault(row["Dialogue_ID"], []).append(row)
+        examples = []
+        for dia, turns in dialogues.items():
+            turns.sort(key=lambda r: int(r["Utterance_ID"]))
+            triples = [(fix_cp1252(r["Utterance"]), r["Speaker"], FRIENDS7.index(r["Emotion"])) for r in turns]
+            examples.extend(dialogue_examples(triples, f"meld-{split}-{dia}"))
+        splits[split] = examples
+    return Dataset("meld", FRIENDS7, "en", "emotion", splits)
+
+
+def _mastodon_dialogues(path: Path) -> list[list[tuple[str, str | None, int | None]]]:
+    if not path.is_file():
+        raise EmotuneError(f"{path}: file not found")
+    symbols = {"-": 0, "*": 1, "+": 2}
+    dialogues: list[list[tuple[str, str | None, int | None]]] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        index, tag, *words = line.split(" ")
+        if not index.isdigit() or tag[:1] not in symbols:
+            raise EmotuneError(f"{path}:{lineno}: expected '<index> <sentiment>_<act> <words>'")
+        if index == "0" or not dialogues:
+            dialogues.append([])
+        dialogues[-1].append((" ".join(words).strip(), None, symbols[tag[0]]))
+    return dialogues
+
+
+@register_dataset(
+    "mastodon",
+    folder="mastodon",
+    language="en",
+    task="sentiment",
+    description="Mastodon dialogue sentiment, 3 classes (train 1063 incl. a seeded 10% dev by dialogue; test 1142)",
+    files="data{train,test}Joint.txt",
+)
+def load_mastodon(request: DataRequest) -> Dataset:
+    """Mastodon posts; the dev split is carved from train by dialogue (never from test)."""
+    folder = _require(request.data_dir, "mastodon", "data{train,test}Joint.txt")
+    train = _mastodon_dialogues(folder / "datatrainJoint.txt")
+    test = _mastodon_dialogues(folder / "datatestJoint.txt")
+    order = list(range(len(train)))
+    random.Random(request.seed).shuffle(order)
+    dev_ids = set(order[: max(1, len(train) // 10)])
+    pick = lambda ids, split: [e for i in ids for e in dialogue_examples(train[i], f"mastodon-{split}-{i}")]  # noqa: E731
+    splits = {
+        "train": pick([i for i in range(len(train)) if i not in dev_ids], "train"),
+        "dev": pick(sorted(dev_ids), "dev"),
+        "test": [e for i, d in enumerate(test) for e in dialogue_examples(d, f"mastodon-test-{i}")],
+    }
+    return Dataset("mastodon", MASTODON, "en", "sentiment", splits)
+
+
+def _cped(request: DataRequest, labels: LabelSet, mapping: Callable[[str], str | None], name: str) -> Dataset:
+    folder = _require(request.data_dir, name, "{valid,test}_split.csv")
+    dialogues: dict[str, list[dict[str, str]]] = {}
+    for part in ("valid", "test"):
+        path = folder / f"{part}_split.csv"
+        for row in _read_csv(path, ("Dialogue_ID", "Utterance_ID", "Speaker", "Emotion", "Utterance")):
+            dialogues.setdefault(row["Dialogue_ID"], []).append(row)
+    ids = sorted(dialogues)
+    random.Random(request.seed).shuffle(ids)
+    # Only valid and test are published here: re-split by dialogue, 80/10/10, fixed seed.
+    cut1, cut2 = int(0.8 * len(ids)), int(0.9 * len(ids))
+    parts = {"train": ids[:cut1], "dev": ids[cut1:cut2], "test": ids[cut2:]}
+    splits = {}
+    for split, members in parts.items():
+        examples = []
+        for dia in sorted(members):
+            turns = sorted(dialogues[dia], key=lambda r: r["Utterance_ID"])
+            triples = [(r["Utterance"], r["Speaker"], _cped_label(r["Emotion"], labels, mapping)) for r in turns]
+            examples.extend(dialogue_examples(triples, f"{name}-{dia}"))
+        splits[split] = examples
+    return Dataset(name, labels, "zh", "emotion", splits)
+
+
+def _cped_label(emotion: str, labels: LabelSet, mapping: Callable[[str], str | None]) -> int | None:
+    if emotion not in CPED13.names:
+        raise EmotuneError(f"CPED: unknown emotion '{emotion}'")
+    target = mapping(emotion)
+    return None if target is None else labels.index(target)
+
+
+@register_dataset(
+    "cped",
+    folder="cped",
+    language="zh",
+    task="emotion",
+    description="CPED Chinese TV dialogues, 13 emotions; valid+test re-split 80/10/10 by dialogue (seeded)",
+    files="{valid,test}_split.csv",
+)
+def load_cped(request: DataRequest) -> Dataset:
+    """CPED with its 13 emotions."""
+    return _cped(request, CPED13, lambda e: e, "cped")
+
+
+@register_dataset(
+    "cped-m3ed7",
+    folder="cped",
+    language="zh",
+    task="emotion",
+    description="CPED mapped onto M3ED's 7 emotions (negative-other dropped), re-split by dialogue",
+    files="{valid,test}_split.csv",
+)
+def load_cped_m3ed7(request: DataRequest) -> Dataset:
+    """CPED with its emotions mapped onto M3ED's 7 (a stand-in for M3ED)."""
+    return _cped(request, M3ED7, CPED_TO_M3ED.get, "cped-m3ed7")
