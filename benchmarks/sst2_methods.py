@@ -25,8 +25,17 @@ CONFIGS = {
     "lora": "configs/sst2-lora.yaml",
     "ptuning-v2": "configs/sst2-ptuning-v2.yaml",
 }
-KEYS = ("n", "accuracy", "macro_f1", "ua", "train_examples_seen", "train_seconds", "train_examples_per_second",
-        "eval_examples_per_second", "best_dev_macro_f1")
+KEYS = (
+    "n",
+    "accuracy",
+    "macro_f1",
+    "ua",
+    "train_examples_seen",
+    "train_seconds",
+    "train_examples_per_second",
+    "eval_examples_per_second",
+    "best_dev_macro_f1",
+)
 
 
 def main() -> None:

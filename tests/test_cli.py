@@ -151,3 +151,13 @@ def test_listing_commands(capsys) -> None:
     out = capsys.readouterr().out
     for name in ("sst2", "sst5", "files", "hf", "quickstart"):
         assert name in out
+
+
+def test_resume_reads_the_runs_own_config(tiny_gemma: str, sentiment_files, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    args = _train_args(tiny_gemma, sentiment_files, out, "--set", "train.checkpoint_every=1", "--epochs", "2")
+    assert main(args) == 0
+    first = json.loads((out / "metrics.json").read_text())
+    assert main(["train", "--output", str(out), "--resume"]) == 0  # no other flags: the saved config
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["accuracy"] == first["accuracy"] and again["n"] == first["n"]

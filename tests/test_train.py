@@ -166,3 +166,27 @@ def test_epoch_batches_are_deterministic_and_complete() -> None:
     assert a == b
     assert sorted(i for batch in a for i in batch) == list(range(9))
     assert epoch_batches(lengths, 2, seed=2) != a
+
+
+def test_focal_loss_reduces_to_cross_entropy_and_down_weights_easy_examples() -> None:
+    import torch.nn.functional as F
+
+    from emotune.train import focal_loss
+
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]])
+    gold = torch.tensor([0, 2])
+    torch.testing.assert_close(focal_loss(logits, gold, None, 0.0), F.cross_entropy(logits, gold))
+    weight = torch.tensor([1.0, 2.0, 3.0])
+    torch.testing.assert_close(focal_loss(logits, gold, weight, 0.0), F.cross_entropy(logits, gold, weight=weight))
+    per_ce = F.cross_entropy(logits, gold, reduction="none")
+    per_focal = torch.stack([focal_loss(logits[i : i + 1], gold[i : i + 1], None, 2.0) for i in range(2)])
+    ratio = per_focal / per_ce
+    assert ratio[0] < ratio[1] < 1.0  # the confident (easy) example is scaled down most
+
+
+def test_focal_loss_trains_end_to_end(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
+    metrics = train(
+        tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "f"), loss="focal", class_weights="balanced")
+    )
+    assert 0.0 <= metrics["macro_f1"] <= 1.0
+    assert "loss: focal" in (tmp_path / "f" / "config.yaml").read_text()

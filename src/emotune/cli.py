@@ -41,6 +41,7 @@ FLAGS: dict[str, str] = {
     "split": "train.eval_split",
     "precision": "train.precision",
     "class_weights": "train.class_weights",
+    "loss": "train.loss",
     "output": "output",
     "overwrite": "overwrite",
 }
@@ -88,7 +89,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--split", help="split for the final evaluation (default test)")
     p.add_argument("--precision", help="auto (bf16 where the hardware has it), fp32 or bf16")
-    p.add_argument("--class-weights", help="none or balanced")
+    p.add_argument("--class-weights", help="none or balanced (inverse class frequency)")
+    p.add_argument("--loss", help="cross-entropy (default) or focal (train.focal_gamma, default 2)")
     p.add_argument("--output", help="run directory to write")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing run directory")
 
@@ -111,6 +113,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 def cmd_train(args: argparse.Namespace) -> None:
     from emotune.train import train
 
+    saved = Path(args.output or "") / "config.yaml"
+    if args.resume and not args.config and args.output and saved.is_file():
+        args.config = str(saved)  # resume the run as it was configured; flags still override
     metrics = train(build_config(args), resume=args.resume)
     print(json.dumps(_summary(metrics)))
 

@@ -20,6 +20,7 @@ from emotune.errors import EmotuneError
 OBJECTIVES = ("classify", "generate")
 PRECISIONS = ("auto", "fp32", "bf16")
 CLASS_WEIGHTS = ("none", "balanced")
+LOSSES = ("cross-entropy", "focal")
 
 
 @dataclass
@@ -108,6 +109,8 @@ class TrainConfig:
     max_length: int = 128
     seed: int = 42
     class_weights: str = "none"
+    loss: str = "cross-entropy"
+    focal_gamma: float = 2.0
     eval_split: str = "test"
     eval_every: int = 0
     patience: int = 3
@@ -121,6 +124,8 @@ class TrainConfig:
             raise EmotuneError(f"train.objective must be one of {OBJECTIVES}, got '{self.objective}'")
         if self.precision not in PRECISIONS:
             raise EmotuneError(f"train.precision must be one of {PRECISIONS}")
+        if self.loss not in LOSSES:
+            raise EmotuneError(f"train.loss must be one of {LOSSES}")
         if self.class_weights not in CLASS_WEIGHTS:
             raise EmotuneError(f"train.class_weights must be one of {CLASS_WEIGHTS}")
         if self.epochs <= 0 or self.batch_size < 1 or self.grad_accum < 1:

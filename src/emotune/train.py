@@ -84,6 +84,20 @@ def class_weights(examples: list[Example], num_labels: int, mode: str) -> torch.
     return counts.sum() / (num_labels * counts.clamp(min=1))
 
 
+def focal_loss(logits: torch.Tensor, gold: torch.Tensor, weight: torch.Tensor | None, gamma: float) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017): cross-entropy scaled by (1 - p_gold)^gamma.
+
+    Down-weights examples the model already gets right, so rare classes are not drowned out by
+    the majority class; ``weight`` (class weights) combines with it as in cross-entropy.
+    """
+    log_probs = logits.log_softmax(-1)
+    gold_log_p = log_probs.gather(1, gold[:, None]).squeeze(1)
+    per_example = -((1 - gold_log_p.exp()) ** gamma) * gold_log_p
+    if weight is None:
+        return per_example.mean()
+    return (per_example * weight[gold]).sum() / weight[gold].sum()
+
+
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup to the peak learning rate, then linear decay to zero."""
 
@@ -154,9 +168,12 @@ class Trainer:
         rows, gold = [self.rows[i] for i in idx], self.gold[idx]
         if self.cfg.train.objective == "generate":
             return lm_loss(self.rec, rows, gold.tolist())
-        logits = self.rec.label_logits(self.rec.collate(rows))
+        logits = self.rec.label_logits(self.rec.collate(rows)).float()
         weight = None if self.weights is None else self.weights.to(logits.device)
-        return F.cross_entropy(logits.float(), gold.to(logits.device), weight=weight)
+        gold = gold.to(logits.device)
+        if self.cfg.train.loss == "focal":
+            return focal_loss(logits, gold, weight, self.cfg.train.focal_gamma)
+        return F.cross_entropy(logits, gold, weight=weight)
 
     def run_epochs(self) -> None:
         """Trains until the step budget is spent or early stopping triggers."""
