@@ -40,6 +40,8 @@ def test_training_writes_a_complete_run(tiny_model: str, sentiment_files, tmp_pa
     assert len(records) == saved["n"] == 8
     assert all(r["label"] in ("negative", "positive") for r in records)
     assert all(abs(sum(r["scores"].values()) - 1) < 1e-4 for r in records)
+    log = (out / "train.log").read_text()
+    assert "dev macro_f1=" in log and "test " + method in log
 
 
 @pytest.mark.parametrize("method", ["lora", "ptuning-v2", "prompt-tuning"])

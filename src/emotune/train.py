@@ -55,7 +55,12 @@ def attach_log_file(run: Path) -> logging.Handler:
     """Mirrors emotune's log into ``run/train.log``."""
     handler = logging.FileHandler(run / "train.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logging.getLogger("emotune").addHandler(handler)
+    handler.setLevel(logging.INFO)
+    logger = logging.getLogger("emotune")
+    # Called from Python without logging configured, the logger would drop INFO lines.
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
     return handler
 
 
