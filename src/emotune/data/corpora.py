@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Callable
-from pathlib import Path
 
+from emotune.data.files import read_csv_rows, read_json, require_dir
 from emotune.data.registry import DataRequest, register_dataset
 from emotune.data.schema import Dataset, Example, LabelSet
 from emotune.errors import EmotuneError
@@ -19,25 +17,6 @@ SMP6 = LabelSet(
     ("happy", "angry", "sad", "fear", "surprise", "neutral"),
     {"zh": [["高兴"], ["愤怒"], ["悲伤"], ["恐惧"], ["惊讶"], ["中性"]]},
 )
-
-
-def _folder(request: DataRequest, name: str, files: str) -> Path:
-    if not request.data_dir:
-        raise EmotuneError(f"dataset '{name}' needs --data-dir (the folder with {files})")
-    return Path(request.data_dir)
-
-
-def _csv_rows(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise EmotuneError(f"{path}: file not found")
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        raise EmotuneError(f"{path}: no rows")
-    missing = [c for c in columns if c not in rows[0]]
-    if missing:
-        raise EmotuneError(f"{path}: missing columns {missing} (has {list(rows[0])})")
-    return rows
 
 
 def _score(value: str, where: str) -> float:
@@ -58,11 +37,11 @@ def ternary_label(score: float) -> int:
 
 
 def _mosi(request: DataRequest, name: str, labels: LabelSet, to_label: Callable[[float], int]) -> Dataset:
-    folder = _folder(request, name, "mosi_{train,valid,test}.csv")
+    folder = require_dir(request.data_dir, name, "mosi_{train,valid,test}.csv")
     splits = {}
     for split, file in (("train", "train"), ("dev", "valid"), ("test", "test")):
         path = folder / f"mosi_{file}.csv"
-        rows = _csv_rows(path, ("video_id", "clip_id", "text", "label"))
+        rows = read_csv_rows(path, ("video_id", "clip_id", "text", "label"))
         # One published segment has an empty transcript; it is kept so counts match the folds.
         splits[split] = [
             Example(
@@ -111,11 +90,11 @@ def load_mosi3(request: DataRequest) -> Dataset:
 )
 def load_chnsenticorp(request: DataRequest) -> Dataset:
     """ChnSentiCorp (``label,text``; 0 negative, 1 positive)."""
-    folder = _folder(request, "chnsenticorp", "{train,validation,test}.csv")
+    folder = require_dir(request.data_dir, "chnsenticorp", "{train,validation,test}.csv")
     splits = {}
     for split, file in (("train", "train"), ("dev", "validation"), ("test", "test")):
         path = folder / f"{file}.csv"
-        rows = _csv_rows(path, ("label", "text"))
+        rows = read_csv_rows(path, ("label", "text"))
         if any(r["label"] not in ("0", "1") for r in rows):
             raise EmotuneError(f"{path}: labels must be 0 or 1")
         splits[split] = [Example(r["text"].strip(), int(r["label"]), uid=f"{file}:{i + 2}") for i, r in enumerate(rows)]
@@ -123,18 +102,18 @@ def load_chnsenticorp(request: DataRequest) -> Dataset:
 
 
 def _smp(request: DataRequest, name: str, files: dict[str, str]) -> Dataset:
-    folder = _folder(request, name, ", ".join(files.values()))
+    folder = require_dir(request.data_dir, name, ", ".join(files.values()))
     splits = {}
     for split, file in files.items():
         path = folder / file
-        if not path.is_file():
-            raise EmotuneError(f"{path}: file not found")
+        rows = read_json(path)
+        if not isinstance(rows, list):
+            raise EmotuneError(f"{path}: expected a JSON list of {{id, content, label}}")
         try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
             splits[split] = [
                 Example(str(r["content"]).strip(), SMP6.index(r["label"]), uid=f"{file}:{r['id']}") for r in rows
             ]
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (KeyError, TypeError):
             raise EmotuneError(f"{path}: expected a JSON list of {{id, content, label}}") from None
     return Dataset(name, SMP6, "zh", "emotion", splits)
 
@@ -177,8 +156,8 @@ def load_smp_usual(request: DataRequest) -> Dataset:
 )
 def load_chsims(request: DataRequest) -> Dataset:
     """CH-SIMS from the authors' ``label.csv``: binary on the text-only label ``label_T``."""
-    path = _folder(request, "chsims", "label.csv") / "label.csv"
-    rows = _csv_rows(path, ("video_id", "clip_id", "text", "label_T", "mode"))
+    path = require_dir(request.data_dir, "chsims", "label.csv") / "label.csv"
+    rows = read_csv_rows(path, ("video_id", "clip_id", "text", "label_T", "mode"))
     splits: dict[str, list[Example]] = {"train": [], "dev": [], "test": []}
     modes = {"train": "train", "valid": "dev", "test": "test"}
     for i, r in enumerate(rows):

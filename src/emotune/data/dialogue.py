@@ -7,12 +7,11 @@ paper's setting, no context).
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from emotune.data.files import read_csv_rows, read_json, require_dir
 from emotune.data.registry import DataRequest, register_dataset
 from emotune.data.schema import Dataset, Example, LabelSet, Turn
 from emotune.errors import EmotuneError
@@ -96,38 +95,12 @@ def dialogue_examples(turns: Iterable[tuple[str, str | None, int | None]], uid: 
     return examples
 
 
-def _require(folder: str | None, name: str, files: str) -> Path:
-    if not folder:
-        raise EmotuneError(f"dataset '{name}' needs --data-dir (the folder with {files})")
-    return Path(folder)
-
-
-def _read_json(path: Path) -> object:
-    if not path.is_file():
-        raise EmotuneError(f"{path}: file not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise EmotuneError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-
-
-def _read_csv(path: Path, columns: Iterable[str]) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise EmotuneError(f"{path}: file not found")
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    missing = [c for c in columns if rows and c not in rows[0]]
-    if not rows or missing:
-        raise EmotuneError(f"{path}: " + (f"missing columns {missing}" if rows else "no rows"))
-    return rows
-
-
 def _friends(request: DataRequest, labels: LabelSet, name: str) -> Dataset:
-    folder = _require(request.data_dir, name, "friends_{train,dev,test}.json")
+    folder = require_dir(request.data_dir, name, "friends_{train,dev,test}.json")
     splits = {}
     for split in ("train", "dev", "test"):
         path = folder / f"friends_{split}.json"
-        data = _read_json(path)
+        data = read_json(path)
         examples: list[Example] = []
         for d, dialogue in enumerate(data if isinstance(data, list) else []):
             try:
@@ -187,11 +160,11 @@ def load_friends8(request: DataRequest) -> Dataset:
 )
 def load_meld(request: DataRequest) -> Dataset:
     """MELD utterances with their dialogue context."""
-    folder = _require(request.data_dir, "meld", "{train,dev,test}_sent_emo.csv")
+    folder = require_dir(request.data_dir, "meld", "{train,dev,test}_sent_emo.csv")
     splits = {}
     for split in ("train", "dev", "test"):
         path = folder / f"{split}_sent_emo.csv"
-        rows = _read_csv(path, ("Utterance", "Speaker", "Emotion", "Dialogue_ID", "Utterance_ID"))
+        rows = read_csv_rows(path, ("Utterance", "Speaker", "Emotion", "Dialogue_ID", "Utterance_ID"))
         dialogues: dict[str, list[dict[str, str]]] = {}
         for row in rows:
             dialogues.setdefault(row["Dialogue_ID"], []).append(row)
@@ -231,7 +204,7 @@ def _mastodon_dialogues(path: Path) -> list[list[tuple[str, str | None, int | No
 )
 def load_mastodon(request: DataRequest) -> Dataset:
     """Mastodon posts; the dev split is carved from train by dialogue (never from test)."""
-    folder = _require(request.data_dir, "mastodon", "data{train,test}Joint.txt")
+    folder = require_dir(request.data_dir, "mastodon", "data{train,test}Joint.txt")
     train = _mastodon_dialogues(folder / "datatrainJoint.txt")
     test = _mastodon_dialogues(folder / "datatestJoint.txt")
     order = list(range(len(train)))
@@ -247,11 +220,11 @@ def load_mastodon(request: DataRequest) -> Dataset:
 
 
 def _cped(request: DataRequest, labels: LabelSet, mapping: Callable[[str], str | None], name: str) -> Dataset:
-    folder = _require(request.data_dir, name, "{valid,test}_split.csv")
+    folder = require_dir(request.data_dir, name, "{valid,test}_split.csv")
     dialogues: dict[str, list[dict[str, str]]] = {}
     for part in ("valid", "test"):
         path = folder / f"{part}_split.csv"
-        for row in _read_csv(path, ("Dialogue_ID", "Utterance_ID", "Speaker", "Emotion", "Utterance")):
+        for row in read_csv_rows(path, ("Dialogue_ID", "Utterance_ID", "Speaker", "Emotion", "Utterance")):
             dialogues.setdefault(row["Dialogue_ID"], []).append(row)
     ids = sorted(dialogues)
     random.Random(request.seed).shuffle(ids)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from emotune.data.files import require_dir
 from emotune.data.registry import DataRequest, register_dataset
 from emotune.data.schema import Dataset, Example, LabelSet
 from emotune.errors import EmotuneError
@@ -38,9 +39,7 @@ def read_stsa(path: Path, num_labels: int) -> list[Example]:
 
 
 def _load(request: DataRequest, name: str, variant: str, labels: LabelSet) -> Dataset:
-    if not request.data_dir:
-        raise EmotuneError(f"dataset '{name}' needs --data-dir (the folder with stsa.{variant}.*)")
-    folder = Path(request.data_dir)
+    folder = require_dir(request.data_dir, name, f"stsa.{variant}.*")
     splits = {s: read_stsa(folder / f"stsa.{variant}.{s}", len(labels)) for s in _SPLITS}
     return Dataset(name=name, labels=labels, language="en", task="sentiment", splits=splits)
 

@@ -1,0 +1,41 @@
+"""Reading corpus files with one-line errors that name the file and the problem."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from emotune.errors import EmotuneError
+
+
+def require_dir(data_dir: str | None, dataset: str, files: str) -> Path:
+    """The dataset folder, or a clear error saying which files it should hold."""
+    if not data_dir:
+        raise EmotuneError(f"dataset '{dataset}' needs --data-dir (the folder with {files})")
+    return Path(data_dir)
+
+
+def read_csv_rows(path: Path, columns: Iterable[str]) -> list[dict[str, str]]:
+    """Rows of a UTF-8 (optionally BOM-prefixed) CSV file that must have ``columns``."""
+    if not path.is_file():
+        raise EmotuneError(f"{path}: file not found")
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise EmotuneError(f"{path}: no rows")
+    missing = [c for c in columns if c not in rows[0]]
+    if missing:
+        raise EmotuneError(f"{path}: missing columns {missing} (has {list(rows[0])})")
+    return rows
+
+
+def read_json(path: Path) -> object:
+    """A JSON document, with the position of a syntax error."""
+    if not path.is_file():
+        raise EmotuneError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise EmotuneError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
