@@ -72,9 +72,14 @@ def test_lora_fits_the_tiny_task(tiny_gemma: str, sentiment_files, tmp_path: Pat
     assert metrics["best_dev_macro_f1"] >= 0.8
 
 
-def test_saved_adapter_reloads_with_same_predictions(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
+@pytest.mark.parametrize("projection", [False, True], ids=["prefix", "prefix-mlp"])
+def test_saved_adapter_reloads_with_same_predictions(
+    tiny_gemma: str, sentiment_files, tmp_path: Path, projection: bool
+) -> None:
     out = tmp_path / "run"
-    train(tiny_config(tiny_gemma, sentiment_files, str(out), method="ptuning-v2", epochs=2))
+    cfg = tiny_config(tiny_gemma, sentiment_files, str(out), method="ptuning-v2", epochs=2)
+    cfg.method.prefix_projection = projection  # PEFT saves the MLP's output, not the MLP
+    train(cfg)
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     preds = Predictor.load(out).predict([r["text"] for r in records])
     for record, pred in zip(records, preds, strict=True):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -96,6 +95,3 @@ def get_method(cfg: MethodConfig) -> Method:
     if cfg.name not in _REGISTRY:
         raise EmotuneError(f"unknown method '{cfg.name}'; registered: {', '.join(method_names())}")
     return _REGISTRY[cfg.name](cfg)
-
-
-MethodFactory = Callable[[MethodConfig], Method]
