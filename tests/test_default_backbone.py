@@ -50,7 +50,9 @@ def test_ptuning_v2_on_gemma3_matches_peft_and_learns(tmp_path: Path) -> None:
     with torch.no_grad():
         ours = rec.label_logits(batch)
         full = rec.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    ref = torch.stack([full[i, int(batch.last_index[i]), rec.head.flat_ids] for i in range(4)])
+    tokens = torch.stack([full[i, int(batch.last_index[i]), rec.head.flat_ids] for i in range(4)])
+    # Two verbaliser words per label: a label's score is the log-sum-exp of its words' tokens.
+    ref = torch.stack([torch.logsumexp(tokens[:, rec.head.owner == k], -1) for k in range(4)], -1)
     torch.testing.assert_close(ours, ref, atol=2e-3, rtol=2e-3)
 
     examples = data.split("train")[:16]
