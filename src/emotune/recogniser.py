@@ -103,9 +103,8 @@ class Recogniser:
         self.model.eval()
         rows = self.encode(examples)
         probs = torch.empty(len(rows), len(self.labels))
-        for idx in length_batches([len(r) for r in rows], batch_size):
-            logits = self.label_logits(self.collate([rows[i] for i in idx]))
-            probs[idx] = logits.float().softmax(-1).cpu()
+        for idx, batch in self.iter_batches(rows, batch_size):
+            probs[idx] = self.label_logits(batch).float().softmax(-1).cpu()
         return probs
 
     @torch.no_grad()
