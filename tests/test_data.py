@@ -180,3 +180,27 @@ def test_truncation_keeps_instruction_and_drops_oldest_context(tiny_gemma: str) 
     with_ctx = tok.convert_ids_to_tokens(prompt.encode(tok, ctx, max_length=24))
     assert "great" in with_ctx and len(with_ctx) <= 24
     assert with_ctx[0] == "<bos>"
+
+
+def test_csv_quoted_field_may_hold_a_newline(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_text('text,label\n"first line\nsecond line",joy\nplain,sadness\n')
+    data = load_data(DataConfig(dataset="files", train_file=str(path)))
+    assert [e.text for e in data.split("train")] == ["first line\nsecond line", "plain"]
+
+
+def test_prediction_input_errors_are_one_line(tmp_path: Path) -> None:
+    from emotune.predict_files import iter_texts
+
+    bad = tmp_path / "in.jsonl"
+    bad.write_text('{"text": "fine"}\n{broken\n')
+    with pytest.raises(EmotuneError, match=r"in\.jsonl:2: not valid JSON"):
+        list(iter_texts(bad, "text"))
+    table = tmp_path / "in.csv"
+    table.write_text("sentence\nhello\n")
+    with pytest.raises(EmotuneError, match="no column 'text'"):
+        list(iter_texts(table, "text"))
+    lines = tmp_path / "in.txt"
+    lines.write_text("one\n\ntwo\n")
+    assert list(iter_texts(lines, "text")) == ["one", "two"]
+    assert list(iter_texts(table, "sentence")) == ["hello"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import tempfile
@@ -12,30 +11,23 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from emotune.data.files import iter_records
 from emotune.errors import EmotuneError
 from emotune.predict import Predictor
 
 
 def iter_texts(path: Path, text_column: str) -> Iterator[str]:
     """Streams texts from ``.txt`` (a line each), ``.csv``/``.tsv`` or ``.jsonl`` files."""
-    if not path.is_file():
-        raise EmotuneError(f"{path}: file not found")
-    suffix = path.suffix.lower()
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        if suffix in (".csv", ".tsv"):
-            reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-            if text_column not in (reader.fieldnames or []):
-                raise EmotuneError(f"{path}: no column '{text_column}' (columns: {reader.fieldnames})")
-            yield from (row[text_column] for row in reader)
-        elif suffix == ".jsonl":
-            for lineno, line in enumerate(fh, 1):
-                if line.strip():
-                    row = json.loads(line)
-                    if text_column not in row:
-                        raise EmotuneError(f"{path}:{lineno}: no key '{text_column}'")
-                    yield row[text_column]
-        else:
+    if path.suffix.lower() not in (".csv", ".tsv", ".jsonl"):
+        if not path.is_file():
+            raise EmotuneError(f"{path}: file not found")
+        with path.open(encoding="utf-8-sig") as fh:
             yield from (line.rstrip("\n") for line in fh if line.strip())
+        return
+    for lineno, row in iter_records(path):
+        if text_column not in row:
+            raise EmotuneError(f"{path}:{lineno}: no column '{text_column}' (columns: {sorted(row)})")
+        yield row[text_column]
 
 
 def predict_file(predictor: Predictor, source: Path, target: Path, text_column: str = "text", chunk: int = 256) -> int:

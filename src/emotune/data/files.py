@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from emotune.errors import EmotuneError
 
@@ -39,3 +40,38 @@ def read_json(path: Path) -> object:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise EmotuneError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+
+
+def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Streams ``(line number, row)`` from a ``.csv``, ``.tsv`` or ``.jsonl`` file.
+
+    Reads the file handle itself (not split lines) so quoted CSV fields may hold newlines,
+    and never holds the whole file in memory.
+
+    Raises:
+        EmotuneError: For a missing file, an unsupported type or a line that is not JSON.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".tsv", ".jsonl"):
+        raise EmotuneError(f"{path}: unsupported file type '{suffix}' (use .csv, .tsv or .jsonl)")
+    if not path.is_file():
+        raise EmotuneError(f"{path}: file not found")
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        if suffix == ".jsonl":
+            for lineno, line in enumerate(fh, 1):
+                if line.strip():
+                    yield lineno, _json_line(line, path, lineno)
+        else:
+            reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+            for row in reader:
+                yield reader.line_num, row
+
+
+def _json_line(line: str, path: Path, lineno: int) -> dict[str, Any]:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        raise EmotuneError(f"{path}:{lineno}: not valid JSON") from None
+    if not isinstance(row, dict):
+        raise EmotuneError(f"{path}:{lineno}: expected a JSON object")
+    return row

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from emotune.data.files import iter_records
 from emotune.data.registry import DataRequest, register_dataset
 from emotune.data.schema import Dataset, Example, LabelSet
 from emotune.errors import EmotuneError
@@ -21,22 +20,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     Raises:
         EmotuneError: For a missing, empty or unreadable file.
     """
-    if not path.is_file():
-        raise EmotuneError(f"{path}: file not found")
-    suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8-sig")
-    if suffix == ".jsonl":
-        rows = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise EmotuneError(f"{path}:{lineno}: not valid JSON") from None
-    elif suffix in (".csv", ".tsv"):
-        rows = list(csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ","))
-    else:
-        raise EmotuneError(f"{path}: unsupported file type '{suffix}' (use .csv, .tsv or .jsonl)")
+    rows = [row for _, row in iter_records(path)]
     if not rows:
         raise EmotuneError(f"{path}: no rows")
     return rows
