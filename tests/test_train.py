@@ -70,6 +70,7 @@ def test_each_method_reduces_the_training_loss(tiny_model: str, sentiment_files,
 def test_lora_fits_the_tiny_task(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
     metrics = train(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "r"), epochs=10, lr=1e-2))
     assert metrics["best_dev_macro_f1"] >= 0.8
+    assert 1 <= metrics["best_dev_step"] <= 40  # 16 examples / batch 4 x 10 epochs = 40 steps
 
 
 @pytest.mark.parametrize("projection", [False, True], ids=["prefix", "prefix-mlp"])

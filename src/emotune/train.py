@@ -363,6 +363,7 @@ def final_evaluation(cfg: RunConfig, dataset: Dataset, rec: Recogniser, run: Pat
         if state.train_seconds
         else None,
         "best_dev_macro_f1": state.best_score if state.best_score >= 0 else None,
+        "best_dev_step": state.best_step if state.best_score >= 0 else None,
         "eval_seconds": round(seconds, 2),
         "eval_examples_per_second": round(len(examples) / seconds, 2),
     }
