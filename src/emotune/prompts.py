@@ -53,7 +53,7 @@ class PromptBuilder:
         """Text put before a label word when it follows the prompt (a space in English)."""
         return "" if self.language == "zh" else " "
 
-    def render(self, text: str = "{text}") -> tuple[str, str]:
+    def render(self) -> tuple[str, str]:
         """Returns the (head, tail) around the text."""
         template = self.template or _TEMPLATES.get(self.language, _TEMPLATES["en"])
         words = [w[0] for w in self.labels.words(self.language)]
