@@ -161,3 +161,13 @@ def test_resume_reads_the_runs_own_config(tiny_gemma: str, sentiment_files, tmp_
     assert main(["train", "--output", str(out), "--resume"]) == 0  # no other flags: the saved config
     again = json.loads((out / "metrics.json").read_text())
     assert again["accuracy"] == first["accuracy"] and again["n"] == first["n"]
+
+
+def test_predict_rejects_a_damaged_run_json(tiny_gemma: str, sentiment_files, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(_train_args(tiny_gemma, sentiment_files, out)) == 0
+    (out / "run.json").write_text("{not json")
+    capsys.readouterr()  # drop the training run's output
+    assert main(["predict", "--run", str(out), "good"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "run.json: not valid JSON" in err and len(err.splitlines()) == 1

@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 
 from emotune.config import RunConfig
+from emotune.data.files import read_json
 from emotune.data.schema import Example, LabelSet, Turn
 from emotune.errors import EmotuneError
 from emotune.recogniser import Recogniser, build_recogniser
-from emotune.rundir import read_json
 
 
 @dataclass(frozen=True)

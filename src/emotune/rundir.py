@@ -50,16 +50,6 @@ def write_json(path: Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-def read_json(path: Path) -> Any:
-    """Reads a JSON file with a one-line error if it is missing or damaged."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EmotuneError(f"{path}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise EmotuneError(f"{path}: damaged JSON") from None
-
-
 @contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yields a temporary folder that replaces ``target`` only if the block succeeds."""
@@ -74,6 +64,11 @@ def atomic_dir(target: Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached, contiguous CPU copies, as safetensors needs them."""
+    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -109,7 +104,7 @@ def save_checkpoint(
     opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
     with atomic_dir(target) as tmp:
         save_file(
-            {k: v.detach().cpu().contiguous() for k, v in trainable.items()},
+            _cpu(trainable),
             tmp / "trainable.safetensors",
         )
         save_file(opt_tensors or {"_empty": torch.zeros(0)}, tmp / "optimizer.safetensors")
@@ -164,7 +159,7 @@ def write_best(run: Path, trainable: dict[str, torch.Tensor]) -> None:
     """Keeps the best-so-far trainable weights (so a resumed run still knows them)."""
     fd, tmp = tempfile.mkstemp(prefix=".best.", dir=run)
     os.close(fd)
-    save_file({k: v.detach().cpu().contiguous() for k, v in trainable.items()}, tmp)
+    save_file(_cpu(trainable), tmp)
     os.replace(tmp, run / "best.safetensors")
 
 
