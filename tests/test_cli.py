@@ -92,6 +92,8 @@ def test_evaluate_zero_shot_and_a_trained_run(tiny_gemma: str, sentiment_files, 
         (["train", "--method", "magic"], "unknown method 'magic'"),
         (["evaluate", "--method", "lora"], "needs --method zero-shot"),
         (["predict", "--run", "no/such/run", "hi"], "not a run directory"),
+        (["predict", "--run", "no/such/run"], "give texts to classify"),
+        (["predict", "--run", "no/such/run", "--input", "in.txt"], "--input needs --output"),
         (
             ["train", "--model", "/no/such/model.gguf", "--dataset", "quickstart"],
             "GGUF file not found",

@@ -141,15 +141,15 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from emotune.predict import Predictor
     from emotune.predict_files import predict_file
 
-    predictor = Predictor.load(args.run, batch_size=args.batch_size)
+    if args.input and not args.output:
+        raise EmotuneError("--input needs --output FILE.jsonl")
+    if not args.input and not args.texts:
+        raise EmotuneError("give texts to classify, or --input FILE --output FILE.jsonl")
+    predictor = Predictor.load(args.run, batch_size=args.batch_size)  # after the cheap checks
     if args.input:
-        if not args.output:
-            raise EmotuneError("--input needs --output FILE.jsonl")
         n = predict_file(predictor, Path(args.input), Path(args.output), args.text_column)
         print(json.dumps({"written": n, "output": args.output}))
         return
-    if not args.texts:
-        raise EmotuneError("give texts to classify, or --input FILE --output FILE.jsonl")
     for text, pred in zip(args.texts, predictor.predict(args.texts), strict=True):
         print(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False))
 
