@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from emotune.data.schema import Example
 from emotune.methods.base import base_model_of
 from emotune.recogniser import Recogniser
-from emotune.scoring import output_weight
+from emotune.scoring import length_batches, output_weight
 
 
 def label_targets(rec: Recogniser) -> list[list[int]]:
@@ -61,7 +61,7 @@ def greedy_labels(
     rows = rec.encode(examples)
     generated: list[list[int]] = [[] for _ in rows]
     weight = output_weight(base_model_of(rec.model))
-    for idx, _ in rec.iter_batches(rows, batch_size):
+    for idx in length_batches([len(r) for r in rows], batch_size):  # each step re-collates
         current = [list(rows[i]) for i in idx]
         for _step in range(max_new):
             batch = rec.collate(current)
