@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from emotune.config import RunConfig, apply_override
+from emotune.data import dataset_info, dataset_names
 from emotune.errors import EmotuneError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
@@ -85,7 +86,10 @@ def test_missing_and_broken_config_files(tmp_path: Path) -> None:
 def test_every_shipped_config_is_valid(path: Path) -> None:
     cfg = RunConfig.from_yaml(path).validate()
     assert cfg.model.name == "gemma3-270m"
-    assert cfg.data.dataset in ("sst2", "sst5")
+    assert cfg.data.dataset in dataset_names()
+    # The data folder a shipped config names is the corpus's folder under ../shared/datasets.
+    assert cfg.data.data_dir is not None
+    assert Path(cfg.data.data_dir).name == dataset_info(cfg.data.dataset).folder
 
 
 def test_there_are_shipped_configs() -> None:

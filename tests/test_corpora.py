@@ -167,3 +167,47 @@ def test_real_counts_for_resplit_corpora() -> None:
     assert (len(usual.split("dev")), len(usual.split("test"))) == (2000, 5000)
     cped = load_data(DataConfig(dataset="cped", data_dir=str(SHARED / "cped")))
     assert sum(len(v) for v in cped.splits.values()) == 11137 + 27438
+
+
+def _m3ed(folder: Path, emotion: str = "Happy") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def utt(speaker: str, text: str, emo: str) -> dict[str, object]:
+        return {"Speaker": speaker, "Text": text, "EmoAnnotation": {"final_main_emo": emo, "final_mul_emo": emo}}
+
+    annotation = {
+        "anjia": {
+            "anjia_1": {
+                "SpeakerInfo": {"A": {"Name": "房似锦"}},
+                "Dialog": {
+                    "anjia_1_2": utt("B", "为什么？", "Surprise"),
+                    "anjia_1_1": utt("A", "我很开心", emotion),
+                },
+            }
+        },
+        "doutinghao": {"doutinghao_1": {"Dialog": {"doutinghao_1_1": utt("A", "走开", "Anger")}}},
+        "huanlesong": {"huanlesong_1": {"Dialog": {"huanlesong_1_1": utt("A", "好的", "Neutral")}}},
+    }
+    (folder / "annotation.json").write_text(json.dumps(annotation, ensure_ascii=False), encoding="utf-8")
+    (folder / "splitInfo").mkdir()
+    for split, movie in (("train", "anjia"), ("val", "doutinghao"), ("test", "huanlesong")):
+        (folder / "splitInfo" / f"movie_list_{split}.txt").write_text(movie + "\n")
+    return folder
+
+
+def test_m3ed_annotation_json(tmp_path: Path) -> None:
+    data = load_data(DataConfig(dataset="m3ed", data_dir=str(_m3ed(tmp_path)), context_turns=2))
+    assert data.headline_metric == "weighted_f1" and data.language == "zh"
+    first, second = data.split("train")
+    assert (first.text, data.labels.names[first.label]) == ("我很开心", "happy")  # ordered by utterance number
+    assert data.labels.names[second.label] == "surprise" and second.context[0].text == "我很开心"
+    assert [data.labels.names[e.label] for e in data.split("dev") + data.split("test")] == ["anger", "neutral"]
+
+
+def test_m3ed_errors(tmp_path: Path) -> None:
+    with pytest.raises(EmotuneError, match="unknown emotion 'Bored'"):
+        load_data(DataConfig(dataset="m3ed", data_dir=str(_m3ed(tmp_path / "a", "Bored"))))
+    folder = _m3ed(tmp_path / "b")
+    (folder / "splitInfo" / "movie_list_val.txt").unlink()
+    with pytest.raises(EmotuneError, match=r"movie_list_val\.txt: file not found"):
+        load_data(DataConfig(dataset="m3ed", data_dir=str(folder)))

@@ -159,13 +159,31 @@ def test_generate_objective_trains_and_reports_invalid_rate(tiny_gemma: str, sen
 
 def test_class_weights_are_inverse_frequency() -> None:
     from emotune.data.schema import Example
-    from emotune.train import class_weights
+    from emotune.losses import class_weights, gold_targets
 
     examples = [Example("x", 0)] * 3 + [Example("y", 1)]
-    weights = class_weights(examples, 2, "balanced")
+    targets = gold_targets(examples, 2, multi_label=False)
+    weights = class_weights(targets, 2, "balanced")
     assert weights is not None
     torch.testing.assert_close(weights, torch.tensor([4 / 6, 4 / 2]))
-    assert class_weights(examples, 2, "none") is None
+    assert class_weights(targets, 2, "none") is None
+
+
+def test_multilabel_targets_and_pos_weight() -> None:
+    from emotune.data.schema import Example
+    from emotune.losses import class_weights, gold_targets, label_loss
+
+    examples = [Example("a", 0, labels=(0, 2)), Example("b", 1, labels=(1,)), Example("c", 0, labels=(0,))]
+    targets = gold_targets(examples, 3, multi_label=True)
+    torch.testing.assert_close(targets, torch.tensor([[1.0, 0, 1], [0, 1, 0], [1, 0, 0]]))
+    pos_weight = class_weights(targets, 3, "balanced")
+    torch.testing.assert_close(pos_weight, torch.tensor([1 / 2, 2 / 1, 2 / 1]))
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 1.0, -2.0], [1.0, 0.0, 0.0]])
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    torch.testing.assert_close(label_loss(logits, targets, None, "cross-entropy", 2.0), expected)
+    # Focal with gamma 0 is plain BCE; with gamma 2 it is smaller (confident labels count less).
+    torch.testing.assert_close(label_loss(logits, targets, None, "focal", 0.0), expected)
+    assert label_loss(logits, targets, None, "focal", 2.0) < expected
 
 
 def test_epoch_batches_are_deterministic_and_complete() -> None:
@@ -179,7 +197,7 @@ def test_epoch_batches_are_deterministic_and_complete() -> None:
 def test_focal_loss_reduces_to_cross_entropy_and_down_weights_easy_examples() -> None:
     import torch.nn.functional as F
 
-    from emotune.train import focal_loss
+    from emotune.losses import focal_loss
 
     logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]])
     gold = torch.tensor([0, 2])

@@ -177,7 +177,7 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         return
     for name in dataset_names():
         info = dataset_info(name)
-        print(f"{name:<12} {info.language:<4} {info.task:<10} {info.description}\n{'':<12} files: {info.files}")
+        print(f"{name:<20} {info.language:<4} {info.task:<10} {info.description}\n{'':<20} files: {info.files}")
 
 
 def cmd_quickstart(args: argparse.Namespace) -> None:

@@ -12,7 +12,7 @@ from emotune.config import RunConfig
 from emotune.data.schema import Example
 from emotune.errors import EmotuneError
 from emotune.generative import greedy_labels
-from emotune.metrics import classification_metrics, write_confusion
+from emotune.metrics import classification_metrics, multilabel_metrics, write_confusion
 from emotune.recogniser import Recogniser
 from emotune.rundir import write_json, write_text
 
@@ -32,6 +32,10 @@ def evaluate(
     names = rec.labels.names
     if any(ex.label is None for ex in examples):
         raise EmotuneError("evaluation needs labelled examples")
+    if rec.multi_label:
+        if objective == "generate":
+            raise EmotuneError("multi-label datasets are scored with objective 'classify', not 'generate'")
+        return evaluate_multilabel(rec, examples, batch_size)
     gold = [int(ex.label) for ex in examples]  # type: ignore[arg-type]
     preds: list[int | None]
     records: list[dict[str, Any]] = [
@@ -49,6 +53,27 @@ def evaluate(
             record.update(label=names[k], scores={n: round(v, 6) for n, v in zip(names, row, strict=True)})
     metrics = classification_metrics(gold, preds, names)
     metrics["objective"] = objective
+    return EvalResult(metrics, records)
+
+
+def evaluate_multilabel(rec: Recogniser, examples: Sequence[Example], batch_size: int = 16) -> EvalResult:
+    """Per-label sigmoid scores, the labels at or above the recogniser's threshold, and metrics."""
+    names = rec.labels.names
+    probs = rec.probabilities(examples, batch_size)
+    chosen = rec.decide(probs)
+    gold = [ex.gold_set() for ex in examples]
+    records = [
+        {
+            "uid": ex.uid,
+            "text": ex.text,
+            "gold": [names[k] for k in g],
+            "labels": [names[k] for k in c],
+            "scores": {n: round(v, 6) for n, v in zip(names, row, strict=True)},
+        }
+        for ex, g, c, row in zip(examples, gold, chosen, probs.tolist(), strict=True)
+    ]
+    metrics = multilabel_metrics(gold, chosen, names)
+    metrics.update(objective="classify", threshold=rec.threshold)
     return EvalResult(metrics, records)
 
 

@@ -49,8 +49,66 @@ def classification_metrics(gold: Sequence[int], pred: Sequence[int | None], name
     }
 
 
+def multilabel_metrics(
+    gold: Sequence[Sequence[int]], pred: Sequence[Sequence[int]], names: Sequence[str]
+) -> dict[str, Any]:
+    """Micro/macro/weighted/samples F1, exact-match accuracy, UA and per-label scores."""
+    y_true, y_pred = multi_hot(gold, len(names)), multi_hot(pred, len(names))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
+    average = {
+        key: float(f1_score(y_true, y_pred, average=key.removesuffix("_f1"), zero_division=0))
+        for key in ("micro_f1", "macro_f1", "weighted_f1", "samples_f1")
+    }
+    return {
+        "n": len(gold),
+        "accuracy": float(accuracy_score(y_true, y_pred)),  # exact match of the whole label set
+        **average,
+        "ua": float(recall_score(y_true, y_pred, average="macro", zero_division=0)),
+        "invalid": 0,
+        "invalid_rate": 0.0,
+        "per_class": {
+            name: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]), "support": int(s[k])}
+            for k, name in enumerate(names)
+        },
+        "labels": list(names),
+        "multi_label": True,
+    }
+
+
+def multi_hot(sets: Sequence[Sequence[int]], num_labels: int) -> np.ndarray:
+    """An (n, num_labels) 0/1 matrix from label index sets."""
+    matrix = np.zeros((len(sets), num_labels), dtype=np.int64)
+    for i, labels in enumerate(sets):
+        matrix[i, list(labels)] = 1
+    return matrix
+
+
+def tune_threshold(probs: np.ndarray, gold: Sequence[Sequence[int]], metric: str = "macro_f1") -> float:
+    """The probability threshold (0.05..0.95) that maximises ``metric`` on a dev split.
+
+    One threshold for every label: per-label thresholds overfit the rare GoEmotions labels,
+    which have a few dozen dev examples.
+    """
+    y_true = multi_hot(gold, probs.shape[1])
+    average = metric.removesuffix("_f1")
+    best, best_score = 0.5, -1.0
+    for threshold in np.round(np.arange(0.05, 0.951, 0.05), 2):
+        y_pred = (probs >= threshold).astype(np.int64)
+        empty = y_pred.sum(1) == 0  # the same fallback as Recogniser.decide: the best label
+        y_pred[empty, probs[empty].argmax(1)] = 1
+        score = float(f1_score(y_true, y_pred, average=average, zero_division=0))
+        if score > best_score:
+            best, best_score = float(threshold), score
+    return best
+
+
 def write_confusion(metrics: dict[str, Any], folder: Path) -> None:
-    """Writes ``confusion.csv`` and, when matplotlib is installed, ``confusion.png``."""
+    """Writes ``confusion.csv`` and, when matplotlib is installed, ``confusion.png``.
+
+    Multi-label results have no confusion matrix (a text may have several gold labels).
+    """
+    if "confusion" not in metrics:
+        return
     names, matrix = metrics["labels"], metrics["confusion"]
     with (folder / "confusion.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)

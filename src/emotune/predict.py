@@ -17,14 +17,23 @@ from emotune.recogniser import Recogniser, build_recogniser
 
 @dataclass(frozen=True)
 class Prediction:
-    """The best label and a probability for every label (they sum to 1)."""
+    """The predicted label(s) and a probability for every label.
+
+    Attributes:
+        label: The best label.
+        scores: Probability per label; they sum to 1, except for multi-label runs, where each
+            is an independent sigmoid.
+        labels: Every predicted label, best first: ``[label]`` for single-label runs; for
+            multi-label runs every label at or above the run's threshold (at least one).
+    """
 
     label: str
     scores: dict[str, float] = field(default_factory=dict)
+    labels: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         """Plain data for JSON."""
-        return {"label": self.label, "scores": self.scores}
+        return {"label": self.label, "labels": list(self.labels or (self.label,)), "scores": self.scores}
 
 
 class Predictor:
@@ -61,7 +70,16 @@ class Predictor:
         adapter = folder / "adapter"
         if cfg.method.name != "zero-shot" and not adapter.is_dir():
             raise EmotuneError(f"{folder}: run has no adapter/ (training did not finish?)")
-        rec = build_recogniser(cfg, labels, meta["language"], meta["task"], adapter_dir=adapter)
+        rec = build_recogniser(
+            cfg,
+            labels,
+            meta["language"],
+            meta["task"],
+            adapter_dir=adapter,
+            multi_label=bool(meta.get("multi_label", False)),
+            head_bias=meta.get("head_bias"),
+            threshold=float(meta.get("threshold", 0.5)),
+        )
         return cls(rec, batch_size)
 
     def predict(self, texts: str | Sequence[str], contexts: Sequence[Sequence[str]] | None = None) -> list[Prediction]:
@@ -81,7 +99,8 @@ class Predictor:
         if not examples:
             return []
         probs = self.recogniser.probabilities(examples, self.batch_size)
-        return [self._prediction(row) for row in probs]
+        chosen = self.recogniser.decide(probs)
+        return [self._prediction(row, picks) for row, picks in zip(probs, chosen, strict=True)]
 
     def _example(self, text: str, context: Sequence[str] | None, i: int) -> Example:
         if not isinstance(text, str) or not text.strip():
@@ -89,6 +108,7 @@ class Predictor:
         turns = tuple(Turn(c) for c in context or ())
         return Example(text.strip(), context=turns)
 
-    def _prediction(self, row: torch.Tensor) -> Prediction:
+    def _prediction(self, row: torch.Tensor, picks: list[int]) -> Prediction:
         scores = {n: float(v) for n, v in zip(self.labels, row.tolist(), strict=True)}
-        return Prediction(max(scores, key=scores.__getitem__), scores)
+        names = tuple(self.labels[k] for k in picks)
+        return Prediction(names[0], scores, names)

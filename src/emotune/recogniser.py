@@ -63,6 +63,8 @@ class Recogniser:
     head: LabelHead
     max_length: int = 128
     precision: str = "auto"
+    multi_label: bool = False
+    threshold: float = 0.5
 
     @property
     def device(self) -> torch.device:
@@ -97,6 +99,10 @@ class Recogniser:
             hidden = self.hidden_at(batch, batch.last_index)
         return self.head(hidden, output_weight(base_model_of(self.model)))
 
+    def to_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Softmax over labels (one label per text) or one sigmoid per label (multi-label)."""
+        return logits.float().sigmoid() if self.multi_label else logits.float().softmax(-1)
+
     @torch.no_grad()
     def probabilities(self, examples: Sequence[Example], batch_size: int = 16) -> torch.Tensor:
         """Label probabilities (n, num_labels), batched by length, in the input order."""
@@ -104,19 +110,35 @@ class Recogniser:
         rows = self.encode(examples)
         probs = torch.empty(len(rows), len(self.labels))
         for idx, batch in self.iter_batches(rows, batch_size):
-            probs[idx] = self.label_logits(batch).float().softmax(-1).cpu()
+            probs[idx] = self.to_probabilities(self.label_logits(batch)).cpu()
         return probs
+
+    def decide(self, probs: torch.Tensor) -> list[list[int]]:
+        """Predicted label indices per row, best first.
+
+        One label (the argmax) per text, or, for multi-label, every label whose probability
+        reaches ``threshold``, falling back to the best one so no text goes unlabelled.
+        """
+        if not self.multi_label:
+            return [[k] for k in probs.argmax(-1).tolist()]
+        chosen = []
+        for row in probs:
+            above = [k for k in row.argsort(descending=True).tolist() if row[k] >= self.threshold]
+            chosen.append(above or [int(row.argmax())])
+        return chosen
 
     @torch.no_grad()
     def calibrate(self) -> None:
-        """Sets the head's bias to its label log-probabilities on a content-free input.
+        """Sets the head's bias from its label scores on a content-free input.
 
         The base LLM prefers some label words whatever the input (it picks one label for
-        almost everything zero-shot); subtracting that prior is contextual calibration.
+        almost everything zero-shot); subtracting that prior is contextual calibration. For
+        multi-label scoring the raw logits are subtracted, so a content-free text scores 0.5
+        on every label and training starts from an even point instead of a saturated sigmoid.
         """
         self.head.bias.zero_()
-        logits = self.label_logits(self.collate(self.encode([Example(CONTENT_FREE)])))
-        self.head.bias.copy_(logits[0].float().log_softmax(-1))
+        logits = self.label_logits(self.collate(self.encode([Example(CONTENT_FREE)])))[0].float()
+        self.head.bias.copy_(logits if self.multi_label else logits.log_softmax(-1))
 
     def iter_batches(self, rows: list[list[int]], batch_size: int) -> Iterator[tuple[list[int], Batch]]:
         """Length-bucketed batches of ``rows`` with their indices."""
@@ -125,7 +147,15 @@ class Recogniser:
 
 
 def build_recogniser(
-    cfg: RunConfig, labels: LabelSet, language: str, task: str, adapter_dir: Path | None = None
+    cfg: RunConfig,
+    labels: LabelSet,
+    language: str,
+    task: str,
+    adapter_dir: Path | None = None,
+    *,
+    multi_label: bool = False,
+    head_bias: Sequence[float] | None = None,
+    threshold: float = 0.5,
 ) -> Recogniser:
     """Loads the backbone and attaches a fresh method (training) or a saved adapter.
 
@@ -135,6 +165,10 @@ def build_recogniser(
         language: Prompt language ("en" or "zh").
         task: Task word for the prompt ("sentiment" or "emotion").
         adapter_dir: A saved adapter to load instead of fresh parameters.
+        multi_label: Score each label with its own sigmoid instead of one softmax.
+        head_bias: The label bias a multi-label run was trained with (from its run.json);
+            computed by calibration when omitted.
+        threshold: Multi-label decision threshold on each label's probability.
     """
     model, tokenizer = load_backbone(
         cfg.model.name, dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code
@@ -149,6 +183,9 @@ def build_recogniser(
     ).to(model.device)
     wrapped = method.load(model, adapter_dir) if adapter_dir is not None else method.attach(model, tokenizer)
     rec = Recogniser(wrapped, method, tokenizer, labels, prompt, head, cfg.train.max_length, cfg.train.precision)
-    if cfg.method.name == "zero-shot" and cfg.method.calibrate:
+    rec.multi_label, rec.threshold = multi_label, threshold
+    if head_bias is not None:
+        head.bias.copy_(torch.tensor(list(head_bias), dtype=head.bias.dtype))
+    elif multi_label or (cfg.method.name == "zero-shot" and cfg.method.calibrate):
         rec.calibrate()
     return rec

@@ -12,14 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from emotune import rundir
 from emotune.config import RunConfig
 from emotune.data import Dataset, Example, load_data, subsample
+from emotune.data.files import read_json
 from emotune.evaluate import EvalResult, evaluate, write_result
 from emotune.generative import lm_loss
+from emotune.losses import class_weights, gold_targets, label_loss
+from emotune.metrics import tune_threshold
 from emotune.recogniser import Recogniser, build_recogniser
 
 log = logging.getLogger(__name__)
@@ -81,28 +83,6 @@ def epoch_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[i
     return [batches[i] for i in perm]
 
 
-def class_weights(examples: list[Example], num_labels: int, mode: str) -> torch.Tensor | None:
-    """Inverse-frequency ("balanced") loss weights, or None."""
-    if mode == "none":
-        return None
-    counts = torch.bincount(torch.tensor([ex.label for ex in examples]), minlength=num_labels).float()
-    return counts.sum() / (num_labels * counts.clamp(min=1))
-
-
-def focal_loss(logits: torch.Tensor, gold: torch.Tensor, weight: torch.Tensor | None, gamma: float) -> torch.Tensor:
-    """Focal loss (Lin et al. 2017): cross-entropy scaled by (1 - p_gold)^gamma.
-
-    Down-weights examples the model already gets right, so rare classes are not drowned out by
-    the majority class; ``weight`` (class weights) combines with it as in cross-entropy.
-    """
-    log_probs = logits.log_softmax(-1)
-    gold_log_p = log_probs.gather(1, gold[:, None]).squeeze(1)
-    per_example = -((1 - gold_log_p.exp()) ** gamma) * gold_log_p
-    if weight is None:
-        return per_example.mean()
-    return (per_example * weight[gold]).sum() / weight[gold].sum()
-
-
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup to the peak learning rate, then linear decay to zero."""
 
@@ -137,8 +117,8 @@ class Trainer:
         dev = dataset.splits.get("dev") or []
         self.dev_ex = subsample(dev, cfg.data.max_eval_samples, t.seed)
         self.rows = rec.encode(self.train_ex)
-        self.gold = torch.tensor([ex.label for ex in self.train_ex])
-        self.weights = class_weights(self.train_ex, len(dataset.labels), t.class_weights)
+        self.gold = gold_targets(self.train_ex, len(dataset.labels), dataset.multi_label)
+        self.weights = class_weights(self.gold, len(dataset.labels), t.class_weights)
         self.params = [p for p in rec.model.parameters() if p.requires_grad]
         lr = t.lr or rec.method.default_lr
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=t.weight_decay)
@@ -175,10 +155,8 @@ class Trainer:
             return lm_loss(self.rec, rows, gold.tolist())
         logits = self.rec.label_logits(self.rec.collate(rows)).float()
         weight = None if self.weights is None else self.weights.to(logits.device)
-        gold = gold.to(logits.device)
-        if self.cfg.train.loss == "focal":
-            return focal_loss(logits, gold, weight, self.cfg.train.focal_gamma)
-        return F.cross_entropy(logits, gold, weight=weight)
+        t = self.cfg.train
+        return label_loss(logits, gold.to(logits.device), weight, t.loss, t.focal_gamma)
 
     def run_epochs(self) -> None:
         """Trains until the step budget is spent or early stopping triggers."""
@@ -246,22 +224,20 @@ class Trainer:
         s.loss_sum, s.loss_count = 0.0, 0
 
     def evaluate_dev(self) -> None:
-        """Scores dev macro-F1; keeps the best adapter; counts evaluations without progress."""
+        """Scores the dataset's headline metric on dev (macro-F1 unless the corpus reports another);
+        keeps the best adapter; counts evaluations without progress."""
         s = self.state
         s.last_eval_step = s.step
         if not self.dev_ex:
             self.best = trainable_state(self.rec)  # no dev split: the last weights are used
             return
+        tune_dev_threshold(self.rec, self.dev_ex)
         metrics = evaluate(self.rec, self.dev_ex, self.cfg.train.objective).metrics
         self.rec.model.train()
-        log.info(
-            "step %d dev macro_f1=%.4f accuracy=%.4f",
-            s.step,
-            metrics["macro_f1"],
-            metrics["accuracy"],
-        )
-        if metrics["macro_f1"] > s.best_score:
-            s.best_score, s.best_step, s.bad_evals = metrics["macro_f1"], s.step, 0
+        headline = self.dataset.headline_metric
+        log.info("step %d dev %s=%.4f accuracy=%.4f", s.step, headline, metrics[headline], metrics["accuracy"])
+        if metrics[headline] > s.best_score:
+            s.best_score, s.best_step, s.bad_evals = metrics[headline], s.step, 0
             self.best = trainable_state(self.rec)
             rundir.write_best(self.run, self.best)
         else:
@@ -291,38 +267,57 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     cfg.validate()
     setup(cfg)
     run = rundir.prepare(Path(cfg.output), overwrite=cfg.overwrite, resume=resume)
+    # A resumed multi-label run keeps the label bias it started with (recalibrating would move it).
+    head_bias = read_json(run / "run.json").get("head_bias") if resume and (run / "run.json").is_file() else None
     handler = attach_log_file(run)
     try:
         dataset = load_data(cfg.data, cfg.train.seed)
-        rec = build_recogniser(cfg, dataset.labels, dataset.language, dataset.task)
-        write_run_files(cfg, dataset, run)
-        if not rec.method.trainable:  # zero-shot: nothing to train, only evaluate
-            return final_evaluation(cfg, dataset, rec, run, TrainState())
-        trainer = Trainer(cfg, dataset, rec, run)
-        if resume:
-            trainer.resume()
-        trainer.run_epochs()
-        load_trainable(rec, trainer.best)
-        rec.method.save(rec.model, run / "adapter")
-        return final_evaluation(cfg, dataset, rec, run, trainer.state)
+        rec = build_recogniser(
+            cfg, dataset.labels, dataset.language, dataset.task, multi_label=dataset.multi_label, head_bias=head_bias
+        )
+        write_run_files(cfg, dataset, run, rec)
+        state = TrainState()
+        if rec.method.trainable:  # zero-shot has nothing to train: it is only evaluated
+            trainer = Trainer(cfg, dataset, rec, run)
+            if resume:
+                trainer.resume()
+            trainer.run_epochs()
+            load_trainable(rec, trainer.best)
+            rec.method.save(rec.model, run / "adapter")
+            state = trainer.state
+        if dataset.multi_label:
+            dev = subsample(dataset.splits.get("dev") or [], cfg.data.max_eval_samples, cfg.train.seed)
+            tune_dev_threshold(rec, dev)
+            write_run_files(cfg, dataset, run, rec)  # records the tuned threshold
+        return final_evaluation(cfg, dataset, rec, run, state)
     finally:
         logging.getLogger("emotune").removeHandler(handler)
         handler.close()
 
 
-def write_run_files(cfg: RunConfig, dataset: Dataset, run: Path) -> None:
+def tune_dev_threshold(rec: Recogniser, dev: list[Example]) -> None:
+    """Multi-label: sets the decision threshold that maximises dev macro-F1 (kept as is without dev)."""
+    if rec.multi_label and dev:
+        probs = rec.probabilities(dev).numpy()
+        rec.threshold = tune_threshold(probs, [ex.gold_set() for ex in dev])
+        log.info("multi-label threshold tuned on dev: %.2f", rec.threshold)
+
+
+def write_run_files(cfg: RunConfig, dataset: Dataset, run: Path, rec: Recogniser) -> None:
     """Resolved config and what a Predictor needs to rebuild the label scoring."""
     cfg.to_yaml(run / "config.yaml")
-    rundir.write_json(
-        run / "run.json",
-        {
-            "dataset": dataset.name,
-            "language": dataset.language,
-            "task": dataset.task,
-            "labels": dataset.labels.to_dict(),
-            "splits": {k: len(v) for k, v in dataset.splits.items()},
-        },
-    )
+    meta: dict[str, Any] = {
+        "dataset": dataset.name,
+        "language": dataset.language,
+        "task": dataset.task,
+        "labels": dataset.labels.to_dict(),
+        "splits": {k: len(v) for k, v in dataset.splits.items()},
+        "headline_metric": dataset.headline_metric,
+        "multi_label": dataset.multi_label,
+    }
+    if dataset.multi_label:
+        meta |= {"threshold": rec.threshold, "head_bias": rec.head.bias.tolist()}
+    rundir.write_json(run / "run.json", meta)
     rundir.write_json(run / "dataset_card.json", dataset_card(cfg, dataset))
 
 
@@ -335,10 +330,12 @@ def dataset_card(cfg: RunConfig, dataset: Dataset) -> dict[str, Any]:
         "task": dataset.task,
         "split_sizes": {k: len(v) for k, v in dataset.splits.items()},
         "label_distribution": {
-            split: {n: sum(e.label == k for e in examples) for k, n in enumerate(names)}
+            split: {n: sum(k in e.gold_set() for e in examples) for k, n in enumerate(names)}
             for split, examples in dataset.splits.items()
         },
         "verbalisers": dict(zip(names, dataset.labels.words(dataset.language), strict=True)),
+        "multi_label": dataset.multi_label,
+        "headline_metric": dataset.headline_metric,
         "context_turns": cfg.data.context_turns,
         "max_train_samples": cfg.data.max_train_samples,
         "max_eval_samples": cfg.data.max_eval_samples,
@@ -362,7 +359,8 @@ def final_evaluation(cfg: RunConfig, dataset: Dataset, rec: Recogniser, run: Pat
         "train_examples_per_second": round(state.examples_seen / state.train_seconds, 2)
         if state.train_seconds
         else None,
-        "best_dev_macro_f1": state.best_score if state.best_score >= 0 else None,
+        "headline_metric": dataset.headline_metric,
+        f"best_dev_{dataset.headline_metric}": state.best_score if state.best_score >= 0 else None,
         "best_dev_step": state.best_step if state.best_score >= 0 else None,
         "eval_seconds": round(seconds, 2),
         "eval_examples_per_second": round(len(examples) / seconds, 2),

@@ -6,7 +6,7 @@ import random
 from dataclasses import replace
 
 from emotune.config import DataConfig
-from emotune.data import corpora, dialogue, quickstart, sst, tabular  # noqa: F401  (registers the loaders)
+from emotune.data import corpora, dialogue, goemotions, m3ed, quickstart, sst, tabular  # noqa: F401  (registers the loaders)
 from emotune.data.registry import DataRequest, dataset_info, dataset_names, load_dataset
 from emotune.data.schema import Dataset, Example, LabelSet, Turn
 

@@ -27,6 +27,6 @@ def check_datasets(root: Path) -> str:
         sizes = " / ".join(f"{split} {len(ex)}" for split, ex in data.splits.items())
         lines.append(f"{name} ({root / info.folder}): {sizes}")
         for split, examples in data.splits.items():
-            counts = Counter(data.labels.names[e.label] for e in examples if e.label is not None)
+            counts = Counter(data.labels.names[k] for e in examples for k in e.gold_set())
             lines.append(f"  {split}: " + ", ".join(f"{label} {counts[label]}" for label in data.labels.names))
     return "\n".join(lines) if lines else f"no known dataset folders under {root}"

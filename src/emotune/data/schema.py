@@ -26,6 +26,8 @@ class Example:
         context: Earlier dialogue turns, oldest first (empty for single sentences).
         speaker: Speaker of ``text`` in a dialogue.
         uid: Stable identifier (file and line, dialogue and turn) for tracing predictions.
+        labels: Every gold label index of a multi-label example (``label`` is the first of them);
+            empty for single-label tasks.
     """
 
     text: str
@@ -33,6 +35,13 @@ class Example:
     context: tuple[Turn, ...] = ()
     speaker: str | None = None
     uid: str = ""
+    labels: tuple[int, ...] = ()
+
+    def gold_set(self) -> tuple[int, ...]:
+        """All gold label indices: ``labels`` if multi-label, else ``(label,)``."""
+        if self.labels:
+            return self.labels
+        return () if self.label is None else (self.label,)
 
 
 @dataclass(frozen=True)
@@ -98,15 +107,30 @@ class LabelSet:
         return cls(names, {str(k): [list(w) for w in v] for k, v in verbalisers.items()})  # type: ignore[attr-defined]
 
 
+HEADLINE_METRICS = ("macro_f1", "weighted_f1", "accuracy", "ua", "micro_f1")
+
+
 @dataclass
 class Dataset:
-    """A loaded dataset: its labels, language and splits."""
+    """A loaded dataset: its labels, language and splits.
+
+    Attributes:
+        multi_label: Examples may carry several labels (scored with one sigmoid per label).
+        headline_metric: The metric the corpus is usually reported with; early stopping on dev
+            uses it (M3ED: weighted F1).
+    """
 
     name: str
     labels: LabelSet
     language: str
     task: str
     splits: dict[str, list[Example]]
+    multi_label: bool = False
+    headline_metric: str = "macro_f1"
+
+    def __post_init__(self) -> None:
+        if self.headline_metric not in HEADLINE_METRICS:
+            raise EmotuneError(f"headline metric must be one of {HEADLINE_METRICS}, got '{self.headline_metric}'")
 
     def split(self, name: str) -> list[Example]:
         """Returns a split by name, with a clear error when the dataset lacks it."""

@@ -1,0 +1,93 @@
+"""GoEmotions (Reddit comments): multi-label, 27 emotions + neutral, or its Ekman grouping (6 + neutral).
+
+Files: ``{train,dev,test}.tsv`` with ``text<TAB>comma-separated label ids<TAB>comment id`` and
+``labels.txt`` listing the label names in id order (the official release's layout).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emotune.data.files import require_dir
+from emotune.data.registry import DataRequest, register_dataset
+from emotune.data.schema import Dataset, Example, LabelSet
+from emotune.errors import EmotuneError
+
+FILES = "{train,dev,test}.tsv + labels.txt"
+
+
+def read_label_names(path: Path) -> tuple[str, ...]:
+    """Label names, one per line, in id order."""
+    if not path.is_file():
+        raise EmotuneError(f"{path}: file not found")
+    names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    if len(names) < 2:
+        raise EmotuneError(f"{path}: expected at least two label names, one per line")
+    return names
+
+
+def read_multilabel_tsv(path: Path, num_labels: int, split: str) -> list[Example]:
+    """Examples of one ``text<TAB>ids<TAB>id`` file; ``label`` is the first id, ``labels`` all of them."""
+    if not path.is_file():
+        raise EmotuneError(f"{path}: file not found")
+    examples = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 2:
+            raise EmotuneError(f"{path}:{lineno}: expected 'text<TAB>label ids<TAB>id'")
+        ids = _label_ids(fields[1], num_labels, path, lineno)
+        if not fields[0].strip():
+            raise EmotuneError(f"{path}:{lineno}: empty text")
+        uid = fields[2].strip() if len(fields) > 2 else f"{split}:{lineno}"
+        examples.append(Example(fields[0].strip(), ids[0], uid=uid, labels=ids))
+    if not examples:
+        raise EmotuneError(f"{path}: no examples")
+    return examples
+
+
+def _label_ids(field: str, num_labels: int, path: Path, lineno: int) -> tuple[int, ...]:
+    try:
+        ids = tuple(sorted({int(x) for x in field.split(",")}))
+    except ValueError:
+        raise EmotuneError(f"{path}:{lineno}: label ids must be comma-separated integers, got '{field}'") from None
+    if not ids or ids[0] < 0 or ids[-1] >= num_labels:
+        raise EmotuneError(f"{path}:{lineno}: label id out of range 0..{num_labels - 1}: '{field}'")
+    return ids
+
+
+def _goemotions(request: DataRequest, subset: str, name: str) -> Dataset:
+    root = require_dir(request.data_dir, name, FILES)
+    # Accept the corpus root (with original/ and ekman/) or the subset folder itself.
+    folder = root / subset if (root / subset).is_dir() else root
+    names = read_label_names(folder / "labels.txt")
+    labels = LabelSet(names, {"en": [[n] for n in names]})
+    splits = {s: read_multilabel_tsv(folder / f"{s}.tsv", len(names), s) for s in ("train", "dev", "test")}
+    return Dataset(name, labels, "en", "emotion", splits, multi_label=True)
+
+
+@register_dataset(
+    "goemotions",
+    folder="goemotions",
+    language="en",
+    task="emotion",
+    description="GoEmotions Reddit, multi-label, 27 emotions + neutral (43410/5426/5427)",
+    files="original/" + FILES,
+)
+def load_goemotions(request: DataRequest) -> Dataset:
+    """GoEmotions with its 28 labels."""
+    return _goemotions(request, "original", "goemotions")
+
+
+@register_dataset(
+    "goemotions-ekman",
+    folder="goemotions",
+    language="en",
+    task="emotion",
+    description="GoEmotions grouped into Ekman's 6 emotions + neutral, multi-label (43410/5426/5427)",
+    files="ekman/" + FILES,
+)
+def load_goemotions_ekman(request: DataRequest) -> Dataset:
+    """GoEmotions with the Ekman grouping."""
+    return _goemotions(request, "ekman", "goemotions-ekman")

@@ -1,0 +1,72 @@
+"""Classification losses on label logits: cross-entropy or focal, with optional class weights;
+their multi-label (one sigmoid per label) counterparts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from emotune.data.schema import Example
+
+
+def gold_targets(examples: Sequence[Example], num_labels: int, multi_label: bool) -> torch.Tensor:
+    """Label indices (n,) or, for multi-label, a 0/1 float matrix (n, num_labels)."""
+    if not multi_label:
+        return torch.tensor([ex.label for ex in examples])
+    targets = torch.zeros(len(examples), num_labels)
+    for i, ex in enumerate(examples):
+        targets[i, list(ex.gold_set())] = 1.0
+    return targets
+
+
+def class_weights(targets: torch.Tensor, num_labels: int, mode: str) -> torch.Tensor | None:
+    """Loss weights for ``mode`` "balanced", or None for "none".
+
+    Single-label: inverse class frequency. Multi-label: each label's negatives per positive
+    (BCE's ``pos_weight``), capped at 100 so a label seen once does not dominate.
+    """
+    if mode == "none":
+        return None
+    if targets.dim() == 2:
+        positives = targets.sum(0)
+        return ((len(targets) - positives) / positives.clamp(min=1)).clamp(max=100.0)
+    counts = torch.bincount(targets, minlength=num_labels).float()
+    return counts.sum() / (num_labels * counts.clamp(min=1))
+
+
+def focal_loss(logits: torch.Tensor, gold: torch.Tensor, weight: torch.Tensor | None, gamma: float) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017): cross-entropy scaled by (1 - p_gold)^gamma.
+
+    Down-weights examples the model already gets right, so rare classes are not drowned out by
+    the majority class; ``weight`` (class weights) combines with it as in cross-entropy.
+    """
+    log_probs = logits.log_softmax(-1)
+    gold_log_p = log_probs.gather(1, gold[:, None]).squeeze(1)
+    per_example = -((1 - gold_log_p.exp()) ** gamma) * gold_log_p
+    if weight is None:
+        return per_example.mean()
+    return (per_example * weight[gold]).sum() / weight[gold].sum()
+
+
+def sigmoid_focal_loss(
+    logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor | None, gamma: float
+) -> torch.Tensor:
+    """Per-label binary focal loss: BCE scaled by (1 - p_true)^gamma, averaged over labels and texts."""
+    bce = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight, reduction="none")
+    p_true = torch.where(targets > 0, logits.sigmoid(), 1 - logits.sigmoid())
+    return ((1 - p_true) ** gamma * bce).mean()
+
+
+def label_loss(
+    logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None, loss: str, gamma: float
+) -> torch.Tensor:
+    """The configured loss ("cross-entropy" or "focal"); multi-label when ``targets`` is a matrix."""
+    if targets.dim() == 2:
+        if loss == "focal":
+            return sigmoid_focal_loss(logits, targets, weight, gamma)
+        return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=weight)
+    if loss == "focal":
+        return focal_loss(logits, targets, weight, gamma)
+    return F.cross_entropy(logits, targets, weight=weight)
