@@ -189,18 +189,23 @@ def test_csv_quoted_field_may_hold_a_newline(tmp_path: Path) -> None:
     assert [e.text for e in data.split("train")] == ["first line\nsecond line", "plain"]
 
 
-def test_prediction_input_errors_are_one_line(tmp_path: Path) -> None:
-    from emotune.predict_files import iter_texts
+def test_prediction_input_rows_and_errors(tmp_path: Path) -> None:
+    from emotune.predict_files import iter_rows
 
-    bad = tmp_path / "in.jsonl"
-    bad.write_text('{"text": "fine"}\n{broken\n')
-    with pytest.raises(EmotuneError, match=r"in\.jsonl:2: not valid JSON"):
-        list(iter_texts(bad, "text"))
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text('{"text": "fine"}\n{broken\n{"text": ""}\n')
+    assert list(iter_rows(jsonl, "text")) == [
+        (1, "fine", None),
+        (2, None, "line 2: not valid JSON"),
+        (3, None, "line 3: no text in 'text'"),
+    ]
     table = tmp_path / "in.csv"
     table.write_text("sentence\nhello\n")
     with pytest.raises(EmotuneError, match="no column 'text'"):
-        list(iter_texts(table, "text"))
+        list(iter_rows(table, "text"))
+    with pytest.raises(EmotuneError, match="file not found"):
+        list(iter_rows(tmp_path / "none.csv", "text"))
     lines = tmp_path / "in.txt"
     lines.write_text("one\n\ntwo\n")
-    assert list(iter_texts(lines, "text")) == ["one", "two"]
-    assert list(iter_texts(table, "sentence")) == ["hello"]
+    assert [t for _, t, _ in iter_rows(lines, "text")] == ["one", "two"]
+    assert [t for _, t, _ in iter_rows(table, "sentence")] == ["hello"]

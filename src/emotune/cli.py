@@ -8,6 +8,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from emotune.config import RunConfig, apply_override
@@ -147,11 +148,25 @@ def cmd_predict(args: argparse.Namespace) -> None:
         raise EmotuneError("give texts to classify, or --input FILE --output FILE.jsonl")
     predictor = Predictor.load(args.run, batch_size=args.batch_size)  # after the cheap checks
     if args.input:
-        n = predict_file(predictor, Path(args.input), Path(args.output), args.text_column)
-        print(json.dumps({"written": n, "output": args.output}))
+        result = predict_file(predictor, Path(args.input), Path(args.output), args.text_column)
+        print(json.dumps(asdict(result)))
         return
     for text, pred in zip(args.texts, predictor.predict(args.texts), strict=True):
         print(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from emotune.serve.server import serve
+    from emotune.serve.settings import ServeSettings
+
+    settings = ServeSettings(
+        max_texts=args.max_texts,
+        max_chars=args.max_chars,
+        max_body_bytes=args.max_body_bytes,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+    )
+    serve(args.run, args.host, args.port, settings)
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -222,6 +237,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column", default="text", help="text column of --input")
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("serve", help="HTTP prediction service for a run (needs emotune[serve])")
+    p.add_argument("--run", required=True, help="run directory to serve")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-texts", type=int, default=64, help="most texts per request (413 above)")
+    p.add_argument("--max-chars", type=int, default=4000, help="most characters per text (422 above)")
+    p.add_argument("--max-body-bytes", type=int, default=1_000_000, help="largest request body (413 above)")
+    p.add_argument("--max-batch", type=int, default=32, help="most texts merged into one forward pass")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch")
+    p.set_defaults(func=cmd_serve)
     sub.add_parser("models", help="list registered backbones").set_defaults(func=cmd_models)
     p = sub.add_parser("datasets", help="list registered datasets (--check: load them and count)")
     p.add_argument("--check", action="store_true", help="load every dataset found under --data-dir and count")

@@ -1,11 +1,17 @@
-"""Prediction over files: stream rows in, write JSONL out atomically."""
+"""Prediction over large files: streamed in chunks, resumable, one output row per input row.
+
+Rows go to ``OUTPUT.partial`` chunk by chunk (flushed and synced); a re-run after a crash keeps
+the complete rows there, skips that many input rows and goes on. The finished file is renamed
+to ``OUTPUT`` only at the end, so ``OUTPUT`` is always complete. A bad row (empty text, missing
+column) gets an ``error`` entry instead of stopping the file.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
@@ -15,42 +21,112 @@ from emotune.data.files import iter_records
 from emotune.errors import EmotuneError
 from emotune.predict import Predictor
 
-
-def iter_texts(path: Path, text_column: str) -> Iterator[str]:
-    """Streams texts from ``.txt`` (a line each), ``.csv``/``.tsv`` or ``.jsonl`` files."""
-    if path.suffix.lower() not in (".csv", ".tsv", ".jsonl"):
-        if not path.is_file():
-            raise EmotuneError(f"{path}: file not found")
-        with path.open(encoding="utf-8-sig") as fh:
-            yield from (line.rstrip("\n") for line in fh if line.strip())
-        return
-    for lineno, row in iter_records(path):
-        if text_column not in row:
-            raise EmotuneError(f"{path}:{lineno}: no column '{text_column}' (columns: {sorted(row)})")
-        yield row[text_column]
+Row = tuple[int, str | None, str | None]  # (row number, text or None, error or None)
 
 
-def predict_file(predictor: Predictor, source: Path, target: Path, text_column: str = "text", chunk: int = 256) -> int:
-    """Classifies every text of ``source`` into ``target`` (JSONL), in bounded memory.
+@dataclass(frozen=True)
+class FileResult:
+    """What a :func:`predict_file` call did."""
 
-    The output appears only when complete (temporary file, then rename).
+    output: str
+    rows: int
+    resumed_from: int
+    errors: int
 
-    Returns:
-        The number of rows written.
+
+def iter_rows(path: Path, text_column: str) -> Iterator[Row]:
+    """Streams ``(row, text, error)`` from ``.txt`` (a line each), ``.csv``/``.tsv`` or ``.jsonl``.
+
+    A JSONL line that is not JSON, or a row without text, becomes an error row; a table
+    without the text column at all is an error for the whole file.
     """
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise EmotuneError(f"{path}: file not found")
+    if suffix == ".jsonl":
+        yield from _jsonl_rows(path, text_column)
+    elif suffix in (".csv", ".tsv"):
+        for row_no, (lineno, record) in enumerate(iter_records(path), 1):
+            if row_no == 1 and text_column not in record:
+                raise EmotuneError(f"{path}: no column '{text_column}' (columns: {sorted(record)})")
+            yield _row(lineno, record.get(text_column), text_column)
+    else:
+        with path.open(encoding="utf-8-sig") as fh:
+            yield from ((i, line.rstrip("\n"), None) for i, line in enumerate(fh, 1) if line.strip())
+
+
+def _jsonl_rows(path: Path, text_column: str) -> Iterator[Row]:
+    with path.open(encoding="utf-8-sig") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                yield lineno, None, f"line {lineno}: not valid JSON"
+                continue
+            value = record.get(text_column) if isinstance(record, dict) else None
+            yield _row(lineno, value, text_column)
+
+
+def _row(lineno: int, text: object, text_column: str) -> Row:
+    if not isinstance(text, str) or not text.strip():
+        return lineno, None, f"line {lineno}: no text in '{text_column}'"
+    return lineno, text, None
+
+
+def finished_rows(partial: Path) -> int:
+    """Counts the complete JSON lines of a partial output and cuts off a torn last line."""
+    if not partial.is_file():
+        return 0
+    keep, count = 0, 0
+    with partial.open("rb") as fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break
+            try:
+                json.loads(line)
+            except ValueError:
+                break
+            keep, count = keep + len(line), count + 1
+    os.truncate(partial, keep)
+    return count
+
+
+def predict_file(
+    predictor: Predictor, source: Path, target: Path, text_column: str = "text", chunk: int = 256
+) -> FileResult:
+    """Classifies every row of ``source`` into ``target`` (JSONL), in bounded memory, resumably.
+
+    Raises:
+        EmotuneError: For a missing or unreadable source, or a source without the text column.
+    """
+    if target.exists():
+        raise EmotuneError(f"{target} already exists (finished); remove it or choose another --output")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    written = 0
-    texts = iter_texts(source, text_column)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out, tqdm(unit="text", disable=None) as bar:
-            while block := list(islice(texts, chunk)):
-                for text, pred in zip(block, predictor.predict(block), strict=True):
-                    out.write(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False) + "\n")
-                written += len(block)
-                bar.update(len(block))
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return written
+    partial = target.with_name(target.name + ".partial")
+    done = finished_rows(partial)
+    rows = islice(iter_rows(source, text_column), done, None)
+    errors, written = 0, done
+    with partial.open("a", encoding="utf-8") as out, tqdm(unit="row", initial=done, disable=None) as bar:
+        while block := list(islice(rows, chunk)):
+            lines, bad = predict_block(predictor, block)
+            out.write(lines)
+            out.flush()
+            os.fsync(out.fileno())  # a crash after this point never loses the chunk
+            errors, written = errors + bad, written + len(block)
+            bar.update(len(block))
+    os.replace(partial, target)
+    return FileResult(str(target), written, done, errors)
+
+
+def predict_block(predictor: Predictor, block: list[Row]) -> tuple[str, int]:
+    """JSON lines for one chunk, in input order; returns them and the number of error rows."""
+    texts = [text for _, text, err in block if err is None and text is not None]
+    preds = iter(predictor.predict(texts)) if texts else iter(())
+    lines = []
+    for row, text, err in block:
+        result = {"error": err} if err else next(preds).to_dict()
+        record = {"row": row, "text": text, **result}
+        lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+    return "".join(lines), sum(err is not None for _, _, err in block)

@@ -1,0 +1,5 @@
+"""HTTP prediction service (``pip install emotune[serve]``): FastAPI app over one :class:`Predictor`."""
+
+from emotune.serve.settings import ServeSettings
+
+__all__ = ["ServeSettings"]

@@ -1,0 +1,180 @@
+"""The FastAPI app: ``POST /v1/predict``, ``GET /healthz``, ``GET /readyz``, ``GET /v1/model``.
+
+The model loads in the lifespan (at startup, not at import); until it has loaded, ``/readyz``
+answers 503 and so does ``/v1/predict``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from emotune.errors import EmotuneError
+from emotune.predict import Prediction, Predictor
+from emotune.serve.batcher import MicroBatcher, QueueFull
+from emotune.serve.settings import ServeSettings
+
+
+class PredictRequest(BaseModel):
+    """Texts to classify, with optional earlier dialogue turns per text (oldest first)."""
+
+    texts: list[str] = Field(min_length=1, description="texts to classify")
+    contexts: list[list[str]] | None = Field(default=None, description="earlier turns per text, oldest first")
+
+
+class LabelScores(BaseModel):
+    label: str
+    labels: list[str]
+    scores: dict[str, float]
+
+
+class PredictResponse(BaseModel):
+    predictions: list[LabelScores]
+
+
+def error(status: int, message: str) -> JSONResponse:
+    """One JSON shape for every error: ``{"error": message}``."""
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def check_limits(body: PredictRequest, settings: ServeSettings) -> JSONResponse | None:
+    """The first violated request limit as an error response, or None."""
+    if len(body.texts) > settings.max_texts:
+        return error(413, f"too many texts: {len(body.texts)} > max {settings.max_texts} per request")
+    if body.contexts is not None and len(body.contexts) != len(body.texts):
+        return error(422, f"got {len(body.contexts)} contexts for {len(body.texts)} texts")
+    for i, text in enumerate(body.texts):
+        if not text.strip():
+            return error(422, f"text {i} is empty")
+        if len(text) > settings.max_chars:
+            return error(422, f"text {i} has {len(text)} characters > max {settings.max_chars}")
+    for i, turns in enumerate(body.contexts or []):
+        if any(len(t) > settings.max_chars for t in turns):
+            return error(422, f"a context turn of text {i} has more than {settings.max_chars} characters")
+    return None
+
+
+def authorised(request: Request, settings: ServeSettings) -> bool:
+    """True without an API key, or when the Bearer token equals it (constant-time compare)."""
+    if not settings.api_key:
+        return True
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), settings.api_key.encode())
+
+
+def create_app(
+    load: Callable[[], Predictor], settings: ServeSettings, describe: dict[str, Any] | None = None
+) -> FastAPI:
+    """Builds the service.
+
+    Args:
+        load: Loads the predictor (called once, in the lifespan, in a worker thread).
+        settings: Limits, batching and the optional API key.
+        describe: Extra facts for ``/v1/model`` (run, dataset card).
+    """
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        predictor = await asyncio.to_thread(load)
+        batcher = MicroBatcher(
+            lambda texts, contexts: predictor.predict(texts, contexts),
+            settings.max_batch,
+            settings.max_wait_ms,
+            settings.queue_size,
+        )
+        batcher.start()
+        state.update(predictor=predictor, batcher=batcher)
+        yield
+        await batcher.stop()
+
+    app = FastAPI(title="emotune", version="1", lifespan=lifespan)
+    install_middleware(app, settings)
+    install_routes(app, settings, state, describe or {})
+    return app
+
+
+def install_middleware(app: FastAPI, settings: ServeSettings) -> None:
+    """Body-size limit and API key, checked before any parsing."""
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.url.path.startswith("/v1/") and not authorised(request, settings):
+            return error(401, "missing or wrong API key (send 'Authorization: Bearer <key>')")
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
+            return error(413, f"request body larger than {settings.max_body_bytes} bytes")
+        if request.method == "POST" and len(await request.body()) > settings.max_body_bytes:
+            return error(413, f"request body larger than {settings.max_body_bytes} bytes")  # chunked bodies
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error(422, f"invalid request: {where or 'body'}: {first.get('msg', 'malformed JSON')}")
+
+
+def install_routes(app: FastAPI, settings: ServeSettings, state: dict[str, Any], describe: dict[str, Any]) -> None:
+    """The four endpoints."""
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        if "predictor" not in state:
+            return error(503, "model is loading")
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/v1/model")
+    async def model() -> JSONResponse:
+        if "predictor" not in state:
+            return error(503, "model is loading")
+        predictor: Predictor = state["predictor"]
+        cfg = predictor.recogniser
+        facts = {
+            "labels": list(predictor.labels),
+            "method": cfg.method.name,
+            "multi_label": cfg.multi_label,
+            "batches_run": state["batcher"].batches,
+            "limits": {k: v for k, v in vars(settings).items() if k != "api_key"},
+        }
+        return JSONResponse({**describe, **facts})
+
+    @app.post("/v1/predict", response_model=PredictResponse)
+    async def predict(body: PredictRequest) -> Any:
+        if "predictor" not in state:
+            return error(503, "model is loading")
+        problem = check_limits(body, settings)
+        if problem is not None:
+            return problem
+        contexts = body.contexts or [[] for _ in body.texts]
+        try:
+            results: list[Prediction] = await state["batcher"].submit(body.texts, contexts)
+        except QueueFull:
+            return error(503, "server busy: prediction queue is full, retry later")
+        except EmotuneError as err:
+            return error(422, str(err))
+        return {"predictions": [p.to_dict() for p in results]}
+
+
+def describe_run(run: Path) -> dict[str, Any]:
+    """Backbone, method and dataset card of a run directory, for ``/v1/model``."""
+    import yaml
+
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    card_path = run / "dataset_card.json"
+    card = json.loads(card_path.read_text()) if card_path.is_file() else None
+    return {"run": str(run), "backbone": cfg["model"]["name"], "dataset_card": card}

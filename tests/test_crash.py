@@ -1,0 +1,76 @@
+"""Crash safety in real processes: kill -9 mid-training then --resume; resumable file prediction."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from emotune.predict import Predictor
+from emotune.predict_files import predict_file
+from emotune.train import train
+from helpers import tiny_config
+
+CLI = [sys.executable, "-c", "from emotune.cli import main; raise SystemExit(main())"]
+
+
+def test_kill_9_mid_training_then_resume_gives_the_same_result(
+    tiny_gemma: str, sentiment_files: dict[str, str], tmp_path: Path
+) -> None:
+    settings = {"epochs": 12, "checkpoint_every": 1, "eval_every": 8}
+    straight = train(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "straight"), **settings))
+    cfg = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "killed"), **settings)
+    cfg_file = tmp_path / "killed.yaml"
+    cfg.to_yaml(cfg_file)
+    proc = subprocess.Popen([*CLI, "train", "--config", str(cfg_file)], stderr=subprocess.DEVNULL)
+    ckpts = tmp_path / "killed" / "checkpoints"
+    deadline = time.monotonic() + 180
+    while not any(int(p.name.split("-")[1]) >= 15 for p in ckpts.glob("step-*")):
+        assert proc.poll() is None, "training finished before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint after 180 s"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # at whatever point it has reached: maybe mid-write
+    proc.wait()
+    assert not (tmp_path / "killed" / "metrics.json").exists()
+    resumed = subprocess.run([*CLI, "train", "--output", str(tmp_path / "killed"), "--resume"], capture_output=True)
+    assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
+    metrics = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    for key in ("accuracy", "macro_f1", "best_dev_macro_f1", "best_dev_step"):
+        assert metrics[key] == pytest.approx(straight[key], abs=1e-6)
+    ours = [json.loads(x) for x in (tmp_path / "killed" / "predictions.jsonl").read_text().splitlines()]
+    ref = [json.loads(x) for x in (tmp_path / "straight" / "predictions.jsonl").read_text().splitlines()]
+    for a, b in zip(ours, ref, strict=True):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-4)
+
+
+def test_file_prediction_resumes_after_a_crash_and_reports_bad_rows(
+    tiny_gemma: str, sentiment_files: dict[str, str], tmp_path: Path
+) -> None:
+    train(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "run"), epochs=1))
+    predictor = Predictor.load(tmp_path / "run")
+    source = tmp_path / "in.jsonl"
+    rows = [{"text": f"good fun {i}" if i % 7 else ""} for i in range(40)]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n")
+    reference = predict_file(predictor, source, tmp_path / "ref.jsonl", chunk=8)
+    assert (reference.rows, reference.errors, reference.resumed_from) == (41, 7, 0)
+    expected = (tmp_path / "ref.jsonl").read_text().splitlines()
+    # A crash after 2 chunks and a torn third line: the partial file keeps 17 rows and a fragment.
+    target = tmp_path / "out.jsonl"
+    partial = tmp_path / "out.jsonl.partial"
+    partial.write_text("\n".join(expected[:17]) + "\n" + expected[17][:10])
+    result = predict_file(predictor, source, target, chunk=8)
+    assert result.resumed_from == 17 and result.rows == 41 and not partial.exists()
+    got = target.read_text().splitlines()
+    assert [json.loads(x)["row"] for x in got] == list(range(1, 42))
+    for a, b in zip(got, expected, strict=True):
+        ra, rb = json.loads(a), json.loads(b)
+        assert ra.get("label") == rb.get("label") and ra.get("error") == rb.get("error")
+    assert json.loads(got[-1])["error"] == "line 41: not valid JSON"
+    with pytest.raises(Exception, match="already exists"):
+        predict_file(predictor, source, target)

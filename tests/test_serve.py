@@ -1,0 +1,139 @@
+"""The HTTP service over real HTTP on loopback: uvicorn in a subprocess, a real client."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import NEGATIVE, POSITIVE
+from emotune.predict import Predictor
+from emotune.train import train
+from helpers import tiny_config
+
+KEY = "s3cret-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_gemma: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("serve")
+    rows = [{"text": t, "label": "positive"} for t in POSITIVE] + [{"text": t, "label": "negative"} for t in NEGATIVE]
+    files = {}
+    for split in ("train", "dev", "test"):
+        files[split] = str(folder / f"{split}.jsonl")
+        Path(files[split]).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    train(tiny_config(tiny_gemma, files, str(folder / "run"), epochs=1))
+    return folder / "run"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run: Path) -> Iterator[str]:
+    port = _free_port()
+    cmd = [sys.executable, "-c", "from emotune.cli import main; raise SystemExit(main())", "serve"]
+    cmd += ["--run", str(tiny_run), "--port", str(port), "--max-texts", "4", "--max-chars", "60"]
+    cmd += ["--max-body-bytes", "2000", "--max-wait-ms", "50"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "EMOTUNE_API_KEY": KEY}, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"server exited: {proc.stderr.read() if proc.stderr else ''}"
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("server did not become ready in 120 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_health_ready_and_model(server: str) -> None:
+    assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{server}/readyz").json() == {"status": "ready"}
+    info = httpx.get(f"{server}/v1/model", headers=AUTH).json()
+    assert info["labels"] == ["negative", "positive"] and info["method"] == "lora"
+    assert info["dataset_card"]["split_sizes"]["train"] == 16
+    assert "api_key" not in info["limits"]
+    assert httpx.get(f"{server}/openapi.json").json()["paths"]["/v1/predict"]
+
+
+def test_predict_matches_the_python_api(server: str, tiny_run: Path) -> None:
+    texts = ["a wonderful film", "i hated it"]
+    reply = httpx.post(f"{server}/v1/predict", json={"texts": texts}, headers=AUTH)
+    assert reply.status_code == 200
+    got = reply.json()["predictions"]
+    expected = Predictor.load(tiny_run).predict(texts)
+    for pred, ref in zip(got, expected, strict=True):
+        assert pred["label"] == ref.label and pred["labels"] == [ref.label]
+        assert sum(pred["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert pred["scores"] == pytest.approx(ref.scores, abs=1e-5)
+    with_context = {"texts": ["good fun"], "contexts": [["i loved it", "great great great"]]}
+    assert httpx.post(f"{server}/v1/predict", json=with_context, headers=AUTH).status_code == 200
+
+
+def test_concurrent_clients_are_micro_batched(server: str) -> None:
+    texts = POSITIVE + NEGATIVE
+    before = httpx.get(f"{server}/v1/model", headers=AUTH).json()["batches_run"]
+    alone = {t: httpx.post(f"{server}/v1/predict", json={"texts": [t]}, headers=AUTH).json() for t in texts}
+    after_alone = httpx.get(f"{server}/v1/model", headers=AUTH).json()["batches_run"]
+    assert after_alone - before == len(texts)  # one at a time: one forward pass each
+
+    def ask(text: str) -> dict[str, object]:
+        with httpx.Client(timeout=60) as client:
+            return client.post(f"{server}/v1/predict", json={"texts": [text]}, headers=AUTH).json()
+
+    with ThreadPoolExecutor(len(texts)) as pool:
+        together = dict(zip(texts, pool.map(ask, texts), strict=True))
+    batches = httpx.get(f"{server}/v1/model", headers=AUTH).json()["batches_run"] - after_alone
+    assert batches < len(texts), "concurrent requests were not merged into shared forward passes"
+    for text in texts:  # batching (padding) must not change any answer
+        a, b = alone[text]["predictions"][0], together[text]["predictions"][0]  # type: ignore[index]
+        assert a["label"] == b["label"] and a["scores"] == pytest.approx(b["scores"], abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"texts": ["a"] * 5}, 413, "too many texts"),
+        ({"texts": ["x" * 61]}, 422, "61 characters"),
+        ({"texts": ["   "]}, 422, "text 0 is empty"),
+        ({"texts": []}, 422, "texts"),
+        ({"sentences": ["a"]}, 422, "texts"),
+        ({"texts": ["a"], "contexts": [["b"], ["c"]]}, 422, "2 contexts for 1 texts"),
+        ({"texts": ["word " * 500]}, 413, "larger than 2000 bytes"),
+    ],
+)
+def test_bad_requests(server: str, body: dict[str, object], status: int, message: str) -> None:
+    reply = httpx.post(f"{server}/v1/predict", json=body, headers=AUTH)
+    assert reply.status_code == status and message in reply.json()["error"]
+
+
+def test_malformed_json_and_wrong_keys(server: str) -> None:
+    headers = {**AUTH, "content-type": "application/json"}
+    reply = httpx.post(f"{server}/v1/predict", content=b"{not json", headers=headers)
+    assert reply.status_code == 422 and "invalid request" in reply.json()["error"]
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
+        reply = httpx.post(f"{server}/v1/predict", json={"texts": ["a"]}, headers=headers)
+        assert reply.status_code == 401 and "API key" in reply.json()["error"]
+    assert httpx.get(f"{server}/healthz").status_code == 200  # probes need no key
