@@ -12,7 +12,8 @@ import torch
 from emotune import rundir
 from emotune.errors import EmotuneError
 from emotune.predict import Predictor
-from emotune.train import epoch_batches, train
+from emotune.scoring import epoch_batches
+from emotune.train import train
 from helpers import tiny_config
 
 RUN_FILES = (

@@ -41,6 +41,8 @@ FLAGS: dict[str, str] = {
     "seed": "train.seed",
     "split": "train.eval_split",
     "precision": "train.precision",
+    "device": "train.device",
+    "gradient_checkpointing": "train.gradient_checkpointing",
     "class_weights": "train.class_weights",
     "loss": "train.loss",
     "output": "output",
@@ -90,6 +92,13 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--split", help="split for the final evaluation (default test)")
     p.add_argument("--precision", help="auto (bf16 where the hardware has it), fp32 or bf16")
+    p.add_argument("--device", help="auto (this process's GPU under accelerate launch, else CPU), cpu or cuda")
+    p.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        default=None,
+        help="recompute activations in backward (less memory, ~30%% slower)",
+    )
     p.add_argument("--class-weights", help="none or balanced (inverse class frequency)")
     p.add_argument("--loss", help="cross-entropy (default) or focal (train.focal_gamma, default 2)")
     p.add_argument("--output", help="run directory to write")
@@ -112,13 +121,18 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from emotune.distributed import is_main
     from emotune.train import train
 
     saved = Path(args.output or "") / "config.yaml"
     if args.resume and not args.config and args.output and saved.is_file():
         args.config = str(saved)  # resume the run as it was configured; flags still override
-    metrics = train(build_config(args), resume=args.resume)
-    print(json.dumps(_summary(metrics)))
+    cfg = build_config(args)
+    if not is_main():  # under accelerate launch / torchrun one process reports for all
+        logging.getLogger("emotune").setLevel(logging.WARNING)
+    metrics = train(cfg, resume=args.resume)
+    if is_main():
+        print(json.dumps(_summary(metrics)))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -277,3 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("emotune: interrupted (a training run continues with --resume)", file=sys.stderr)
         return 130
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,6 +21,7 @@ OBJECTIVES = ("classify", "generate")
 PRECISIONS = ("auto", "fp32", "bf16")
 CLASS_WEIGHTS = ("none", "balanced")
 LOSSES = ("cross-entropy", "focal")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -118,6 +119,8 @@ class TrainConfig:
     log_every: int = 20
     precision: str = "auto"
     threads: int = 0
+    device: str = "auto"
+    gradient_checkpointing: bool = False
 
     def validate(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -134,6 +137,8 @@ class TrainConfig:
             raise EmotuneError("train.max_length must be >= 8")
         if self.lr is not None and self.lr <= 0:
             raise EmotuneError("train.lr must be positive")
+        if self.device not in DEVICES:
+            raise EmotuneError(f"train.device must be one of {DEVICES}, got '{self.device}'")
 
 
 @dataclass

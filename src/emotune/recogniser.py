@@ -15,6 +15,7 @@ from transformers import PreTrainedTokenizerBase
 from emotune.backbones import load_backbone
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
+from emotune.distributed import gather_rows, my_share, resolve_device
 from emotune.methods import Method, get_method
 from emotune.methods.base import base_model_of
 from emotune.prompts import PromptBuilder
@@ -51,6 +52,26 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
+class LabelScorer(nn.Module):
+    """Backbone (wrapped by its method) plus label head as one module.
+
+    It is the unit Accelerate wraps for DDP/FSDP: its forward runs the whole scoring path, so
+    gradient synchronisation sees every trainable parameter.
+    """
+
+    def __init__(self, model: nn.Module, method: Method, head: LabelHead) -> None:
+        super().__init__()
+        self.model, self.head = model, head
+        self.method = method
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Label logits (batch, num_labels) from the hidden states at ``positions`` (batch,)."""
+        hidden = self.method.hidden_states(self.model, input_ids, attention_mask)
+        picked = hidden[torch.arange(hidden.shape[0], device=hidden.device), positions]
+        with torch.autocast(picked.device.type, enabled=False):  # the head stays fp32 under autocast
+            return self.head(picked, output_weight(base_model_of(self.model)))
+
+
 @dataclass
 class Recogniser:
     """Scores an emotion/sentiment label set with a (customised) causal LM."""
@@ -65,6 +86,9 @@ class Recogniser:
     precision: str = "auto"
     multi_label: bool = False
     threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.scorer = LabelScorer(self.model, self.method, self.head)
 
     @property
     def device(self) -> torch.device:
@@ -96,8 +120,7 @@ class Recogniser:
     def label_logits(self, batch: Batch) -> torch.Tensor:
         """Label logits (batch, num_labels) at each row's answer position."""
         with self.autocast():
-            hidden = self.hidden_at(batch, batch.last_index)
-        return self.head(hidden, output_weight(base_model_of(self.model)))
+            return self.scorer(batch.input_ids, batch.attention_mask, batch.last_index)
 
     def to_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Softmax over labels (one label per text) or one sigmoid per label (multi-label)."""
@@ -105,12 +128,22 @@ class Recogniser:
 
     @torch.no_grad()
     def probabilities(self, examples: Sequence[Example], batch_size: int = 16) -> torch.Tensor:
-        """Label probabilities (n, num_labels), batched by length, in the input order."""
+        """Label probabilities (n, num_labels), batched by length, in the input order.
+
+        Under ``accelerate launch`` each process scores its share and the rows are gathered, so
+        every process returns the whole matrix.
+        """
         self.model.eval()
-        rows = self.encode(examples)
-        probs = torch.empty(len(rows), len(self.labels))
+        mine = my_share(range(len(examples)))
+        rows = self.encode([examples[i] for i in mine])
+        local: dict[int, list[float]] = {}
         for idx, batch in self.iter_batches(rows, batch_size):
-            probs[idx] = self.to_probabilities(self.label_logits(batch)).cpu()
+            for i, row in zip(idx, self.to_probabilities(self.label_logits(batch)).cpu().tolist(), strict=True):
+                local[mine[i]] = row
+        merged = gather_rows(local)
+        probs = torch.empty(len(examples), len(self.labels))
+        for i, row in merged.items():
+            probs[i] = torch.tensor(row)
         return probs
 
     def decide(self, probs: torch.Tensor) -> list[list[int]]:
@@ -173,8 +206,9 @@ def build_recogniser(
     model, tokenizer = load_backbone(
         cfg.model.name, dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code
     )
-    if torch.cuda.is_available():
-        model = model.to(torch.device("cuda"))  # type: ignore[arg-type]
+    device = resolve_device(cfg.train.device)
+    if device.type != "cpu":
+        model = model.to(device)  # type: ignore[arg-type]
     method = get_method(cfg.method)
     prompt = PromptBuilder(labels, language, task, cfg.data.template)
     head = LabelHead(

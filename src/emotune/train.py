@@ -12,17 +12,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import Accelerator
 from tqdm import tqdm
 
 from emotune import rundir
 from emotune.config import RunConfig
 from emotune.data import Dataset, Example, load_data, subsample
+from emotune.data.card import dataset_card
 from emotune.data.files import read_json
+from emotune.distributed import is_main, my_share, wait_for_everyone, world_size
+from emotune.errors import EmotuneError
 from emotune.evaluate import EvalResult, evaluate, write_result
 from emotune.generative import lm_loss
 from emotune.losses import class_weights, gold_targets, label_loss
+from emotune.methods.base import base_model_of
 from emotune.metrics import tune_threshold
 from emotune.recogniser import Recogniser, build_recogniser
+from emotune.scoring import epoch_batches
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +72,11 @@ def attach_log_file(run: Path) -> logging.Handler:
     return handler
 
 
-def epoch_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Shuffled batches of similar-length examples, deterministic for a seed.
-
-    Examples are shuffled, sorted by length inside windows of 50 batches (little padding while
-    staying random), and the batches shuffled again.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(lengths), generator=gen).tolist()
-    window = batch_size * 50
-    batches: list[list[int]] = []
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    perm = torch.randperm(len(batches), generator=gen).tolist()
-    return [batches[i] for i in perm]
+def enable_gradient_checkpointing(rec: Recogniser) -> None:
+    """Recomputes activations in backward: less memory for long prompts or big backbones."""
+    base = base_model_of(rec.model)
+    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    base.config.use_cache = False
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -120,6 +116,14 @@ class Trainer:
         self.gold = gold_targets(self.train_ex, len(dataset.labels), dataset.multi_label)
         self.weights = class_weights(self.gold, len(dataset.labels), t.class_weights)
         self.params = [p for p in rec.model.parameters() if p.requires_grad]
+        if t.gradient_checkpointing:
+            enable_gradient_checkpointing(rec)
+        # Accelerate wraps the scorer for DDP/FSDP under `accelerate launch`; alone it is a no-op.
+        self.accelerator = Accelerator(cpu=rec.device.type == "cpu")
+        self.engine = self.accelerator.prepare_model(rec.scorer)
+        if world_size() > 1 and t.objective == "generate":
+            raise EmotuneError("train.objective 'generate' runs in one process only; use 'classify' to scale out")
+        log.info("training on %d process(es), device %s", world_size(), rec.device)
         lr = t.lr or rec.method.default_lr
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=t.weight_decay)
         self.batches_per_epoch = math.ceil(len(self.rows) / t.batch_size)
@@ -149,14 +153,25 @@ class Trainer:
         return True
 
     def loss(self, idx: list[int]) -> torch.Tensor:
-        """The configured objective on one micro-batch."""
-        rows, gold = [self.rows[i] for i in idx], self.gold[idx]
+        """The configured objective on one global micro-batch, computed on this process's share.
+
+        Scaled so that the gradients DDP averages over processes equal those of the whole
+        batch in one process; a process whose share is empty scores one example with weight 0,
+        because every process must run the same forward/backward for the all-reduce.
+        """
+        mine = my_share(idx)
+        scale = len(mine) * world_size() / len(idx)
+        if not mine:
+            mine, scale = idx[:1], 0.0
+        rows, gold = [self.rows[i] for i in mine], self.gold[mine]
         if self.cfg.train.objective == "generate":
             return lm_loss(self.rec, rows, gold.tolist())
-        logits = self.rec.label_logits(self.rec.collate(rows)).float()
+        batch = self.rec.collate(rows)
+        with self.rec.autocast():
+            logits = self.engine(batch.input_ids, batch.attention_mask, batch.last_index).float()
         weight = None if self.weights is None else self.weights.to(logits.device)
         t = self.cfg.train
-        return label_loss(logits, gold.to(logits.device), weight, t.loss, t.focal_gamma)
+        return label_loss(logits, gold.to(logits.device), weight, t.loss, t.focal_gamma) * scale
 
     def run_epochs(self) -> None:
         """Trains until the step budget is spent or early stopping triggers."""
@@ -189,7 +204,7 @@ class Trainer:
         t, s = self.cfg.train, self.state
         start = time.perf_counter()
         loss = self.loss(idx)
-        (loss / t.grad_accum).backward()
+        self.accelerator.backward(loss / t.grad_accum)
         s.loss_sum, s.loss_count = s.loss_sum + loss.item(), s.loss_count + 1
         s.batch_in_epoch += 1
         s.examples_seen += len(idx)
@@ -239,7 +254,8 @@ class Trainer:
         if metrics[headline] > s.best_score:
             s.best_score, s.best_step, s.bad_evals = metrics[headline], s.step, 0
             self.best = trainable_state(self.rec)
-            rundir.write_best(self.run, self.best)
+            if is_main():
+                rundir.write_best(self.run, self.best)
         else:
             s.bad_evals += 1
             s.stopped_early = s.bad_evals >= self.cfg.train.patience
@@ -247,7 +263,9 @@ class Trainer:
                 log.info("early stopping: no dev improvement in %d evaluations", s.bad_evals)
 
     def checkpoint(self) -> None:
-        """Writes an atomic checkpoint of everything needed to resume."""
+        """Writes an atomic checkpoint of everything needed to resume (main process only)."""
+        if not is_main():
+            return
         rundir.save_checkpoint(
             self.run,
             self.state.step,
@@ -266,10 +284,13 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     """
     cfg.validate()
     setup(cfg)
-    run = rundir.prepare(Path(cfg.output), overwrite=cfg.overwrite, resume=resume)
+    run = Path(cfg.output)
+    if is_main():  # only the main process touches the run directory; the others wait for it
+        rundir.prepare(run, overwrite=cfg.overwrite, resume=resume)
+    wait_for_everyone()
     # A resumed multi-label run keeps the label bias it started with (recalibrating would move it).
     head_bias = read_json(run / "run.json").get("head_bias") if resume and (run / "run.json").is_file() else None
-    handler = attach_log_file(run)
+    handler = attach_log_file(run) if is_main() else None
     try:
         dataset = load_data(cfg.data, cfg.train.seed)
         rec = build_recogniser(
@@ -283,7 +304,8 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                 trainer.resume()
             trainer.run_epochs()
             load_trainable(rec, trainer.best)
-            rec.method.save(rec.model, run / "adapter")
+            if is_main():
+                rec.method.save(rec.model, run / "adapter")
             state = trainer.state
         if dataset.multi_label:
             dev = subsample(dataset.splits.get("dev") or [], cfg.data.max_eval_samples, cfg.train.seed)
@@ -291,8 +313,9 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             write_run_files(cfg, dataset, run, rec)  # records the tuned threshold
         return final_evaluation(cfg, dataset, rec, run, state)
     finally:
-        logging.getLogger("emotune").removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            logging.getLogger("emotune").removeHandler(handler)
+            handler.close()
 
 
 def tune_dev_threshold(rec: Recogniser, dev: list[Example]) -> None:
@@ -304,7 +327,9 @@ def tune_dev_threshold(rec: Recogniser, dev: list[Example]) -> None:
 
 
 def write_run_files(cfg: RunConfig, dataset: Dataset, run: Path, rec: Recogniser) -> None:
-    """Resolved config and what a Predictor needs to rebuild the label scoring."""
+    """Resolved config and what a Predictor needs to rebuild the label scoring (main process only)."""
+    if not is_main():
+        return
     cfg.to_yaml(run / "config.yaml")
     meta: dict[str, Any] = {
         "dataset": dataset.name,
@@ -319,28 +344,6 @@ def write_run_files(cfg: RunConfig, dataset: Dataset, run: Path, rec: Recogniser
         meta |= {"threshold": rec.threshold, "head_bias": rec.head.bias.tolist()}
     rundir.write_json(run / "run.json", meta)
     rundir.write_json(run / "dataset_card.json", dataset_card(cfg, dataset))
-
-
-def dataset_card(cfg: RunConfig, dataset: Dataset) -> dict[str, Any]:
-    """What data a run saw: splits, label distribution, verbalisers, context and sampling."""
-    names = dataset.labels.names
-    return {
-        "dataset": dataset.name,
-        "language": dataset.language,
-        "task": dataset.task,
-        "split_sizes": {k: len(v) for k, v in dataset.splits.items()},
-        "label_distribution": {
-            split: {n: sum(k in e.gold_set() for e in examples) for k, n in enumerate(names)}
-            for split, examples in dataset.splits.items()
-        },
-        "verbalisers": dict(zip(names, dataset.labels.words(dataset.language), strict=True)),
-        "multi_label": dataset.multi_label,
-        "headline_metric": dataset.headline_metric,
-        "context_turns": cfg.data.context_turns,
-        "max_train_samples": cfg.data.max_train_samples,
-        "max_eval_samples": cfg.data.max_eval_samples,
-        "seed": cfg.train.seed,
-    }
 
 
 def final_evaluation(cfg: RunConfig, dataset: Dataset, rec: Recogniser, run: Path, state: TrainState) -> dict[str, Any]:
@@ -365,7 +368,8 @@ def final_evaluation(cfg: RunConfig, dataset: Dataset, rec: Recogniser, run: Pat
         "eval_seconds": round(seconds, 2),
         "eval_examples_per_second": round(len(examples) / seconds, 2),
     }
-    write_result(result, run, extra)
+    if is_main():
+        write_result(result, run, extra)
     log.info(
         "%s %s: accuracy=%.4f macro_f1=%.4f ua=%.4f (n=%d)",
         cfg.train.eval_split,

@@ -1,0 +1,30 @@
+"""The dataset card written into every run directory: what data a run saw."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emotune.config import RunConfig
+from emotune.data.schema import Dataset
+
+
+def dataset_card(cfg: RunConfig, dataset: Dataset) -> dict[str, Any]:
+    """What data a run saw: splits, label distribution, verbalisers, context and sampling."""
+    names = dataset.labels.names
+    return {
+        "dataset": dataset.name,
+        "language": dataset.language,
+        "task": dataset.task,
+        "split_sizes": {k: len(v) for k, v in dataset.splits.items()},
+        "label_distribution": {
+            split: {n: sum(k in e.gold_set() for e in examples) for k, n in enumerate(names)}
+            for split, examples in dataset.splits.items()
+        },
+        "verbalisers": dict(zip(names, dataset.labels.words(dataset.language), strict=True)),
+        "multi_label": dataset.multi_label,
+        "headline_metric": dataset.headline_metric,
+        "context_turns": cfg.data.context_turns,
+        "max_train_samples": cfg.data.max_train_samples,
+        "max_eval_samples": cfg.data.max_eval_samples,
+        "seed": cfg.train.seed,
+    }

@@ -1,0 +1,77 @@
+"""Process topology from Accelerate: one code path for 1 process and for ``accelerate launch``.
+
+With one process every helper is the identity (shard = everything, gather = nothing to do),
+so training, evaluation and prediction never branch on "distributed" in user-facing code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+from emotune.config import DEVICES
+from emotune.errors import EmotuneError
+
+_CPU_ONLY: list[bool] = [False]  # set by resolve_device("cpu") before the state is created
+
+
+@lru_cache(maxsize=1)
+def _state() -> Any:
+    from accelerate import PartialState
+
+    # Without cpu=True Accelerate only recognises multi-process runs on accelerators; on a
+    # CPU-only machine (or with train.device=cpu) the processes join one gloo group instead.
+    return PartialState(cpu=_CPU_ONLY[0] or not torch.cuda.is_available())
+
+
+def world_size() -> int:
+    """Number of processes (1 unless launched with accelerate/torchrun)."""
+    return int(_state().num_processes)
+
+
+def rank() -> int:
+    """This process's index."""
+    return int(_state().process_index)
+
+
+def is_main() -> bool:
+    """True in the one process that writes run files and logs."""
+    return bool(_state().is_main_process)
+
+
+def wait_for_everyone() -> None:
+    """Barrier (a no-op with one process)."""
+    _state().wait_for_everyone()
+
+
+def resolve_device(choice: str) -> torch.device:
+    """The device for ``train.device``: "auto" (this process's accelerator, else CPU), "cpu" or "cuda"."""
+    if choice not in DEVICES:
+        raise EmotuneError(f"train.device must be one of {DEVICES}, got '{choice}'")
+    if choice == "cpu":
+        _CPU_ONLY[0] = True
+        return torch.device("cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise EmotuneError("train.device is 'cuda' but no CUDA GPU is available")
+    return torch.device(_state().device)
+
+
+def my_share(items: Sequence[int]) -> list[int]:
+    """This process's slice of a global batch (every ``world_size``-th item from ``rank``)."""
+    return list(items[rank() :: world_size()])
+
+
+def gather_rows(local: dict[int, Any]) -> dict[int, Any]:
+    """Merges every process's ``{index: row}`` results; each index is owned by exactly one process,
+    so a split's tail is neither dropped nor counted twice."""
+    if world_size() == 1:
+        return local
+    from accelerate.utils import gather_object
+
+    merged: dict[int, Any] = {}
+    for part in gather_object([local]):
+        merged.update(part)
+    return merged
