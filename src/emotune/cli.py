@@ -183,6 +183,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
     serve(args.run, args.host, args.port, settings)
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from emotune.harness import load_matrix, run_matrix
+
+    matrix = load_matrix(args.matrix)
+    results = run_matrix(matrix, Path(args.out), Path(args.runs))
+    print(json.dumps({"cells": len(matrix.cells), "finished": len(results), "table": f"{args.out}/table.md"}))
+
+
 def cmd_models(args: argparse.Namespace) -> None:
     from emotune.backbones import BACKBONES, DEFAULT_BACKBONE, cache_dir
 
@@ -261,6 +269,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=32, help="most texts merged into one forward pass")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("bench", help="run a benchmark matrix (datasets x methods x seeds); resumable")
+    p.add_argument("--matrix", required=True, help="matrix YAML (see benchmarks/paper.yaml)")
+    p.add_argument("--out", required=True, help="results folder: cells/*.json, table.md, summary.json, bars.png")
+    p.add_argument("--runs", default="runs/bench", help="where each cell's run directory goes")
+    p.set_defaults(func=cmd_bench)
     sub.add_parser("models", help="list registered backbones").set_defaults(func=cmd_models)
     p = sub.add_parser("datasets", help="list registered datasets (--check: load them and count)")
     p.add_argument("--check", action="store_true", help="load every dataset found under --data-dir and count")

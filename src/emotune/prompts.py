@@ -6,7 +6,7 @@ the length budget and the instruction is never cut.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from transformers import PreTrainedTokenizerBase
 
@@ -47,6 +47,7 @@ class PromptBuilder:
     language: str = "en"
     task: str = "sentiment"
     template: str | None = None
+    _frames: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def answer_prefix(self) -> str:
@@ -74,12 +75,21 @@ class PromptBuilder:
         lines = [f"{t.speaker}: {t.text}" if t.speaker else t.text for t in example.context]
         return _CONTEXT_HEADERS.get(self.language, _CONTEXT_HEADERS["en"]) + "\n".join(lines) + "\n"
 
+    def frame_ids(self, tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+        """Token ids of the template's head and tail, tokenised once per tokenizer (they never change)."""
+        key = id(tokenizer)
+        if key not in self._frames:
+            head, tail = self.render()
+            head_ids, tail_ids = (tokenizer(s, add_special_tokens=False).input_ids for s in (head, tail))
+            self._frames[key] = (head_ids, tail_ids)
+        return self._frames[key]
+
     def encode(self, tokenizer: PreTrainedTokenizerBase, example: Example, max_length: int) -> list[int]:
         """Tokenises one example's prompt, cutting the text (then context, oldest first) to fit."""
-        head, tail = self.render()
         ids = lambda s: tokenizer(s, add_special_tokens=False).input_ids  # noqa: E731
         bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-        head_ids, tail_ids, text_ids = ids(head), ids(tail), ids(example.text)
+        head_ids, tail_ids = self.frame_ids(tokenizer)
+        text_ids = ids(example.text)
         budget = max(1, max_length - len(bos) - len(head_ids) - len(tail_ids))
         text_ids = text_ids[:budget]
         room = budget - len(text_ids)

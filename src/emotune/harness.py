@@ -1,0 +1,164 @@
+"""Benchmark harness: a YAML matrix of datasets x methods x seeds, run cell by cell, resumable.
+
+Matrix file::
+
+    defaults:                 # RunConfig fields every cell starts from
+      train: {epochs: 1}
+      data: {max_train_samples: 1000}
+    seeds: [42, 43, 44]
+    datasets:                 # key -> DataConfig fields
+      sst2: {dataset: sst2, data_dir: ../shared/datasets/sst}
+    methods:                  # key -> RunConfig fields, or {baseline: tfidf-lr|minilm, ...}
+      zero-shot: {method: {name: zero-shot}, seeds: 1}
+      lora: {method: {name: lora}}
+      tfidf-lr: {baseline: tfidf-lr, seeds: 1}
+
+Each finished cell is one JSON file ``OUT/cells/<dataset>__<method>__s<seed>.json`` written
+atomically; a re-run skips cells whose file exists, so a stopped run continues where it was.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emotune.baselines import BASELINES, run_baseline
+from emotune.config import RunConfig
+from emotune.errors import EmotuneError
+from emotune.rundir import write_json
+
+log = logging.getLogger(__name__)
+KEEP = ("n", "accuracy", "macro_f1", "weighted_f1", "ua", "train_seconds", "train_examples_per_second")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the matrix."""
+
+    dataset: str
+    method: str
+    seed: int
+    config: dict[str, Any] = field(hash=False, compare=False)
+    baseline: str | None = None
+    baseline_model: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}__{self.method}__s{self.seed}"
+
+
+@dataclass
+class Matrix:
+    """A parsed, validated matrix file."""
+
+    cells: list[Cell]
+    source: str
+
+
+def load_matrix(path: str | Path) -> Matrix:
+    """Reads and validates a matrix file (every cell must build a valid RunConfig)."""
+    file = Path(path)
+    if not file.is_file():
+        raise EmotuneError(f"{file}: matrix file not found")
+    spec = yaml.safe_load(file.read_text()) or {}
+    for key in ("seeds", "datasets", "methods"):
+        if not spec.get(key):
+            raise EmotuneError(f"{file}: '{key}' is missing or empty")
+    unknown = set(spec) - {"defaults", "seeds", "datasets", "methods"}
+    if unknown:
+        raise EmotuneError(f"{file}: unknown top-level keys {sorted(unknown)}")
+    cells = [cell for d in spec["datasets"] for m in spec["methods"] for cell in _cells(spec, d, m)]
+    for cell in cells:
+        if cell.baseline is not None and cell.baseline not in BASELINES:
+            raise EmotuneError(f"{file}: method '{cell.method}': unknown baseline '{cell.baseline}'")
+        RunConfig.from_dict(cell.config).validate()
+    return Matrix(cells, str(file))
+
+
+def _cells(spec: dict[str, Any], dataset: str, method: str) -> list[Cell]:
+    entry = dict(spec["methods"][method] or {})
+    baseline, baseline_model = entry.pop("baseline", None), entry.pop("baseline_model", None)
+    n_seeds = entry.pop("seeds", None)
+    config = _merge(copy.deepcopy(spec.get("defaults") or {}), entry)
+    config = _merge(config, {"data": spec["datasets"][dataset] or {}})
+    if baseline is not None:
+        config.setdefault("method", {})["name"] = "zero-shot"  # unused by baselines; keeps the config valid
+    seeds = spec["seeds"][: int(n_seeds)] if n_seeds else spec["seeds"]
+    return [
+        Cell(dataset, method, int(s), _merge(copy.deepcopy(config), {"train": {"seed": s}}), baseline, baseline_model)
+        for s in seeds
+    ]
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def run_cell(cell: Cell, runs: Path) -> dict[str, Any]:
+    """Trains/evaluates one cell; returns its metrics."""
+    cfg = RunConfig.from_dict(cell.config)
+    cfg.output, cfg.overwrite = str(runs / cell.key), True
+    cfg.validate()
+    if cell.baseline is not None:
+        return run_baseline(cell.baseline, cfg, Path(cfg.output), cell.baseline_model)
+    from emotune.train import train
+
+    return train(cfg)
+
+
+def run_matrix(
+    matrix: Matrix, out: Path, runs: Path, runner: Callable[[Cell, Path], dict[str, Any]] = run_cell
+) -> list[dict[str, Any]]:
+    """Runs every unfinished cell, then writes the table; returns all cell results."""
+    cells_dir = out / "cells"
+    cells_dir.mkdir(parents=True, exist_ok=True)
+    for i, cell in enumerate(matrix.cells, 1):
+        target = cells_dir / f"{cell.key}.json"
+        if target.is_file():
+            log.info("[%d/%d] %s: done earlier, skipped", i, len(matrix.cells), cell.key)
+            continue
+        log.info("[%d/%d] %s: running", i, len(matrix.cells), cell.key)
+        metrics = runner(cell, runs)
+        record = {"dataset": cell.dataset, "method": cell.method, "seed": cell.seed, "config": cell.config}
+        write_json(target, record | {k: metrics.get(k) for k in KEEP})
+    results = collect(out)
+    from emotune.report import write_report
+
+    write_report(results, out, matrix.source)
+    return results
+
+
+def collect(out: Path) -> list[dict[str, Any]]:
+    """Every finished cell's record under ``out/cells``."""
+    import json
+
+    return [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Mean and standard deviation over seeds per (dataset, method)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["dataset"], r["method"]), []).append(r)
+    summary = {}
+    for key, rows in groups.items():
+        stats: dict[str, Any] = {"seeds": len(rows)}
+        for metric in KEEP[1:]:
+            values = [float(r[metric]) for r in rows if r.get(metric) is not None]
+            if values:
+                stats[metric] = statistics.mean(values)
+                stats[metric + "_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        summary[key] = stats
+    return summary

@@ -1,0 +1,124 @@
+"""The benchmark report: a table laid out like the paper's (its numbers beside ours) and a plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from emotune.harness import summarise
+from emotune.rundir import write_json, write_text
+
+# Peng et al. (ICASSP 2024), ChatGLM2-6B, single runs, text only; % by metric.
+# Each row: (paper dataset, metrics, zero-shot, P-Tuning v2, LoRA, best cited specialised).
+PAPER: dict[str, tuple[str, tuple[str, ...], str, str, str, str]] = {
+    "sst2": ("SST-2", ("accuracy",), "82.33", "95.20", "95.69", "94.23"),
+    "sst5": ("SST-5", ("accuracy", "macro_f1"), "30.09 / 25.82", "57.59 / 56.45", "54.45 / 52.51", "59.32 (acc)"),
+    "friends": (
+        "Friends (7)",
+        ("accuracy", "macro_f1", "ua"),
+        "63.79 / 29.48 / 26.03",
+        "54.92 / 51.92 / 55.06",
+        "72.83 / 52.97 / 51.93",
+        "81.30 / 65.90",
+    ),
+    "mastodon": (
+        "Mastodon (3)",
+        ("accuracy", "macro_f1"),
+        "55.43 / 55.45",
+        "67.25 / 67.23",
+        "67.08 / 66.81",
+        "59.59 (F1)",
+    ),
+    "mosi2": ("MOSI-2", ("accuracy", "macro_f1"), "84.12 / 84.12", "84.60 / 84.04", "87.02 / 86.56", "85.20 (mm)"),
+    "mosi3": ("MOSI-3", ("accuracy", "macro_f1"), "77.26 / 58.19", "81.78 / 61.03", "83.82 / 57.04", "80.79 (mm)"),
+    "chnsenticorp": (
+        "CH-SIMS (2) [stand-in: ChnSentiCorp]",
+        ("accuracy", "macro_f1"),
+        "77.58 / 75.95",
+        "82.47 / 81.12",
+        "82.73 / 81.25",
+        "80.26 (mm)",
+    ),
+    "smp2020-ewect": (
+        "M3ED (7) [stand-in: SMP2020-EWECT virus, 6]",
+        ("accuracy", "weighted_f1", "ua"),
+        "45.68 / 30.52 / 16.82",
+        "45.75 / 37.31 / 28.64",
+        "42.54 / 33.31 / 23.59",
+        "49.42 (wF1)",
+    ),
+}
+DEFAULT_METRICS = ("accuracy", "macro_f1")
+
+
+def cell_text(stats: dict[str, Any] | None, metrics: tuple[str, ...]) -> str:
+    """``mean±std`` per metric in %, joined by " / "; "—" for a missing cell."""
+    if not stats:
+        return "—"
+    parts = []
+    for m in metrics:
+        if m not in stats:
+            parts.append("?")
+            continue
+        std = stats.get(m + "_std", 0.0)
+        parts.append(f"{100 * stats[m]:.2f}" + (f"±{100 * std:.2f}" if stats["seeds"] > 1 else ""))
+    return " / ".join(parts)
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """Markdown: one row per dataset, our methods then the paper's columns; plus a timing table."""
+    summary = summarise(results)
+    datasets = list(dict.fromkeys(r["dataset"] for r in results))
+    methods = list(dict.fromkeys(r["method"] for r in results))
+    head = ["dataset", "metrics", *methods, "paper ZS", "paper PT2", "paper LoRA", "paper specialised"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for d in datasets:
+        name, metrics, *paper = PAPER.get(d, (d, DEFAULT_METRICS, "", "", "", ""))
+        ours = [cell_text(summary.get((d, m)), metrics) for m in methods]
+        lines.append("| " + " | ".join([name, " / ".join(metrics), *ours, *paper]) + " |")
+    lines += ["", "Training time per cell (mean over seeds): seconds, examples/s; seeds run.", ""]
+    lines += ["| dataset | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
+    for d in datasets:
+        row = []
+        for m in methods:
+            s = summary.get((d, m)) or {}
+            secs, rate = s.get("train_seconds"), s.get("train_examples_per_second")
+            row.append("—" if secs is None else f"{secs:.0f} s, {rate or 0:.1f} ex/s, n={s['seeds']}")
+        lines.append(f"| {d} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results: list[dict[str, Any]], out: Path, source: str) -> None:
+    """Writes ``table.md``, ``summary.json`` and (with matplotlib) ``bars.png`` into ``out``."""
+    write_text(out / "table.md", f"Matrix: `{source}`\n\n" + table(results))
+    summary = {f"{d}/{m}": s for (d, m), s in summarise(results).items()}
+    write_json(out / "summary.json", summary)
+    plot(results, out / "bars.png")
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """Per dataset, one bar per method (macro-F1; weighted F1 where the paper reports it)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    summary = summarise(results)
+    datasets = list(dict.fromkeys(r["dataset"] for r in results))
+    methods = list(dict.fromkeys(r["method"] for r in results))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(datasets)), 4))
+    width = 0.8 / len(methods)
+    for j, m in enumerate(methods):
+        values = []
+        for d in datasets:
+            metric = "weighted_f1" if "weighted_f1" in PAPER.get(d, ("", ()))[1] else "macro_f1"
+            values.append(100 * (summary.get((d, m)) or {}).get(metric, 0.0))
+        ax.bar([i + j * width for i in range(len(datasets))], values, width, label=m)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(datasets))], datasets, rotation=20)
+    ax.set_ylabel("macro-F1 (weighted F1 for M3ED stand-in), %")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,102 @@
+"""The benchmark harness on tiny models: a small matrix, baselines, report, resume after a stop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from transformers import BertConfig, BertModel
+
+from conftest import build_tokenizer
+from emotune.errors import EmotuneError
+from emotune.harness import Cell, load_matrix, run_cell, run_matrix
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tok = build_tokenizer(folder)
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2)
+    BertModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+def _matrix(tmp_path: Path, model: str, files: dict[str, str], encoder: str) -> Path:
+    spec = {
+        "defaults": {
+            "model": {"name": model},
+            "train": {"batch_size": 4, "epochs": 1, "lr": 5e-3, "precision": "fp32", "checkpoint_every": 0},
+        },
+        "seeds": [1, 2],
+        "datasets": {
+            "tiny": {
+                "dataset": "files",
+                "train_file": files["train"],
+                "dev_file": files["dev"],
+                "test_file": files["test"],
+                "labels": ["negative", "positive"],
+            }
+        },
+        "methods": {
+            "lora": {"method": {"name": "lora"}},
+            "tfidf-lr": {"baseline": "tfidf-lr", "seeds": 1},
+            "minilm": {"baseline": "minilm", "baseline_model": encoder, "seeds": 1, "train": {"lr": 1e-3}},
+        },
+    }
+    path = tmp_path / "matrix.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_matrix_runs_resumes_and_reports(tiny_gemma: str, sentiment_files, tiny_encoder: str, tmp_path: Path) -> None:
+    matrix = load_matrix(_matrix(tmp_path, tiny_gemma, sentiment_files, tiny_encoder))
+    keys = ["tiny__lora__s1", "tiny__lora__s2", "tiny__tfidf-lr__s1", "tiny__minilm__s1"]
+    assert [c.key for c in matrix.cells] == keys
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    calls: list[str] = []
+
+    def stopped_after_one(cell: Cell, where: Path) -> dict[str, Any]:
+        if calls:
+            raise KeyboardInterrupt  # the user stops the run during the second cell
+        calls.append(cell.key)
+        return run_cell(cell, where)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_matrix(matrix, out, runs, runner=stopped_after_one)
+    first = out / "cells" / "tiny__lora__s1.json"
+    stamp = first.stat().st_mtime_ns
+
+    def counted(cell: Cell, where: Path) -> dict[str, Any]:
+        calls.append(cell.key)
+        return run_cell(cell, where)
+
+    results = run_matrix(matrix, out, runs, runner=counted)
+    assert calls == keys
+    assert first.stat().st_mtime_ns == stamp  # the finished cell was not redone
+    assert len(results) == 4 and all(0.0 <= r["accuracy"] <= 1.0 for r in results)
+    tfidf = json.loads((out / "cells" / "tiny__tfidf-lr__s1.json").read_text())
+    assert tfidf["accuracy"] >= 0.75  # the tiny task's words separate the classes
+    table = (out / "table.md").read_text()
+    assert "| tiny | accuracy / macro_f1 |" in table and "±" in table  # two LoRA seeds: mean ± std
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["tiny/lora"]["seeds"] == 2
+    assert (out / "bars.png").stat().st_size > 1000
+
+
+def test_matrix_errors(tmp_path: Path) -> None:
+    with pytest.raises(EmotuneError, match="matrix file not found"):
+        load_matrix(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        yaml.safe_dump({"seeds": [1], "datasets": {"s": {"dataset": "sst2"}}, "methods": {"x": {"baseline": "svm"}}})
+    )
+    with pytest.raises(EmotuneError, match="unknown baseline 'svm'"):
+        load_matrix(bad)
+    bad.write_text(
+        yaml.safe_dump({"seeds": [1], "datasets": {"s": {"dataset": "sst2"}}, "methods": {"x": {"train": {"lr": -1}}}})
+    )
+    with pytest.raises(EmotuneError, match=r"train\.lr must be positive"):
+        load_matrix(bad)
