@@ -37,11 +37,16 @@ def prepare(path: Path, *, overwrite: bool, resume: bool) -> Path:
     return path
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def write_text(path: Path, text: str) -> None:
     """Writes a file atomically."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are meant to be shared like any file
     os.replace(tmp, path)
 
 
