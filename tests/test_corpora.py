@@ -83,6 +83,11 @@ def test_mosi_thresholds(tmp_path: Path) -> None:
     three = load_data(DataConfig(dataset="mosi3", data_dir=str(tmp_path)))
     assert [e.label for e in two.split("test")] == [0, 1, 1]
     assert [e.label for e in three.split("test")] == [0, 1, 2]
+    # The rule is an option: a neutral band, and the "negative vs positive, zeros dropped" MOSI-2.
+    banded = load_data(DataConfig(dataset="mosi3", data_dir=str(tmp_path), neutral_band=0.5))
+    assert [e.label for e in banded.split("test")] == [1, 1, 2]
+    nonzero = load_data(DataConfig(dataset="mosi2", data_dir=str(tmp_path), drop_neutral=True))
+    assert [e.text for e in nonzero.split("test")] == ["bad", "good"]
     (tmp_path / "mosi_test.csv").write_text(rows.replace("2.2", "lots"))
     with pytest.raises(EmotuneError, match="not a number"):
         load_data(DataConfig(dataset="mosi2", data_dir=str(tmp_path)))

@@ -83,8 +83,12 @@ class DataConfig:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     context_turns: int = 0
+    neutral_band: float = 0.0
+    drop_neutral: bool = False
 
     def validate(self) -> None:
+        if self.neutral_band < 0:
+            raise EmotuneError("data.neutral_band must be >= 0")
         if self.context_turns < 0:
             raise EmotuneError("data.context_turns must be >= 0")
         for key in ("max_train_samples", "max_eval_samples"):

@@ -36,6 +36,8 @@ def load_data(cfg: DataConfig, seed: int = 0) -> Dataset:
         language=cfg.language or "en",
         hf_name=cfg.hf_name,
         seed=seed,
+        neutral_band=cfg.neutral_band,
+        drop_neutral=cfg.drop_neutral,
     )
     dataset = load_dataset(cfg.dataset, request)
     keep_context(dataset, cfg.context_turns)

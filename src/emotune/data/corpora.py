@@ -26,30 +26,41 @@ def _score(value: str, where: str) -> float:
         raise EmotuneError(f"{where}: score '{value}' is not a number") from None
 
 
-def binary_label(score: float) -> int:
-    """Negative (< 0) vs non-negative (>= 0): the MOSI-2 / CH-SIMS rule of the paper."""
+def binary_label(score: float, band: float = 0.0, drop_neutral: bool = False) -> int | None:
+    """Negative (< 0) vs non-negative (>= 0): the MOSI-2 / CH-SIMS rule of the paper.
+
+    With ``drop_neutral`` (``data.drop_neutral``) scores within ``band`` of 0 are left out,
+    the other common MOSI-2 convention (negative vs positive, "Acc-2 non-0").
+    """
+    if drop_neutral and abs(score) <= band:
+        return None
     return 0 if score < 0 else 1
 
 
-def ternary_label(score: float) -> int:
-    """Negative (< 0), neutral (= 0), positive (> 0): the MOSI-3 rule."""
-    return 0 if score < 0 else (1 if score == 0 else 2)
+def ternary_label(score: float, band: float = 0.0, drop_neutral: bool = False) -> int | None:
+    """Negative, neutral (within ``band`` of 0; the paper: exactly 0) or positive: the MOSI-3 rule."""
+    if abs(score) <= band:
+        return None if drop_neutral else 1
+    return 0 if score < 0 else 2
 
 
-def _mosi(request: DataRequest, name: str, labels: LabelSet, to_label: Callable[[float], int]) -> Dataset:
+def _mosi(
+    request: DataRequest, name: str, labels: LabelSet, to_label: Callable[[float, float, bool], int | None]
+) -> Dataset:
     folder = require_dir(request.data_dir, name, "mosi_{train,valid,test}.csv")
     splits = {}
     for split, file in (("train", "train"), ("dev", "valid"), ("test", "test")):
         path = folder / f"mosi_{file}.csv"
         rows = read_csv_rows(path, ("video_id", "clip_id", "text", "label"))
         # One published segment has an empty transcript; it is kept so counts match the folds.
-        splits[split] = [
-            Example(
-                r["text"].strip(),
-                to_label(_score(r["label"], f"{path}:{i + 2}")),
-                uid=f"{r['video_id']}_{r['clip_id']}",
-            )
+        labelled = [
+            (r, to_label(_score(r["label"], f"{path}:{i + 2}"), request.neutral_band, request.drop_neutral))
             for i, r in enumerate(rows)
+        ]
+        splits[split] = [
+            Example(r["text"].strip(), label, uid=f"{r['video_id']}_{r['clip_id']}")
+            for r, label in labelled
+            if label is not None
         ]
     return Dataset(name, labels, "en", "sentiment", splits)
 
@@ -163,6 +174,7 @@ def load_chsims(request: DataRequest) -> Dataset:
     for i, r in enumerate(rows):
         if r["mode"] not in modes:
             raise EmotuneError(f"{path}:{i + 2}: unknown mode '{r['mode']}' (train/valid/test)")
-        label = binary_label(_score(r["label_T"], f"{path}:{i + 2}"))
-        splits[modes[r["mode"]]].append(Example(r["text"].strip(), label, uid=f"{r['video_id']}_{r['clip_id']}"))
+        label = binary_label(_score(r["label_T"], f"{path}:{i + 2}"), request.neutral_band, request.drop_neutral)
+        if label is not None:
+            splits[modes[r["mode"]]].append(Example(r["text"].strip(), label, uid=f"{r['video_id']}_{r['clip_id']}"))
     return Dataset("chsims", CHSIMS2, "zh", "sentiment", splits)

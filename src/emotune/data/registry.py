@@ -23,6 +23,8 @@ class DataRequest:
     language: str = "en"
     hf_name: str | None = None
     seed: int = 0
+    neutral_band: float = 0.0
+    drop_neutral: bool = False
 
 
 Loader = Callable[[DataRequest], Dataset]
