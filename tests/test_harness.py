@@ -100,3 +100,12 @@ def test_matrix_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(EmotuneError, match=r"train\.lr must be positive"):
         load_matrix(bad)
+
+
+MATRICES = sorted((Path(__file__).parent.parent / "benchmarks").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", MATRICES, ids=[p.name for p in MATRICES])
+def test_every_shipped_matrix_is_valid(path: Path) -> None:
+    matrix = load_matrix(path)
+    assert matrix.cells and len({c.key for c in matrix.cells}) == len(matrix.cells)

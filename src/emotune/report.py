@@ -83,7 +83,8 @@ def table(results: list[dict[str, Any]]) -> str:
         for m in methods:
             s = summary.get((d, m)) or {}
             secs, rate = s.get("train_seconds"), s.get("train_examples_per_second")
-            row.append("—" if secs is None else f"{secs:.0f} s, {rate or 0:.1f} ex/s, n={s['seeds']}")
+            untrained = secs is None or not rate  # zero-shot trains nothing
+            row.append("— (no training)" if untrained else f"{secs:.0f} s, {rate:.1f} ex/s, n={s['seeds']}")
         lines.append(f"| {d} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
