@@ -49,6 +49,20 @@ PAPER: dict[str, tuple[str, tuple[str, ...], str, str, str, str]] = {
     ),
 }
 DEFAULT_METRICS = ("accuracy", "macro_f1")
+ORDER = ("zero-shot", "ptuning-v2", "lora", "lora-balanced", "tfidf-lr", "minilm")  # the paper's order, then ours
+
+
+def dataset_order(results: list[dict[str, Any]]) -> list[str]:
+    """Datasets in the paper's row order; others after, by name."""
+    rows = list(PAPER)
+    names = set(r["dataset"] for r in results)
+    return sorted(names, key=lambda d: (rows.index(d) if d in rows else len(rows), d))
+
+
+def method_order(results: list[dict[str, Any]]) -> list[str]:
+    """Methods in the paper's column order; methods it did not have come after, by name."""
+    names = set(r["method"] for r in results)
+    return sorted(names, key=lambda m: (ORDER.index(m) if m in ORDER else len(ORDER), m))
 
 
 def cell_text(stats: dict[str, Any] | None, metrics: tuple[str, ...]) -> str:
@@ -68,8 +82,8 @@ def cell_text(stats: dict[str, Any] | None, metrics: tuple[str, ...]) -> str:
 def table(results: list[dict[str, Any]]) -> str:
     """Markdown: one row per dataset, our methods then the paper's columns; plus a timing table."""
     summary = summarise(results)
-    datasets = list(dict.fromkeys(r["dataset"] for r in results))
-    methods = list(dict.fromkeys(r["method"] for r in results))
+    datasets = dataset_order(results)
+    methods = method_order(results)
     head = ["dataset", "metrics", *methods, "paper ZS", "paper PT2", "paper LoRA", "paper specialised"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for d in datasets:
@@ -107,8 +121,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     except ImportError:
         return
     summary = summarise(results)
-    datasets = list(dict.fromkeys(r["dataset"] for r in results))
-    methods = list(dict.fromkeys(r["method"] for r in results))
+    datasets = dataset_order(results)
+    methods = method_order(results)
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(datasets)), 4))
     width = 0.8 / len(methods)
     for j, m in enumerate(methods):
