@@ -31,6 +31,7 @@ import yaml
 
 from emotune.baselines import BASELINES, run_baseline
 from emotune.config import RunConfig
+from emotune.data.files import read_json
 from emotune.errors import EmotuneError
 from emotune.rundir import write_json
 
@@ -142,9 +143,7 @@ def run_matrix(
 
 def collect(out: Path) -> list[dict[str, Any]]:
     """Every finished cell's record under ``out/cells``."""
-    import json
-
-    return [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    return [read_json(p) for p in sorted((out / "cells").glob("*.json"))]
 
 
 def summarise(results: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -64,10 +64,17 @@ class LabelScorer(nn.Module):
         self.model, self.head = model, head
         self.method = method
 
+    def hidden_at(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Final hidden states at ``positions`` (batch,) or (batch, k)."""
+        hidden = self.method.hidden_states(self.model, input_ids, attention_mask)
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        if positions.dim() == 2:
+            rows = rows[:, None]
+        return hidden[rows, positions]
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Label logits (batch, num_labels) from the hidden states at ``positions`` (batch,)."""
-        hidden = self.method.hidden_states(self.model, input_ids, attention_mask)
-        picked = hidden[torch.arange(hidden.shape[0], device=hidden.device), positions]
+        picked = self.hidden_at(input_ids, attention_mask, positions)
         with torch.autocast(picked.device.type, enabled=False):  # the head stays fp32 under autocast
             return self.head(picked, output_weight(base_model_of(self.model)))
 
@@ -111,11 +118,7 @@ class Recogniser:
 
     def hidden_at(self, batch: Batch, positions: torch.Tensor) -> torch.Tensor:
         """Final hidden states at ``positions`` (batch,) or (batch, k)."""
-        hidden = self.method.hidden_states(self.model, batch.input_ids, batch.attention_mask)
-        rows = torch.arange(hidden.shape[0], device=hidden.device)
-        if positions.dim() == 2:
-            rows = rows[:, None]
-        return hidden[rows, positions]
+        return self.scorer.hidden_at(batch.input_ids, batch.attention_mask, positions)
 
     def label_logits(self, batch: Batch) -> torch.Tensor:
         """Label logits (batch, num_labels) at each row's answer position."""
