@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from emotune.config import RunConfig
-from emotune.train import train
+from emotune.pipeline import run
 
 KEYS = ("n", "accuracy", "macro_f1", "weighted_f1", "ua", "train_seconds", "train_examples_per_second")
 
@@ -41,7 +41,7 @@ def main() -> None:
         cfg.data.data_dir, cfg.data.context_turns = args.data_dir, k
         cfg.data.max_train_samples = args.max_train_samples
         cfg.output, cfg.overwrite = f"{args.runs}/k{k}", True
-        metrics = train(cfg.validate())
+        metrics = run(cfg.validate())
         results[f"k{k}"] = {key: metrics.get(key) for key in KEYS} | {"context_turns": k}
         results["_meta"] = {
             "date": datetime.date.today().isoformat(),

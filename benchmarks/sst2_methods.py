@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from emotune.config import RunConfig
-from emotune.train import train
+from emotune.pipeline import run
 
 CONFIGS = {
     "zero-shot": "configs/sst2-zero-shot.yaml",
@@ -50,7 +50,7 @@ def main() -> None:
     for method in args.methods.split(","):
         cfg = RunConfig.from_yaml(CONFIGS[method])
         cfg.data.data_dir, cfg.output, cfg.overwrite = args.data_dir, f"{args.runs}/{method}", True
-        metrics = train(cfg.validate())
+        metrics = run(cfg.validate())
         results[method] = {k: metrics.get(k) for k in KEYS} | {"config": CONFIGS[method]}
         results["_meta"] = {
             "date": datetime.date.today().isoformat(),

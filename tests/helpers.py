@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from emotune.config import RunConfig
+from emotune.config import RunConfig, RuntimeConfig
+from emotune.methods import method_class
+
+RUNTIME_KEYS = {f.name for f in dataclasses.fields(RuntimeConfig)}
+# Small prompts and projections keep the prompt methods fast on tiny models.
+TINY_METHOD_OPTIONS = {"prompt_length": 4, "projection_hidden": 16}
 
 
-def tiny_config(model: str, files: dict[str, str], output: str, method: str = "lora", **train: Any) -> RunConfig:
-    """A config for a tiny model on the tiny sentiment files."""
+def tiny_config(model: str, files: dict[str, str], output: str, method: str = "lora", **settings: Any) -> RunConfig:
+    """A config for a tiny model on the tiny sentiment files; ``settings`` are train or runtime keys."""
+    owned = {f.name for f in dataclasses.fields(method_class(method).options_class)}
+    runtime = {"precision": "fp32", **{k: v for k, v in settings.items() if k in RUNTIME_KEYS}}
+    train = {k: v for k, v in settings.items() if k not in RUNTIME_KEYS}
     return RunConfig.from_dict(
         {
             "model": {"name": model},
-            "method": {"name": method, "prompt_length": 4, "projection_hidden": 16},
+            "method": {"name": method, **{k: v for k, v in TINY_METHOD_OPTIONS.items() if k in owned}},
             "data": {
                 "dataset": "files",
                 "train_file": files["train"],
@@ -20,14 +29,8 @@ def tiny_config(model: str, files: dict[str, str], output: str, method: str = "l
                 "test_file": files["test"],
                 "labels": ["negative", "positive"],
             },
-            "train": {
-                "batch_size": 4,
-                "epochs": 2,
-                "lr": 5e-3,
-                "precision": "fp32",
-                "checkpoint_every": 0,
-                **train,
-            },
+            "train": {"batch_size": 4, "epochs": 2, "lr": 5e-3, "checkpoint_every": 0, **train},
+            "runtime": runtime,
             "output": output,
         }
     ).validate()

@@ -49,6 +49,8 @@ def test_overrides_are_coerced_to_the_field_type(key: str, value: str, expected:
         ("train", "1", "unknown config key"),
         ("train.batch_size", "eight", "expects int"),
         ("model.trust_remote_code", "maybe", "expects bool"),
+        ("method.name", "magic", "unknown method 'magic'"),
+        ("method.prompt_length", "4", "method 'lora' has no option 'prompt_length'"),
     ],
 )
 def test_bad_overrides_are_one_line_errors(key: str, value: str, message: str) -> None:
@@ -59,9 +61,8 @@ def test_bad_overrides_are_one_line_errors(key: str, value: str, message: str) -
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("method.name", "magic", "unknown method"),
         ("train.objective", "dance", "objective"),
-        ("train.precision", "fp8", "precision"),
+        ("runtime.precision", "fp8", "precision"),
         ("method.rank", 0, "rank"),
         ("train.epochs", 0, "positive"),
         ("data.template", "no placeholder", "{text}"),

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from emotune.pipeline import run
 from emotune.predict import Predictor
 from emotune.predict_files import predict_file
-from emotune.train import train
 from helpers import tiny_config
 
 CLI = [sys.executable, "-c", "from emotune.cli import main; raise SystemExit(main())"]
@@ -24,7 +24,7 @@ def test_kill_9_mid_training_then_resume_gives_the_same_result(
     tiny_gemma: str, sentiment_files: dict[str, str], tmp_path: Path
 ) -> None:
     settings = {"epochs": 12, "checkpoint_every": 1, "eval_every": 8}
-    straight = train(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "straight"), **settings))
+    straight = run(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "straight"), **settings))
     cfg = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "killed"), **settings)
     cfg_file = tmp_path / "killed.yaml"
     cfg.to_yaml(cfg_file)
@@ -52,7 +52,7 @@ def test_kill_9_mid_training_then_resume_gives_the_same_result(
 def test_file_prediction_resumes_after_a_crash_and_reports_bad_rows(
     tiny_gemma: str, sentiment_files: dict[str, str], tmp_path: Path
 ) -> None:
-    train(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "run"), epochs=1))
+    run(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "run"), epochs=1))
     predictor = Predictor.load(tmp_path / "run")
     source = tmp_path / "in.jsonl"
     rows = [{"text": f"good fun {i}" if i % 7 else ""} for i in range(40)]

@@ -10,9 +10,9 @@ import torch
 
 from emotune.config import RunConfig
 from emotune.data import Example, load_data
+from emotune.pipeline import run
 from emotune.predict import Predictor
 from emotune.recogniser import build_recogniser
-from emotune.train import train
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +29,8 @@ def _cfg(method: str, out: Path, **train_cfg: object) -> RunConfig:
 
 
 def test_zero_shot_lora_and_predict(tmp_path: Path) -> None:
-    zero = train(_cfg("zero-shot", tmp_path / "zs"))
-    lora = train(_cfg("lora", tmp_path / "lora"))
+    zero = run(_cfg("zero-shot", tmp_path / "zs"))
+    lora = run(_cfg("lora", tmp_path / "lora"))
     for metrics in (zero, lora):
         assert metrics["n"] == 24 and 0.0 <= metrics["accuracy"] <= 1.0
     assert (tmp_path / "lora" / "adapter" / "adapter_model.safetensors").is_file()
@@ -43,7 +43,8 @@ def test_zero_shot_lora_and_predict(tmp_path: Path) -> None:
 
 
 def test_ptuning_v2_on_gemma3_matches_peft_and_learns(tmp_path: Path) -> None:
-    cfg = _cfg("ptuning-v2", tmp_path / "pt2", lr=1e-2, precision="fp32")
+    cfg = _cfg("ptuning-v2", tmp_path / "pt2", lr=1e-2)
+    cfg.runtime.precision = "fp32"
     data = load_data(cfg.data)
     rec = build_recogniser(cfg, data.labels, data.language, data.task)
     batch = rec.collate(rec.encode(data.split("train")[:4]))

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from emotune.train import train
+from emotune.pipeline import run
 from helpers import tiny_config
 
 
@@ -25,7 +25,7 @@ def test_two_processes_match_one_with_the_same_global_batch(
     one_cfg, two_cfg = (tiny_config(tiny_gemma, sentiment_files, str(tmp_path / n), **settings) for n in ("one", "two"))
     for cfg in (one_cfg, two_cfg):
         cfg.method.dropout = 0.0  # dropout masks depend on how a batch is split, so compare without it
-    single = train(one_cfg)
+    single = run(one_cfg)
     cfg_file = tmp_path / "two.yaml"
     two_cfg.to_yaml(cfg_file)
     with socket.socket() as sock:  # a free port for the process group's rendezvous

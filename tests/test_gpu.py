@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from emotune.pipeline import run
 from emotune.predict import Predictor
 from emotune.recogniser import autocast_dtype
-from emotune.train import train
 from helpers import tiny_config
 
 pytestmark = [
@@ -19,7 +19,7 @@ pytestmark = [
 
 
 def test_training_and_prediction_run_on_the_gpu(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
-    metrics = train(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "run"), device="cuda", precision="auto"))
+    metrics = run(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "run"), device="cuda", precision="auto"))
     assert 0.0 <= metrics["accuracy"] <= 1.0
     predictor = Predictor.load(tmp_path / "run")
     assert predictor.recogniser.device.type == "cuda"

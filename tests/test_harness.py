@@ -28,7 +28,8 @@ def _matrix(tmp_path: Path, model: str, files: dict[str, str], encoder: str) -> 
     spec = {
         "defaults": {
             "model": {"name": model},
-            "train": {"batch_size": 4, "epochs": 1, "lr": 5e-3, "precision": "fp32", "checkpoint_every": 0},
+            "train": {"batch_size": 4, "epochs": 1, "lr": 5e-3, "checkpoint_every": 0},
+            "runtime": {"precision": "fp32"},
         },
         "seeds": [1, 2],
         "datasets": {

@@ -13,8 +13,8 @@ from emotune.config import DataConfig, RunConfig
 from emotune.data import load_data
 from emotune.errors import EmotuneError
 from emotune.metrics import multilabel_metrics, tune_threshold
+from emotune.pipeline import run
 from emotune.predict import Predictor
-from emotune.train import train
 
 LABELS = ["joy", "sadness", "anger"]
 
@@ -75,11 +75,12 @@ def test_multilabel_training_tunes_a_threshold_and_predicts_label_sets(tiny_gemm
             "model": {"name": tiny_gemma},
             "method": {"name": "lora"},
             "data": {"dataset": "goemotions", "data_dir": str(_goemotions(tmp_path / "data"))},
-            "train": {"batch_size": 4, "epochs": 12, "lr": 2e-2, "precision": "fp32", "checkpoint_every": 0},
+            "train": {"batch_size": 4, "epochs": 12, "lr": 2e-2, "checkpoint_every": 0},
+            "runtime": {"precision": "fp32"},
             "output": str(tmp_path / "run"),
         }
     ).validate()
-    metrics = train(cfg)
+    metrics = run(cfg)
     assert metrics["multi_label"] and metrics["micro_f1"] >= 0.8
     assert 0.05 <= metrics["threshold"] <= 0.95
     predictor = Predictor.load(tmp_path / "run")

@@ -17,10 +17,11 @@ LABELS = LabelSet(("negative", "positive"), {"en": [["negative"], ["positive"]]}
 TEXTS = ["a wonderful film", "i hated it and it was boring from start to end", "good"]
 
 
-@pytest.mark.parametrize("method", ["zero-shot", "lora", "ptuning-v2", "prompt-tuning"])
+@pytest.mark.parametrize("method", ["zero-shot", "lora", "dora", "ia3", "ptuning-v2", "prompt-tuning"])
 def test_label_logits_match_full_vocabulary_forward(tiny_model: str, sentiment_files, tmp_path, method) -> None:
     cfg = tiny_config(tiny_model, sentiment_files, str(tmp_path / "r"), method=method)
-    cfg.method.calibrate = False
+    if hasattr(cfg.method, "calibrate"):
+        cfg.method.calibrate = False
     rec = build_recogniser(cfg, LABELS, "en", "sentiment")
     rec.model.eval()
     rows = rec.encode([Example(t) for t in TEXTS])

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from conftest import NEGATIVE, POSITIVE
+from emotune.pipeline import run
 from emotune.predict import Predictor
-from emotune.train import train
 from helpers import tiny_config
 
 KEY = "s3cret-key"
@@ -32,7 +32,7 @@ def tiny_run(tiny_gemma: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     for split in ("train", "dev", "test"):
         files[split] = str(folder / f"{split}.jsonl")
         Path(files[split]).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    train(tiny_config(tiny_gemma, files, str(folder / "run"), epochs=1))
+    run(tiny_config(tiny_gemma, files, str(folder / "run"), epochs=1))
     return folder / "run"
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from emotune.config import RunConfig
-from emotune.data import Dataset, Example, load_data, subsample
+from emotune.data import Dataset, Example, load_data, select_splits
 from emotune.errors import EmotuneError
 from emotune.evaluate import EvalResult, write_result
 from emotune.metrics import classification_metrics
@@ -42,10 +42,8 @@ def run_baseline(name: str, cfg: RunConfig, run: Path, model_path: str | None = 
     dataset = load_data(cfg.data, cfg.train.seed)
     if dataset.multi_label:
         raise EmotuneError("the baselines are single-label classifiers")
-    seed = cfg.train.seed
-    train = subsample(dataset.split("train"), cfg.data.max_train_samples, seed)
-    dev = subsample(dataset.splits.get("dev") or [], cfg.data.max_eval_samples, seed)
-    test = subsample(dataset.split(cfg.train.eval_split), cfg.data.max_eval_samples, seed)
+    chosen = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
+    train, dev, test = chosen.train, chosen.dev, chosen.eval
     started = time.perf_counter()
     predict = fit_tfidf(train, dev, dataset) if name == "tfidf-lr" else fit_minilm(train, dev, dataset, cfg, model_path)
     train_s = time.perf_counter() - started

@@ -3,115 +3,113 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
+import typing
 import warnings
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from emotune.config import RunConfig, apply_override
 from emotune.errors import EmotuneError
+from emotune.methods import UNTRAINED, get_method, method_class, method_names
 
-# Convenience flags and the config keys they set; anything else goes through --set KEY=VALUE.
-FLAGS: dict[str, str] = {
-    "model": "model.name",
-    "trust_remote_code": "model.trust_remote_code",
-    "method": "method.name",
-    "rank": "method.rank",
-    "prompt_length": "method.prompt_length",
-    "dataset": "data.dataset",
-    "data_dir": "data.data_dir",
-    "train_file": "data.train_file",
-    "dev_file": "data.dev_file",
-    "test_file": "data.test_file",
-    "text_column": "data.text_column",
-    "label_column": "data.label_column",
-    "labels": "data.labels",
-    "hf_name": "data.hf_name",
-    "language": "data.language",
-    "max_train_samples": "data.max_train_samples",
-    "max_samples": "data.max_eval_samples",
-    "context_turns": "data.context_turns",
-    "objective": "train.objective",
-    "epochs": "train.epochs",
-    "batch_size": "train.batch_size",
-    "lr": "train.lr",
-    "seed": "train.seed",
-    "split": "train.eval_split",
-    "precision": "train.precision",
-    "device": "train.device",
-    "gradient_checkpointing": "train.gradient_checkpointing",
-    "class_weights": "train.class_weights",
-    "loss": "train.loss",
-    "output": "output",
-    "overwrite": "overwrite",
+
+@dataclass(frozen=True)
+class Flag:
+    """A convenience flag: the config key it sets, its value type (None: an on/off switch) and help."""
+
+    key: str
+    type: Callable[[str], Any] | None
+    help: str
+
+
+# Every other config key goes through --set KEY=VALUE. Method options are added from the
+# methods' own declarations (method_flags), so a new method brings its flags with it.
+FLAGS: dict[str, Flag] = {
+    "model": Flag("model.name", str, "registered name, HF folder, .gguf file or Hub id (default gemma3-270m)"),
+    "trust-remote-code": Flag("model.trust_remote_code", None, "allow model code from the Hub"),
+    "method": Flag("method.name", str, "customisation method (set before its options)"),
+    "dataset": Flag("data.dataset", str, "registered dataset (see `emotune datasets`)"),
+    "data-dir": Flag("data.data_dir", str, "folder holding the dataset's files"),
+    "train-file": Flag("data.train_file", str, "train file for --dataset files (.csv/.tsv/.jsonl)"),
+    "dev-file": Flag("data.dev_file", str, "dev file for --dataset files"),
+    "test-file": Flag("data.test_file", str, "test file for --dataset files"),
+    "text-column": Flag("data.text_column", str, "text column of --dataset files"),
+    "label-column": Flag("data.label_column", str, "label column of --dataset files"),
+    "labels": Flag("data.labels", str, "comma-separated label names (their order fixes the indices)"),
+    "hf-name": Flag("data.hf_name", str, "Hugging Face dataset name or save_to_disk folder (--dataset hf)"),
+    "language": Flag("data.language", str, "prompt language: en or zh"),
+    "max-train-samples": Flag("data.max_train_samples", int, "seeded subset of the train split"),
+    "max-samples": Flag("data.max_eval_samples", int, "seeded subset of the dev and evaluation splits"),
+    "context-turns": Flag("data.context_turns", int, "earlier dialogue turns put before the utterance (default 0)"),
+    "objective": Flag("train.objective", str, "classify (label scoring, default) or generate (paper's LM loss)"),
+    "epochs": Flag("train.epochs", float, "passes over the training set"),
+    "batch-size": Flag("train.batch_size", int, "examples per optimiser step (global, over all processes)"),
+    "lr": Flag("train.lr", float, "peak learning rate (default: the method's)"),
+    "seed": Flag("train.seed", int, "seed of data order, subsets and initialisation"),
+    "split": Flag("train.eval_split", str, "split for the final evaluation (default test)"),
+    "class-weights": Flag("train.class_weights", str, "none or balanced (inverse class frequency)"),
+    "loss": Flag("train.loss", str, "cross-entropy (default) or focal (train.focal_gamma, default 2)"),
+    "gradient-checkpointing": Flag(
+        "train.gradient_checkpointing", None, "recompute activations in backward (less memory, ~30%% slower)"
+    ),
+    "precision": Flag("runtime.precision", str, "auto (bf16 where the hardware has it), fp32 or bf16"),
+    "device": Flag("runtime.device", str, "auto (this process's GPU under accelerate launch, else CPU), cpu or cuda"),
+    "max-length": Flag("runtime.max_length", int, "longest prompt in tokens (the text is cut, never the instruction)"),
+    "threads": Flag("runtime.threads", int, "CPU threads (0: torch's default)"),
+    "output": Flag("output", str, "run directory to write"),
+    "overwrite": Flag("overwrite", None, "replace an existing run directory"),
 }
+
+
+def method_flags() -> dict[str, Flag]:
+    """One flag per method option, from the methods' declarations (shared names are merged)."""
+    owners: dict[str, list[str]] = {}
+    fields: dict[str, dataclasses.Field[Any]] = {}
+    for name in method_names():
+        for f in dataclasses.fields(method_class(name).options_class):
+            owners.setdefault(f.name, []).append(name)
+            fields.setdefault(f.name, f)
+    flags = {}
+    for option, f in fields.items():
+        kind = typing.get_type_hints(method_class(owners[option][0]).options_class)[option]
+        value_type = int if kind is int else float if kind is float else str
+        help_text = f"{f.metadata.get('help', '')} ({', '.join(owners[option])})"
+        flags[option.replace("_", "-")] = Flag(f"method.{option}", None if kind is bool else value_type, help_text)
+    return flags
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config file (flags and --set override it)")
     p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dotted override, e.g. train.lr=1e-4",
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, e.g. train.lr=1e-4"
     )
-    p.add_argument("--model", help="registered name, HF folder, .gguf file or Hub id (default gemma3-270m)")
-    p.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        default=None,
-        help="allow model code from the Hub",
-    )
-    p.add_argument("--method", help="zero-shot, lora, ptuning-v2 or prompt-tuning")
-    p.add_argument("--rank", type=int, help="LoRA rank (paper: 8)")
-    p.add_argument(
-        "--prompt-length",
-        type=int,
-        help="virtual tokens for ptuning-v2 / prompt-tuning (paper: 32)",
-    )
-    p.add_argument("--dataset", help="registered dataset (see `emotune datasets`)")
-    p.add_argument("--data-dir", help="folder holding the dataset's files")
-    for split in ("train", "dev", "test"):
-        p.add_argument(f"--{split}-file", help=f"{split} file for --dataset files (.csv/.tsv/.jsonl)")
-    p.add_argument("--text-column", help="text column of --dataset files")
-    p.add_argument("--label-column", help="label column of --dataset files")
-    p.add_argument("--labels", help="comma-separated label names (their order fixes the indices)")
-    p.add_argument("--hf-name", help="Hugging Face dataset name or save_to_disk folder (--dataset hf)")
-    p.add_argument("--language", help="prompt language: en or zh")
-    p.add_argument("--max-train-samples", type=int, help="seeded subset of the train split")
-    p.add_argument("--max-samples", type=int, help="seeded subset of the dev and evaluation splits")
-    p.add_argument("--context-turns", type=int, help="earlier dialogue turns put before the utterance (default 0)")
-    p.add_argument("--objective", help="classify (label scoring, default) or generate (paper's LM loss)")
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="peak learning rate (default: the method's)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--split", help="split for the final evaluation (default test)")
-    p.add_argument("--precision", help="auto (bf16 where the hardware has it), fp32 or bf16")
-    p.add_argument("--device", help="auto (this process's GPU under accelerate launch, else CPU), cpu or cuda")
-    p.add_argument(
-        "--gradient-checkpointing",
-        action="store_true",
-        default=None,
-        help="recompute activations in backward (less memory, ~30%% slower)",
-    )
-    p.add_argument("--class-weights", help="none or balanced (inverse class frequency)")
-    p.add_argument("--loss", help="cross-entropy (default) or focal (train.focal_gamma, default 2)")
-    p.add_argument("--output", help="run directory to write")
-    p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing run directory")
+    for name, flag in {**FLAGS, **method_flags()}.items():
+        dest = name.replace("-", "_")
+        help_text = f"{flag.help}: {', '.join(method_names())}" if name == "method" else flag.help
+        if flag.type is None and flag.key.startswith("method."):
+            p.add_argument(f"--{name}", dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif flag.type is None:
+            p.add_argument(f"--{name}", dest=dest, action="store_true", default=None, help=help_text)
+        else:
+            p.add_argument(f"--{name}", dest=dest, type=flag.type, help=help_text)
 
 
-def build_config(args: argparse.Namespace) -> RunConfig:
-    """Config file, then convenience flags, then --set overrides; validated."""
-    cfg = RunConfig.from_yaml(args.config) if args.config else RunConfig()
-    for flag, key in FLAGS.items():
-        value = getattr(args, flag, None)
+def build_config(args: argparse.Namespace, saved: bool = False) -> RunConfig:
+    """Config file, then convenience flags, then --set overrides; validated.
+
+    ``saved``: ``--config`` is a run directory's own config (read with its older layouts).
+    """
+    cfg = RunConfig.from_yaml(args.config, saved=saved) if args.config else RunConfig()
+    for name, flag in {**FLAGS, **method_flags()}.items():  # method.name comes before its options
+        value = getattr(args, name.replace("-", "_"), None)
         if value is not None:
-            apply_override(cfg, key, value)
+            apply_override(cfg, flag.key, value)
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
@@ -121,34 +119,40 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from emotune.distributed import is_main
-    from emotune.train import train
-
     saved = Path(args.output or "") / "config.yaml"
-    if args.resume and not args.config and args.output and saved.is_file():
+    from_run = bool(args.resume and not args.config and args.output and saved.is_file())
+    if from_run:
         args.config = str(saved)  # resume the run as it was configured; flags still override
-    cfg = build_config(args)
+    cfg = build_config(args, saved=from_run)
+    from emotune.distributed import is_main
+    from emotune.pipeline import run
+
     if not is_main():  # under accelerate launch / torchrun one process reports for all
         logging.getLogger("emotune").setLevel(logging.WARNING)
-    metrics = train(cfg, resume=args.resume)
+    metrics = run(cfg, resume=args.resume)
     if is_main():
         print(json.dumps(_summary(metrics)))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from emotune.evaluate import evaluate_run
-    from emotune.train import train
-
     if args.run:
         # Start from the run's own config so only what the user passes here changes.
+        saved = not args.config
         args.config = args.config or str(Path(args.run) / "config.yaml")
-        metrics = evaluate_run(Path(args.run), build_config(args), args.output)
+        if saved and not Path(args.config).is_file():
+            raise EmotuneError(f"{args.run}: not a run directory (no config.yaml)")
+        cfg = build_config(args, saved=saved)
+        from emotune.pipeline import evaluate_saved
+
+        metrics = evaluate_saved(Path(args.run), cfg, args.output)
     else:
-        args.method = args.method or "zero-shot"
+        args.method = args.method or UNTRAINED
         cfg = build_config(args)
-        if cfg.method.name != "zero-shot":
-            raise EmotuneError("evaluate without --run needs --method zero-shot (train the others first)")
-        metrics = train(cfg)
+        if get_method(cfg.method).trainable:
+            raise EmotuneError(f"evaluate without --run needs an untrained method such as '{UNTRAINED}' (train first)")
+        from emotune.pipeline import run
+
+        metrics = run(cfg)
     print(json.dumps(_summary(metrics)))
 
 

@@ -16,12 +16,15 @@ from typing import Any
 import yaml
 
 from emotune.errors import EmotuneError
+from emotune.methods import MethodOptions, default_options, method_name_of
 
 OBJECTIVES = ("classify", "generate")
 PRECISIONS = ("auto", "fp32", "bf16")
 CLASS_WEIGHTS = ("none", "balanced")
 LOSSES = ("cross-entropy", "focal")
 DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_METHOD = "lora"
+SECTIONS = ("model", "method", "data", "train", "runtime")
 
 
 @dataclass
@@ -35,32 +38,6 @@ class ModelConfig:
     def validate(self) -> None:
         if self.dtype not in ("float32", "bfloat16"):
             raise EmotuneError(f"model.dtype must be float32 or bfloat16, got '{self.dtype}'")
-
-
-@dataclass
-class MethodConfig:
-    """The customisation method (registered in :mod:`emotune.methods`) and its settings."""
-
-    name: str = "lora"
-    rank: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    prompt_length: int = 32
-    prefix_projection: bool = False
-    projection_hidden: int = 512
-    calibrate: bool = True
-
-    def validate(self) -> None:
-        from emotune.methods import method_names
-
-        if self.name not in method_names():
-            raise EmotuneError(f"unknown method '{self.name}'; registered: {', '.join(method_names())}")
-        for key in ("rank", "alpha", "prompt_length", "projection_hidden"):
-            if getattr(self, key) < 1:
-                raise EmotuneError(f"method.{key} must be >= 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise EmotuneError("method.dropout must be in [0, 1)")
 
 
 @dataclass
@@ -111,7 +88,6 @@ class TrainConfig:
     warmup_ratio: float = 0.06
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    max_length: int = 128
     seed: int = 42
     class_weights: str = "none"
     loss: str = "cross-entropy"
@@ -121,28 +97,39 @@ class TrainConfig:
     patience: int = 3
     checkpoint_every: int = 100
     log_every: int = 20
-    precision: str = "auto"
-    threads: int = 0
-    device: str = "auto"
     gradient_checkpointing: bool = False
 
     def validate(self) -> None:
         if self.objective not in OBJECTIVES:
             raise EmotuneError(f"train.objective must be one of {OBJECTIVES}, got '{self.objective}'")
-        if self.precision not in PRECISIONS:
-            raise EmotuneError(f"train.precision must be one of {PRECISIONS}")
         if self.loss not in LOSSES:
             raise EmotuneError(f"train.loss must be one of {LOSSES}")
         if self.class_weights not in CLASS_WEIGHTS:
             raise EmotuneError(f"train.class_weights must be one of {CLASS_WEIGHTS}")
         if self.epochs <= 0 or self.batch_size < 1 or self.grad_accum < 1:
             raise EmotuneError("train.epochs, train.batch_size and train.grad_accum must be positive")
-        if self.max_length < 8:
-            raise EmotuneError("train.max_length must be >= 8")
         if self.lr is not None and self.lr <= 0:
             raise EmotuneError("train.lr must be positive")
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how forward passes run: shared by training, evaluation and prediction."""
+
+    device: str = "auto"
+    precision: str = "auto"
+    max_length: int = 128
+    threads: int = 0
+
+    def validate(self) -> None:
         if self.device not in DEVICES:
-            raise EmotuneError(f"train.device must be one of {DEVICES}, got '{self.device}'")
+            raise EmotuneError(f"runtime.device must be one of {DEVICES}, got '{self.device}'")
+        if self.precision not in PRECISIONS:
+            raise EmotuneError(f"runtime.precision must be one of {PRECISIONS}, got '{self.precision}'")
+        if self.max_length < 8:
+            raise EmotuneError("runtime.max_length must be >= 8")
+        if self.threads < 0:
+            raise EmotuneError("runtime.threads must be >= 0 (0 = the library's default)")
 
 
 @dataclass
@@ -150,37 +137,49 @@ class RunConfig:
     """A whole run: model, method, data, training and where the run directory goes."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    method: MethodConfig = field(default_factory=MethodConfig)
+    method: MethodOptions = field(default_factory=lambda: default_options(DEFAULT_METHOD))
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     output: str = "runs/latest"
     overwrite: bool = False
 
     def validate(self) -> RunConfig:
         """Validates every section; returns ``self`` for chaining."""
-        for section in (self.model, self.method, self.data, self.train):
+        for section in (self.model, self.method, self.data, self.train, self.runtime):
             section.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (YAML-serialisable)."""
-        return dataclasses.asdict(self)
+        """Plain nested dict (YAML-serialisable); the method section starts with its name."""
+        return dataclasses.asdict(self) | {"method": self.method.to_dict()}
 
     def to_yaml(self, path: Path) -> None:
         """Writes the resolved config as YAML."""
         path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Builds a config from nested plain data, rejecting unknown keys."""
+    def from_dict(cls, data: dict[str, Any], *, saved: bool = False) -> RunConfig:
+        """Builds a config from nested plain data, rejecting unknown keys.
+
+        Args:
+            data: Nested sections, as in the YAML form.
+            saved: The data is a run directory's own ``config.yaml``, possibly written by an
+                older emotune: its former layout (runtime keys under ``train``, every method's
+                options in one section) is read too.
+        """
         cfg = cls()
-        for key, value in _flatten(data):
+        items = _flatten(data)
+        if saved:
+            items = _upgrade_saved(items)
+        # The method's name picks its options class, so it is set before any of its options.
+        for key, value in sorted(items, key=lambda kv: kv[0] != "method.name"):
             apply_override(cfg, key, value)
         return cfg
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> RunConfig:
-        """Reads a YAML config file."""
+    def from_yaml(cls, path: str | Path, *, saved: bool = False) -> RunConfig:
+        """Reads a YAML config file (``saved``: a run directory's own, see :meth:`from_dict`)."""
         file = Path(path)
         if not file.is_file():
             raise EmotuneError(f"{file}: config file not found")
@@ -190,14 +189,33 @@ class RunConfig:
             raise EmotuneError(f"{file}: invalid YAML ({str(err).splitlines()[0]})") from None
         if not isinstance(data, dict):
             raise EmotuneError(f"{file}: expected a mapping at the top level")
-        return cls.from_dict(data)
+        return cls.from_dict(data, saved=saved)
+
+
+_RUNTIME_KEYS = tuple(f.name for f in dataclasses.fields(RuntimeConfig))
+
+
+def _upgrade_saved(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Reads an older run's config: ``train.<runtime key>`` moves to ``runtime.``; method options
+    the named method does not have (the former shared section) are dropped."""
+    name = dict(items).get("method.name", DEFAULT_METHOD)
+    own = {f.name for f in dataclasses.fields(default_options(str(name)))}
+    upgraded = []
+    for key, value in items:
+        section, _, leaf = key.partition(".")
+        if section == "train" and leaf in _RUNTIME_KEYS:
+            key = f"runtime.{leaf}"
+        elif section == "method" and leaf != "name" and leaf not in own:
+            continue
+        upgraded.append((key, value))
+    return upgraded
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     items: list[tuple[str, Any]] = []
     for key, value in data.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and dotted in ("model", "method", "data", "train"):
+        if isinstance(value, dict) and dotted in SECTIONS:
             items.extend(_flatten(value, dotted + "."))
         else:
             items.append((dotted, value))
@@ -210,7 +228,13 @@ def apply_override(cfg: RunConfig, dotted: str, value: Any) -> None:
     Raises:
         EmotuneError: For an unknown key or a value of the wrong type.
     """
+    if dotted == "method.name":
+        cfg.method = default_options(str(value))
+        return
     *parents, leaf = dotted.split(".")
+    if parents == ["method"] and leaf not in _field_types(cfg.method):
+        owned = ", ".join(_field_types(cfg.method)) or "none"
+        raise EmotuneError(f"method '{method_name_of(cfg.method)}' has no option '{leaf}' (its options: {owned})")
     target: Any = cfg
     for part in parents:
         if not dataclasses.is_dataclass(target) or part not in _field_types(target):
@@ -223,7 +247,8 @@ def apply_override(cfg: RunConfig, dotted: str, value: Any) -> None:
 
 
 def _field_types(obj: Any) -> dict[str, Any]:
-    return typing.get_type_hints(type(obj))
+    hints = typing.get_type_hints(type(obj))
+    return {f.name: hints[f.name] for f in dataclasses.fields(obj)}
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:

@@ -23,7 +23,7 @@ def _state() -> Any:
     from accelerate import PartialState
 
     # Without cpu=True Accelerate only recognises multi-process runs on accelerators; on a
-    # CPU-only machine (or with train.device=cpu) the processes join one gloo group instead.
+    # CPU-only machine (or with runtime.device=cpu) the processes join one gloo group instead.
     return PartialState(cpu=_CPU_ONLY[0] or not torch.cuda.is_available())
 
 
@@ -48,14 +48,14 @@ def wait_for_everyone() -> None:
 
 
 def resolve_device(choice: str) -> torch.device:
-    """The device for ``train.device``: "auto" (this process's accelerator, else CPU), "cpu" or "cuda"."""
+    """The device for ``runtime.device``: "auto" (this process's accelerator, else CPU), "cpu" or "cuda"."""
     if choice not in DEVICES:
-        raise EmotuneError(f"train.device must be one of {DEVICES}, got '{choice}'")
+        raise EmotuneError(f"runtime.device must be one of {DEVICES}, got '{choice}'")
     if choice == "cpu":
         _CPU_ONLY[0] = True
         return torch.device("cpu")
     if choice == "cuda" and not torch.cuda.is_available():
-        raise EmotuneError("train.device is 'cuda' but no CUDA GPU is available")
+        raise EmotuneError("runtime.device is 'cuda' but no CUDA GPU is available")
     return torch.device(_state().device)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +30,12 @@ import yaml
 
 from emotune.baselines import BASELINES, run_baseline
 from emotune.config import RunConfig
-from emotune.data.files import read_json
 from emotune.errors import EmotuneError
-from emotune.rundir import write_json
+from emotune.methods import UNTRAINED
+from emotune.report import KEEP, write_report
+from emotune.storage import read_json, write_json
 
 log = logging.getLogger(__name__)
-KEEP = ("n", "accuracy", "macro_f1", "weighted_f1", "ua", "train_seconds", "train_examples_per_second")
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ def _cells(spec: dict[str, Any], dataset: str, method: str) -> list[Cell]:
     config = _merge(copy.deepcopy(spec.get("defaults") or {}), entry)
     config = _merge(config, {"data": spec["datasets"][dataset] or {}})
     if baseline is not None:
-        config.setdefault("method", {})["name"] = "zero-shot"  # unused by baselines; keeps the config valid
+        config["method"] = {"name": UNTRAINED}  # unused by baselines; keeps the config valid
     seeds = spec["seeds"][: int(n_seeds)] if n_seeds else spec["seeds"]
     return [
         Cell(dataset, method, int(s), _merge(copy.deepcopy(config), {"train": {"seed": s}}), baseline, baseline_model)
@@ -114,9 +113,9 @@ def run_cell(cell: Cell, runs: Path) -> dict[str, Any]:
     cfg.validate()
     if cell.baseline is not None:
         return run_baseline(cell.baseline, cfg, Path(cfg.output), cell.baseline_model)
-    from emotune.train import train
+    from emotune.pipeline import run
 
-    return train(cfg)
+    return run(cfg)
 
 
 def run_matrix(
@@ -135,8 +134,6 @@ def run_matrix(
         record = {"dataset": cell.dataset, "method": cell.method, "seed": cell.seed, "config": cell.config}
         write_json(target, record | {k: metrics.get(k) for k in KEEP})
     results = collect(out)
-    from emotune.report import write_report
-
     write_report(results, out, matrix.source)
     return results
 
@@ -144,20 +141,3 @@ def run_matrix(
 def collect(out: Path) -> list[dict[str, Any]]:
     """Every finished cell's record under ``out/cells``."""
     return [read_json(p) for p in sorted((out / "cells").glob("*.json"))]
-
-
-def summarise(results: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """Mean and standard deviation over seeds per (dataset, method)."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in results:
-        groups.setdefault((r["dataset"], r["method"]), []).append(r)
-    summary = {}
-    for key, rows in groups.items():
-        stats: dict[str, Any] = {"seeds": len(rows)}
-        for metric in KEEP[1:]:
-            values = [float(r[metric]) for r in rows if r.get(metric) is not None]
-            if values:
-                stats[metric] = statistics.mean(values)
-                stats[metric + "_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-        summary[key] = stats
-    return summary

@@ -9,10 +9,11 @@ from pathlib import Path
 import torch
 
 from emotune.config import RunConfig
-from emotune.data.files import read_json
 from emotune.data.schema import Example, LabelSet, Turn
 from emotune.errors import EmotuneError
+from emotune.methods import get_method
 from emotune.recogniser import Recogniser, build_recogniser
+from emotune.storage import read_json
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,11 @@ class Predictor:
         folder = Path(run)
         if not (folder / "config.yaml").is_file():
             raise EmotuneError(f"{folder}: not a run directory (no config.yaml)")
-        cfg = RunConfig.from_yaml(folder / "config.yaml").validate()
+        cfg = RunConfig.from_yaml(folder / "config.yaml", saved=True).validate()
         meta = read_json(folder / "run.json")
         labels = LabelSet.from_dict(meta["labels"])
         adapter = folder / "adapter"
-        if cfg.method.name != "zero-shot" and not adapter.is_dir():
+        if get_method(cfg.method).needs_adapter and not adapter.is_dir():
             raise EmotuneError(f"{folder}: run has no adapter/ (training did not finish?)")
         rec = build_recogniser(
             cfg,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from emotune.config import RunConfig, apply_override
-from emotune.train import train
+from emotune.pipeline import run
 
 # Settings per method for a ~100-example corpus: a few epochs at a higher learning rate than
 # the full-data defaults, since there are only a few dozen optimiser steps.
@@ -50,7 +50,7 @@ def quickstart(
     rows = []
     for method in methods:
         started = time.perf_counter()
-        metrics = train(quickstart_config(method, output, model))
+        metrics = run(quickstart_config(method, output, model))
         rows.append({"method": method, "seconds": time.perf_counter() - started, **metrics})
     print(format_table(rows))
     if "lora" in methods:

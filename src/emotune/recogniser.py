@@ -209,7 +209,10 @@ def build_recogniser(
     model, tokenizer = load_backbone(
         cfg.model.name, dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code
     )
-    device = resolve_device(cfg.train.device)
+    runtime = cfg.runtime
+    if runtime.threads > 0:
+        torch.set_num_threads(runtime.threads)
+    device = resolve_device(runtime.device)
     if device.type != "cpu":
         model = model.to(device)  # type: ignore[arg-type]
     method = get_method(cfg.method)
@@ -219,10 +222,10 @@ def build_recogniser(
         getattr(model.config, "final_logit_softcapping", None),
     ).to(model.device)
     wrapped = method.load(model, adapter_dir) if adapter_dir is not None else method.attach(model, tokenizer)
-    rec = Recogniser(wrapped, method, tokenizer, labels, prompt, head, cfg.train.max_length, cfg.train.precision)
+    rec = Recogniser(wrapped, method, tokenizer, labels, prompt, head, runtime.max_length, runtime.precision)
     rec.multi_label, rec.threshold = multi_label, threshold
     if head_bias is not None:
         head.bias.copy_(torch.tensor(list(head_bias), dtype=head.bias.dtype))
-    elif multi_label or (cfg.method.name == "zero-shot" and cfg.method.calibrate):
+    elif multi_label or method.calibrates:
         rec.calibrate()
     return rec

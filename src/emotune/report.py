@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
-from emotune.harness import summarise
-from emotune.rundir import write_json, write_text
+from emotune.storage import write_json, write_text
+
+#: The metrics a benchmark cell keeps.
+KEEP = ("n", "accuracy", "macro_f1", "weighted_f1", "ua", "train_seconds", "train_examples_per_second")
 
 # Peng et al. (ICASSP 2024), ChatGLM2-6B, single runs, text only; % by metric.
 # Each row: (paper dataset, metrics, zero-shot, P-Tuning v2, LoRA, best cited specialised).
@@ -137,3 +140,20 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Mean and standard deviation over seeds per (dataset, method)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["dataset"], r["method"]), []).append(r)
+    summary = {}
+    for key, rows in groups.items():
+        stats: dict[str, Any] = {"seeds": len(rows)}
+        for metric in KEEP[1:]:
+            values = [float(r[metric]) for r in rows if r.get(metric) is not None]
+            if values:
+                stats[metric] = statistics.mean(values)
+                stats[metric + "_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        summary[key] = stats
+    return summary

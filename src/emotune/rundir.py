@@ -1,8 +1,8 @@
-"""Run directories: resolved config, adapter, metrics, predictions and checkpoints.
+"""Run directories: checkpoints and best-so-far weights.
 
-Everything is written atomically (a temporary file or folder, then a rename), so a run killed at
-any moment leaves either the previous or the new version of a file, never half of one.
-Checkpoints hold tensors in safetensors and the rest in JSON: nothing is unpickled on load.
+Everything is written atomically (see :mod:`emotune.storage`), so a run killed at any moment
+leaves either the previous or the new version of a file, never half of one. Checkpoints hold
+tensors in safetensors and the rest in JSON: nothing is unpickled on load.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from emotune.errors import EmotuneError
+from emotune.storage import atomic_dir
 
 log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
@@ -35,40 +34,6 @@ def prepare(path: Path, *, overwrite: bool, resume: bool) -> Path:
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def write_text(path: Path, text: str) -> None:
-    """Writes a file atomically."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are meant to be shared like any file
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Writes JSON atomically."""
-    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-@contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
-    """Yields a temporary folder that replaces ``target`` only if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        yield tmp
-        old = target.with_name(f".{target.name}.old")
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,12 +1,16 @@
-"""A plain, readable training loop: AdamW, linear warmup/decay, gradient accumulation, early
-stopping on dev macro-F1, length-bucketed dynamic padding, atomic checkpoints and ``--resume``."""
+"""A lean training loop: AdamW, linear warmup/decay, gradient accumulation, length-bucketed
+dynamic padding; dev evaluation, logging and checkpoints are callbacks.
+
+The :class:`Trainer` knows a recogniser, its training examples and :class:`TrainConfig`;
+the run directory, data selection and final evaluation belong to :mod:`emotune.pipeline`.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
-import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,18 +20,16 @@ from accelerate import Accelerator
 from tqdm import tqdm
 
 from emotune import rundir
-from emotune.config import RunConfig
-from emotune.data import Dataset, Example, load_data, subsample
-from emotune.data.card import dataset_card
-from emotune.data.files import read_json
-from emotune.distributed import is_main, my_share, wait_for_everyone, world_size
+from emotune.config import TrainConfig
+from emotune.data.schema import Example
+from emotune.distributed import is_main, my_share, world_size
 from emotune.errors import EmotuneError
-from emotune.evaluate import EvalResult, evaluate, write_result
-from emotune.generative import lm_loss
-from emotune.losses import class_weights, gold_targets, label_loss
+from emotune.evaluate import evaluate
+from emotune.losses import class_weights, gold_targets
 from emotune.methods.base import base_model_of
 from emotune.metrics import tune_threshold
-from emotune.recogniser import Recogniser, build_recogniser
+from emotune.objectives import Objective, get_objective
+from emotune.recogniser import Recogniser
 from emotune.scoring import epoch_batches
 
 log = logging.getLogger(__name__)
@@ -51,32 +53,17 @@ class TrainState:
     loss_count: int = 0
 
 
-def setup(cfg: RunConfig) -> None:
-    """Seeds every RNG and sets CPU threads."""
-    random.seed(cfg.train.seed)
-    torch.manual_seed(cfg.train.seed)
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
+class Callback:
+    """Hooks the trainer calls; subclasses override the events they need."""
 
+    def on_step_end(self, trainer: Trainer) -> None:
+        """After each optimiser step."""
 
-def attach_log_file(run: Path) -> logging.Handler:
-    """Mirrors emotune's log into ``run/train.log``."""
-    handler = logging.FileHandler(run / "train.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler.setLevel(logging.INFO)
-    logger = logging.getLogger("emotune")
-    # Called from Python without logging configured, the logger would drop INFO lines.
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    return handler
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        """After the last batch of an epoch."""
 
-
-def enable_gradient_checkpointing(rec: Recogniser) -> None:
-    """Recomputes activations in backward: less memory for long prompts or big backbones."""
-    base = base_model_of(rec.model)
-    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    base.config.use_cache = False
+    def on_train_end(self, trainer: Trainer) -> None:
+        """When the step budget is spent or training stopped early."""
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -103,57 +90,85 @@ def load_trainable(rec: Recogniser, state: dict[str, torch.Tensor]) -> None:
             params[name].copy_(value)
 
 
-class Trainer:
-    """Trains one run; see :func:`train`."""
+def enable_gradient_checkpointing(rec: Recogniser) -> None:
+    """Recomputes activations in backward: less memory for long prompts or big backbones."""
+    base = base_model_of(rec.model)
+    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    base.config.use_cache = False
 
-    def __init__(self, cfg: RunConfig, dataset: Dataset, rec: Recogniser, run: Path) -> None:
-        self.cfg, self.dataset, self.rec, self.run = cfg, dataset, rec, run
-        t = cfg.train
-        self.train_ex = subsample(dataset.split("train"), cfg.data.max_train_samples, t.seed)
-        dev = dataset.splits.get("dev") or []
-        self.dev_ex = subsample(dev, cfg.data.max_eval_samples, t.seed)
-        self.rows = rec.encode(self.train_ex)
-        self.gold = gold_targets(self.train_ex, len(dataset.labels), dataset.multi_label)
-        self.weights = class_weights(self.gold, len(dataset.labels), t.class_weights)
+
+class Trainer:
+    """Trains a recogniser's trainable parameters on labelled examples.
+
+    Args:
+        rec: The recogniser (backbone wrapped by a trainable method, label head).
+        examples: Training examples.
+        settings: Optimisation settings (``train`` section of the run config).
+        callbacks: Called on step, epoch and training end, in order.
+    """
+
+    def __init__(
+        self,
+        rec: Recogniser,
+        examples: Sequence[Example],
+        settings: TrainConfig,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.rec, self.settings, self.callbacks = rec, settings, list(callbacks)
+        self.objective: Objective = get_objective(settings.objective)
+        if world_size() > 1 and not self.objective.scales_out:
+            raise EmotuneError(f"train.objective '{self.objective.name}' runs in one process only; use 'classify'")
+        self.rows = rec.encode(examples)
+        self.gold = gold_targets(examples, len(rec.labels), rec.multi_label)
+        self.weights = class_weights(self.gold, len(rec.labels), settings.class_weights)
         self.params = [p for p in rec.model.parameters() if p.requires_grad]
-        if t.gradient_checkpointing:
+        if settings.gradient_checkpointing:
             enable_gradient_checkpointing(rec)
         # Accelerate wraps the scorer for DDP/FSDP under `accelerate launch`; alone it is a no-op.
         self.accelerator = Accelerator(cpu=rec.device.type == "cpu")
         self.engine = self.accelerator.prepare_model(rec.scorer)
-        if world_size() > 1 and t.objective == "generate":
-            raise EmotuneError("train.objective 'generate' runs in one process only; use 'classify' to scale out")
         log.info("training on %d process(es), device %s", world_size(), rec.device)
-        lr = t.lr or rec.method.default_lr
-        self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=t.weight_decay)
-        self.batches_per_epoch = math.ceil(len(self.rows) / t.batch_size)
-        self.total_steps = max(1, math.ceil(t.epochs * self.batches_per_epoch / t.grad_accum))
-        self.scheduler = linear_schedule(self.optimizer, int(t.warmup_ratio * self.total_steps), self.total_steps)
+        lr = settings.lr or rec.method.default_lr
+        # The fused kernel is one launch per step on a GPU; on a CPU the default is as fast.
+        fused = rec.device.type == "cuda" or None
+        self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=settings.weight_decay, fused=fused)
+        self.batches_per_epoch = math.ceil(len(self.rows) / settings.batch_size)
+        self.total_steps = max(1, math.ceil(settings.epochs * self.batches_per_epoch / settings.grad_accum))
+        warmup = int(settings.warmup_ratio * self.total_steps)
+        self.scheduler = linear_schedule(self.optimizer, warmup, self.total_steps)
         self.state = TrainState()
-        self.best: dict[str, torch.Tensor] = trainable_state(rec)
+        self._loss_total = torch.zeros((), device=rec.device)  # summed on device: no host sync per step
 
-    def resume(self) -> bool:
-        """Restores the newest good checkpoint; False if there is none."""
-        ckpt = rundir.latest_good_checkpoint(self.run)
-        if ckpt is None:
-            return False
-        load_trainable(self.rec, ckpt["trainable"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.state = TrainState(**ckpt["trainer"])
-        torch.set_rng_state(ckpt["rng"])
-        best = rundir.read_best(self.run)
-        self.best = best if best is not None else trainable_state(self.rec)
-        log.info(
-            "resumed at step %d (epoch %d, batch %d)",
-            self.state.step,
-            self.state.epoch,
-            self.state.batch_in_epoch,
-        )
-        return True
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        """Continues from a checkpoint read by :func:`emotune.rundir.latest_good_checkpoint`."""
+        load_trainable(self.rec, checkpoint["trainable"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.state = TrainState(**checkpoint["trainer"])
+        torch.set_rng_state(checkpoint["rng"])
+        s = self.state
+        log.info("resumed at step %d (epoch %d, batch %d)", s.step, s.epoch, s.batch_in_epoch)
+
+    def fit(self) -> TrainState:
+        """Trains until the step budget is spent or a callback stops it; returns the final state."""
+        t, s = self.settings, self.state
+        total = self.total_steps * t.batch_size * t.grad_accum
+        bar = tqdm(total=total, initial=s.examples_seen, unit="ex", desc="train", dynamic_ncols=True, disable=None)
+        while s.step < self.total_steps and not s.stopped_early:
+            batches = epoch_batches([len(r) for r in self.rows], t.batch_size, t.seed + s.epoch)
+            self.rec.model.train()
+            while s.batch_in_epoch < len(batches) and s.step < self.total_steps and not s.stopped_early:
+                self.micro_step(batches[s.batch_in_epoch])
+                bar.update(len(batches[s.batch_in_epoch - 1]))
+            if s.batch_in_epoch >= len(batches):
+                s.epoch, s.batch_in_epoch = s.epoch + 1, 0
+                self._emit(Callback.on_epoch_end)
+        self._emit(Callback.on_train_end)
+        bar.close()
+        return s
 
     def loss(self, idx: list[int]) -> torch.Tensor:
-        """The configured objective on one global micro-batch, computed on this process's share.
+        """The objective on one global micro-batch, computed on this process's share.
 
         Scaled so that the gradients DDP averages over processes equal those of the whole
         batch in one process; a process whose share is empty scores one example with weight 0,
@@ -163,49 +178,17 @@ class Trainer:
         scale = len(mine) * world_size() / len(idx)
         if not mine:
             mine, scale = idx[:1], 0.0
-        rows, gold = [self.rows[i] for i in mine], self.gold[mine]
-        if self.cfg.train.objective == "generate":
-            return lm_loss(self.rec, rows, gold.tolist())
-        batch = self.rec.collate(rows)
-        with self.rec.autocast():
-            logits = self.engine(batch.input_ids, batch.attention_mask, batch.last_index).float()
-        weight = None if self.weights is None else self.weights.to(logits.device)
-        t = self.cfg.train
-        return label_loss(logits, gold.to(logits.device), weight, t.loss, t.focal_gamma) * scale
+        rows = [self.rows[i] for i in mine]
+        return self.objective.loss(self.rec, self.engine, rows, self.gold[mine], self.weights, self.settings) * scale
 
-    def run_epochs(self) -> None:
-        """Trains until the step budget is spent or early stopping triggers."""
-        t, s = self.cfg.train, self.state
-        bar = tqdm(
-            total=self.total_steps * t.batch_size * t.grad_accum,
-            initial=s.examples_seen,
-            unit="ex",
-            desc="train",
-            dynamic_ncols=True,
-            disable=None,
-        )
-        while s.step < self.total_steps and not s.stopped_early:
-            batches = epoch_batches([len(r) for r in self.rows], t.batch_size, t.seed + s.epoch)
-            self.rec.model.train()
-            while s.batch_in_epoch < len(batches) and s.step < self.total_steps:
-                self.micro_step(batches[s.batch_in_epoch], bar)
-                if s.stopped_early:
-                    break
-            if s.batch_in_epoch >= len(batches):
-                s.epoch, s.batch_in_epoch = s.epoch + 1, 0
-                if not t.eval_every:
-                    self.evaluate_dev()
-        if s.last_eval_step != s.step:  # a budget that ends mid-epoch still gets its dev check
-            self.evaluate_dev()
-        bar.close()
-
-    def micro_step(self, idx: list[int], bar: tqdm) -> None:
+    def micro_step(self, idx: list[int]) -> None:
         """One micro-batch; an optimiser step every ``grad_accum`` micro-batches."""
-        t, s = self.cfg.train, self.state
+        t, s = self.settings, self.state
         start = time.perf_counter()
         loss = self.loss(idx)
         self.accelerator.backward(loss / t.grad_accum)
-        s.loss_sum, s.loss_count = s.loss_sum + loss.item(), s.loss_count + 1
+        self._loss_total += loss.detach()
+        s.loss_count += 1
         s.batch_in_epoch += 1
         s.examples_seen += len(idx)
         if s.batch_in_epoch % t.grad_accum == 0 or s.batch_in_epoch == self.batches_per_epoch:
@@ -214,169 +197,127 @@ class Trainer:
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             s.step += 1
-            if t.log_every and s.step % t.log_every == 0:
-                self.log_progress()
-            if t.eval_every and s.step % t.eval_every == 0:
-                self.evaluate_dev()
-            if t.checkpoint_every and s.step % t.checkpoint_every == 0:
-                self.checkpoint()
+            self._emit(Callback.on_step_end)
         s.train_seconds += time.perf_counter() - start
-        bar.update(len(idx))
 
-    def log_progress(self) -> None:
-        """Logs mean loss since the last line, throughput and the time left."""
+    def flush_loss(self) -> None:
+        """Moves the on-device loss sum into the state (one host sync)."""
+        self.state.loss_sum += float(self._loss_total)
+        self._loss_total.zero_()
+
+    def take_mean_loss(self) -> float:
+        """Mean loss since the last call, and a fresh count."""
+        self.flush_loss()
         s = self.state
-        rate = s.examples_seen / max(s.train_seconds, 1e-9)
-        left = (self.total_steps - s.step) * self.cfg.train.batch_size * self.cfg.train.grad_accum / rate
-        log.info(
-            "step %d/%d loss=%.4f %.1f ex/s eta %.0fs",
-            s.step,
-            self.total_steps,
-            s.loss_sum / max(1, s.loss_count),
-            rate,
-            left,
-        )
+        mean = s.loss_sum / max(1, s.loss_count)
         s.loss_sum, s.loss_count = 0.0, 0
+        return mean
 
-    def evaluate_dev(self) -> None:
-        """Scores the dataset's headline metric on dev (macro-F1 unless the corpus reports another);
-        keeps the best adapter; counts evaluations without progress."""
-        s = self.state
-        s.last_eval_step = s.step
-        if not self.dev_ex:
-            self.best = trainable_state(self.rec)  # no dev split: the last weights are used
+    def _emit(self, event: Callable[[Callback, Trainer], None]) -> None:
+        for callback in self.callbacks:
+            getattr(callback, event.__name__)(self)
+
+
+class ProgressLog(Callback):
+    """Logs mean loss, throughput and the time left every ``every`` steps."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        s, t = trainer.state, trainer.settings
+        if not self.every or s.step % self.every:
             return
-        tune_dev_threshold(self.rec, self.dev_ex)
-        metrics = evaluate(self.rec, self.dev_ex, self.cfg.train.objective).metrics
-        self.rec.model.train()
-        headline = self.dataset.headline_metric
-        log.info("step %d dev %s=%.4f accuracy=%.4f", s.step, headline, metrics[headline], metrics["accuracy"])
-        if metrics[headline] > s.best_score:
-            s.best_score, s.best_step, s.bad_evals = metrics[headline], s.step, 0
-            self.best = trainable_state(self.rec)
-            if is_main():
-                rundir.write_best(self.run, self.best)
-        else:
-            s.bad_evals += 1
-            s.stopped_early = s.bad_evals >= self.cfg.train.patience
-            if s.stopped_early:
-                log.info("early stopping: no dev improvement in %d evaluations", s.bad_evals)
-
-    def checkpoint(self) -> None:
-        """Writes an atomic checkpoint of everything needed to resume (main process only)."""
-        if not is_main():
-            return
-        rundir.save_checkpoint(
-            self.run,
-            self.state.step,
-            trainable_state(self.rec),
-            self.optimizer,
-            self.scheduler,
-            asdict(self.state),
-        )
+        rate = s.examples_seen / max(s.train_seconds, 1e-9)
+        left = (trainer.total_steps - s.step) * t.batch_size * t.grad_accum / rate
+        loss = trainer.take_mean_loss()
+        log.info("step %d/%d loss=%.4f %.1f ex/s eta %.0fs", s.step, trainer.total_steps, loss, rate, left)
 
 
-def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
-    """Customises the backbone on the configured dataset and writes a run directory.
+class DevEvaluation(Callback):
+    """Scores the headline metric on dev after each epoch (or every ``every`` steps), keeps the
+    best weights, and stops training after ``patience`` evaluations without progress.
 
-    Returns:
-        The metrics on ``cfg.train.eval_split`` (also written to ``metrics.json``).
+    Args:
+        dev: Dev examples (none: the last weights are kept).
+        headline: The metric that decides (macro-F1 unless the corpus reports another).
+        every: Steps between evaluations; 0 evaluates at each epoch end.
+        patience: Evaluations without progress before stopping.
+        on_best: Called with the new best weights (e.g. to write them to the run directory).
+        best: Best weights known so far (from a resumed run).
     """
-    cfg.validate()
-    setup(cfg)
-    run = Path(cfg.output)
-    if is_main():  # only the main process touches the run directory; the others wait for it
-        rundir.prepare(run, overwrite=cfg.overwrite, resume=resume)
-    wait_for_everyone()
-    # A resumed multi-label run keeps the label bias it started with (recalibrating would move it).
-    head_bias = read_json(run / "run.json").get("head_bias") if resume and (run / "run.json").is_file() else None
-    handler = attach_log_file(run) if is_main() else None
-    try:
-        dataset = load_data(cfg.data, cfg.train.seed)
-        rec = build_recogniser(
-            cfg, dataset.labels, dataset.language, dataset.task, multi_label=dataset.multi_label, head_bias=head_bias
+
+    def __init__(
+        self,
+        dev: Sequence[Example],
+        headline: str,
+        every: int,
+        patience: int,
+        on_best: Callable[[dict[str, torch.Tensor]], None] | None = None,
+        best: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        self.dev, self.headline, self.every, self.patience = list(dev), headline, every, patience
+        self.on_best = on_best
+        self.best = best
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if self.every and trainer.state.step % self.every == 0:
+            self.run(trainer)
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if not self.every:
+            self.run(trainer)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if trainer.state.last_eval_step != trainer.state.step:  # a budget that ends mid-epoch
+            self.run(trainer)
+        if self.best is None:
+            self.best = trainable_state(trainer.rec)
+
+    def run(self, trainer: Trainer) -> None:
+        """One dev evaluation."""
+        s, rec = trainer.state, trainer.rec
+        s.last_eval_step = s.step
+        if not self.dev:
+            self.best = trainable_state(rec)  # no dev split: the last weights are used
+            return
+        tune_dev_threshold(rec, self.dev)
+        metrics = evaluate(rec, self.dev, trainer.objective).metrics
+        rec.model.train()
+        log.info(
+            "step %d dev %s=%.4f accuracy=%.4f", s.step, self.headline, metrics[self.headline], metrics["accuracy"]
         )
-        write_run_files(cfg, dataset, run, rec)
-        state = TrainState()
-        if rec.method.trainable:  # zero-shot has nothing to train: it is only evaluated
-            trainer = Trainer(cfg, dataset, rec, run)
-            if resume:
-                trainer.resume()
-            trainer.run_epochs()
-            load_trainable(rec, trainer.best)
-            if is_main():
-                rec.method.save(rec.model, run / "adapter")
-            state = trainer.state
-        if dataset.multi_label:
-            dev = subsample(dataset.splits.get("dev") or [], cfg.data.max_eval_samples, cfg.train.seed)
-            tune_dev_threshold(rec, dev)
-            write_run_files(cfg, dataset, run, rec)  # records the tuned threshold
-        return final_evaluation(cfg, dataset, rec, run, state)
-    finally:
-        if handler is not None:
-            logging.getLogger("emotune").removeHandler(handler)
-            handler.close()
+        if metrics[self.headline] > s.best_score:
+            s.best_score, s.best_step, s.bad_evals = metrics[self.headline], s.step, 0
+            self.best = trainable_state(rec)
+            if self.on_best is not None:
+                self.on_best(self.best)
+            return
+        s.bad_evals += 1
+        s.stopped_early = s.bad_evals >= self.patience
+        if s.stopped_early:
+            log.info("early stopping: no dev improvement in %d evaluations", s.bad_evals)
 
 
-def tune_dev_threshold(rec: Recogniser, dev: list[Example]) -> None:
+class Checkpointing(Callback):
+    """Writes an atomic checkpoint every ``every`` steps (main process only)."""
+
+    def __init__(self, run: Path, every: int) -> None:
+        self.run, self.every = run, every
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if not self.every or trainer.state.step % self.every or not is_main():
+            return
+        trainer.flush_loss()  # the running loss is part of the saved state
+        state = asdict(trainer.state)
+        rundir.save_checkpoint(
+            self.run, trainer.state.step, trainable_state(trainer.rec), trainer.optimizer, trainer.scheduler, state
+        )
+
+
+def tune_dev_threshold(rec: Recogniser, dev: Sequence[Example]) -> None:
     """Multi-label: sets the decision threshold that maximises dev macro-F1 (kept as is without dev)."""
     if rec.multi_label and dev:
         probs = rec.probabilities(dev).numpy()
         rec.threshold = tune_threshold(probs, [ex.gold_set() for ex in dev])
         log.info("multi-label threshold tuned on dev: %.2f", rec.threshold)
-
-
-def write_run_files(cfg: RunConfig, dataset: Dataset, run: Path, rec: Recogniser) -> None:
-    """Resolved config and what a Predictor needs to rebuild the label scoring (main process only)."""
-    if not is_main():
-        return
-    cfg.to_yaml(run / "config.yaml")
-    meta: dict[str, Any] = {
-        "dataset": dataset.name,
-        "language": dataset.language,
-        "task": dataset.task,
-        "labels": dataset.labels.to_dict(),
-        "splits": {k: len(v) for k, v in dataset.splits.items()},
-        "headline_metric": dataset.headline_metric,
-        "multi_label": dataset.multi_label,
-    }
-    if dataset.multi_label:
-        meta |= {"threshold": rec.threshold, "head_bias": rec.head.bias.tolist()}
-    rundir.write_json(run / "run.json", meta)
-    rundir.write_json(run / "dataset_card.json", dataset_card(cfg, dataset))
-
-
-def final_evaluation(cfg: RunConfig, dataset: Dataset, rec: Recogniser, run: Path, state: TrainState) -> dict[str, Any]:
-    """Evaluates on the configured split and writes metrics, predictions and confusion files."""
-    examples = subsample(dataset.split(cfg.train.eval_split), cfg.data.max_eval_samples, cfg.train.seed)
-    started = time.perf_counter()
-    result: EvalResult = evaluate(rec, examples, cfg.train.objective)
-    seconds = time.perf_counter() - started
-    extra = {
-        "split": cfg.train.eval_split,
-        "method": cfg.method.name,
-        "model": cfg.model.name,
-        "dataset": dataset.name,
-        "train_examples_seen": state.examples_seen,
-        "train_seconds": round(state.train_seconds, 2),
-        "train_examples_per_second": round(state.examples_seen / state.train_seconds, 2)
-        if state.train_seconds
-        else None,
-        "headline_metric": dataset.headline_metric,
-        f"best_dev_{dataset.headline_metric}": state.best_score if state.best_score >= 0 else None,
-        "best_dev_step": state.best_step if state.best_score >= 0 else None,
-        "eval_seconds": round(seconds, 2),
-        "eval_examples_per_second": round(len(examples) / seconds, 2),
-    }
-    if is_main():
-        write_result(result, run, extra)
-    log.info(
-        "%s %s: accuracy=%.4f macro_f1=%.4f ua=%.4f (n=%d)",
-        cfg.train.eval_split,
-        cfg.method.name,
-        result.metrics["accuracy"],
-        result.metrics["macro_f1"],
-        result.metrics["ua"],
-        result.metrics["n"],
-    )
-    return {**result.metrics, **extra}

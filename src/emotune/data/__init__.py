@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import random
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from emotune.config import DataConfig
 from emotune.data import corpora, dialogue, goemotions, m3ed, quickstart, sst, tabular  # noqa: F401  (registers the loaders)
 from emotune.data.registry import DataRequest, dataset_info, dataset_names, load_dataset
 from emotune.data.schema import Dataset, Example, LabelSet, Turn
+
+if TYPE_CHECKING:
+    from emotune.config import DataConfig
 
 __all__ = [
     "DataRequest",
     "Dataset",
     "Example",
     "LabelSet",
+    "Selection",
     "Turn",
     "dataset_info",
     "dataset_names",
     "load_data",
+    "select_splits",
     "subsample",
 ]
 
@@ -56,6 +61,32 @@ def subsample(examples: list[Example], limit: int | None, seed: int) -> list[Exa
         return examples
     keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
     return [examples[i] for i in keep]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The examples a run uses: its (subsampled) train and dev sets and the split it is scored on."""
+
+    train: list[Example]
+    dev: list[Example]
+    eval: list[Example]
+
+
+def select_splits(dataset: Dataset, cfg: DataConfig, seed: int, eval_split: str) -> Selection:
+    """The one place where a run's examples are chosen: seeded subsets of train, dev and the
+    evaluation split (``max_train_samples`` / ``max_eval_samples``).
+
+    Train and dev may be absent (empty); the evaluation split must exist.
+    """
+
+    def pick(split: str, limit: int | None) -> list[Example]:
+        return subsample(dataset.splits.get(split) or [], limit, seed)
+
+    return Selection(
+        train=pick("train", cfg.max_train_samples),
+        dev=pick("dev", cfg.max_eval_samples),
+        eval=subsample(dataset.split(eval_split), cfg.max_eval_samples, seed),
+    )
 
 
 def keep_context(dataset: Dataset, turns: int) -> None:

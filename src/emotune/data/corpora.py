@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from emotune.data.files import read_csv_rows, read_json, require_dir
+from emotune.data.files import read_csv_rows, require_dir
 from emotune.data.registry import DataRequest, register_dataset
 from emotune.data.schema import Dataset, Example, LabelSet
 from emotune.errors import EmotuneError
+from emotune.storage import read_json
 
 MOSI2 = LabelSet(("negative", "non-negative"), {"en": [["negative"], ["positive"]]})
 MOSI3 = LabelSet(("negative", "neutral", "positive"), {"en": [["negative"], ["neutral"], ["positive"]]})

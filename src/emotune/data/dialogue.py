@@ -11,10 +11,11 @@ import random
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from emotune.data.files import read_csv_rows, read_json, require_dir
+from emotune.data.files import read_csv_rows, require_dir
 from emotune.data.registry import DataRequest, register_dataset
 from emotune.data.schema import Dataset, Example, LabelSet, Turn
 from emotune.errors import EmotuneError
+from emotune.storage import read_json
 
 EMOTIONS7 = ("neutral", "joy", "sadness", "fear", "anger", "surprise", "disgust")
 FRIENDS7 = LabelSet(EMOTIONS7, {"en": [[n] for n in EMOTIONS7]})

@@ -32,18 +32,6 @@ def read_csv_rows(path: Path, columns: Iterable[str]) -> list[dict[str, str]]:
     return rows
 
 
-def read_json(path: Path) -> Any:
-    """A JSON document, with the position of a syntax error."""
-    if not path.is_file():
-        raise EmotuneError(f"{path}: file not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise EmotuneError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-    except UnicodeDecodeError:
-        raise EmotuneError(f"{path}: not UTF-8 text") from None
-
-
 def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Streams ``(line number, row)`` from a ``.csv``, ``.tsv`` or ``.jsonl`` file.
 

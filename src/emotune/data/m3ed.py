@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from emotune.data.dialogue import M3ED7, dialogue_examples
-from emotune.data.files import read_json, require_dir
+from emotune.data.files import require_dir
 from emotune.data.registry import DataRequest, register_dataset
 from emotune.data.schema import Dataset, Example
 from emotune.errors import EmotuneError
+from emotune.storage import read_json
 
 FILES = "annotation.json + splitInfo/movie_list_{train,val,test}.txt"
 SPLITS = {"train": "train", "dev": "val", "test": "test"}

@@ -1,18 +1,46 @@
-"""The method interface and its registry."""
+"""The method interface, its options base class and the registry (methods register by name).
+
+A method is one file: an options dataclass (its settings, each with help text, validated by
+itself) and a :class:`Method` subclass that says how to wrap a frozen backbone and what the
+method is (trainable, needs a saved adapter, mergeable, calibrates). Nothing outside
+``methods/`` tests a method's name: it asks the method.
+
+This module and the method files import torch and PEFT only inside the functions that use them,
+so the config layer and the CLI's argument parser (built from the options) load without them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-from torch import nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-from emotune.config import MethodConfig
 from emotune.errors import EmotuneError
 
-_REGISTRY: dict[str, type[Method]] = {}
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+def option(default: Any, help: str) -> Any:
+    """A dataclass field with its help text (shown by ``emotune train --help``)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class MethodOptions:
+    """Settings of a method; each method subclasses this with its own fields."""
+
+    def validate(self) -> None:
+        """Raises EmotuneError for an invalid setting; subclasses add their own checks."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, the method's name first (the YAML form)."""
+        return {"name": method_name_of(self), **dataclasses.asdict(self)}
 
 
 class Method:
@@ -21,14 +49,30 @@ class Method:
     Subclasses wrap the backbone in :meth:`attach` (training) or :meth:`load` (from a saved
     adapter) and say how to run the decoder in :meth:`hidden_states`; the label scoring on top
     is shared by all methods.
+
+    Attributes:
+        name: The registered name (``--method``).
+        options_class: The method's options dataclass.
+        trainable: Has parameters to train (zero-shot has none).
+        needs_adapter: A trained run stores an ``adapter/`` folder to load.
+        mergeable: The adapter can be folded into the backbone's weights.
+        default_lr: Peak learning rate when ``train.lr`` is not set.
     """
 
     name: ClassVar[str]
+    options_class: ClassVar[type[MethodOptions]] = MethodOptions
     trainable: ClassVar[bool] = True
+    needs_adapter: ClassVar[bool] = True
+    mergeable: ClassVar[bool] = False
     default_lr: ClassVar[float] = 2e-4
 
-    def __init__(self, cfg: MethodConfig) -> None:
-        self.cfg = cfg
+    def __init__(self, options: MethodOptions) -> None:
+        self.options = options
+
+    @property
+    def calibrates(self) -> bool:
+        """Whether label scores are calibrated on a content-free input before use."""
+        return False
 
     def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
         """Returns the backbone wrapped with fresh trainable parameters."""
@@ -79,6 +123,9 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+_REGISTRY: dict[str, type[Method]] = {}
+
+
 def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator registering a method under its ``name``."""
     _REGISTRY[cls.name] = cls
@@ -90,8 +137,30 @@ def method_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_method(cfg: MethodConfig) -> Method:
-    """Instantiates the method named by ``cfg.name``."""
-    if cfg.name not in _REGISTRY:
-        raise EmotuneError(f"unknown method '{cfg.name}'; registered: {', '.join(method_names())}")
-    return _REGISTRY[cfg.name](cfg)
+def method_class(name: str) -> type[Method]:
+    """The registered method called ``name``.
+
+    Raises:
+        EmotuneError: For an unknown name.
+    """
+    if name not in _REGISTRY:
+        raise EmotuneError(f"unknown method '{name}'; registered: {', '.join(method_names())}")
+    return _REGISTRY[name]
+
+
+def method_name_of(options: MethodOptions) -> str:
+    """The name of the method whose options these are."""
+    for name, cls in _REGISTRY.items():
+        if type(options) is cls.options_class:
+            return name
+    raise EmotuneError(f"{type(options).__name__} belongs to no registered method")
+
+
+def default_options(name: str) -> MethodOptions:
+    """Fresh default options of method ``name``."""
+    return method_class(name).options_class()
+
+
+def get_method(options: MethodOptions) -> Method:
+    """The method that owns ``options``, configured with them."""
+    return _REGISTRY[method_name_of(options)](options)

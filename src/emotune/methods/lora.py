@@ -2,31 +2,63 @@
 
 from __future__ import annotations
 
-from torch import nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from emotune.errors import EmotuneError
-from emotune.methods.base import Method, register_method
+from emotune.methods.base import Method, MethodOptions, option, register_method
+from emotune.methods.targets import resolve_targets
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass
+class LoraOptions(MethodOptions):
+    """Options of LoRA (and of its variants)."""
+
+    rank: int = option(8, "LoRA rank (paper: 8)")
+    alpha: int = option(16, "LoRA scaling numerator (the update is scaled by alpha / rank)")
+    dropout: float = option(0.05, "dropout on the LoRA input")
+    target_modules: list[str] | None = option(
+        None, "modules to adapt, comma-separated (default: PEFT's choice for the model type, else all-linear)"
+    )
+
+    def validate(self) -> None:
+        if self.rank < 1 or self.alpha < 1:
+            raise EmotuneError("method.rank and method.alpha must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise EmotuneError("method.dropout must be in [0, 1)")
 
 
 @register_method
 class Lora(Method):
-    """PEFT LoRA on the configured target modules."""
+    """PEFT LoRA on the configured (or PEFT's default) target modules."""
 
     name = "lora"
+    options_class = LoraOptions
+    mergeable = True
     default_lr = 2e-4
+    options: LoraOptions
 
-    def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
-        from peft import LoraConfig, get_peft_model
+    def peft_config(self, model: PreTrainedModel) -> Any:
+        """The PEFT ``LoraConfig`` for ``model``."""
+        from peft import LoraConfig
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as TARGETS
 
-        config = LoraConfig(
-            r=self.cfg.rank,
-            lora_alpha=self.cfg.alpha,
-            lora_dropout=self.cfg.dropout,
-            target_modules=list(self.cfg.target_modules),
+        return LoraConfig(
+            r=self.options.rank,
+            lora_alpha=self.options.alpha,
+            lora_dropout=self.options.dropout,
+            target_modules=resolve_targets(self.options.target_modules, model, TARGETS),
             task_type="CAUSAL_LM",
         )
+
+    def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
+        from peft import get_peft_model
+
         try:
-            return get_peft_model(model, config)
+            return get_peft_model(model, self.peft_config(model))
         except ValueError as err:
-            raise EmotuneError(f"LoRA: {str(err).splitlines()[0]} (method.target_modules)") from None
+            raise EmotuneError(f"{self.name}: {str(err).splitlines()[0]} (method.target_modules)") from None

@@ -6,12 +6,28 @@ instruction text, which trains faster than a random start.
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from emotune.methods.base import Method, decoder_of, register_method
-from emotune.methods.ptuning_v2 import _SEED_TEXT
+from emotune.errors import EmotuneError
+from emotune.methods.base import Method, MethodOptions, decoder_of, option, register_method
+from emotune.methods.seeding import seed_ids
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass
+class PromptTuningOptions(MethodOptions):
+    """Options of shallow prompt tuning."""
+
+    prompt_length: int = option(32, "virtual tokens (paper: 32)")
+
+    def validate(self) -> None:
+        if self.prompt_length < 1:
+            raise EmotuneError("method.prompt_length must be >= 1")
 
 
 @register_method
@@ -19,23 +35,28 @@ class PromptTuning(Method):
     """PEFT prompt tuning with ``prompt_length`` virtual tokens at the input layer."""
 
     name = "prompt-tuning"
+    options_class = PromptTuningOptions
     default_lr = 3e-3
+    options: PromptTuningOptions
 
     def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
+        import torch
         from peft import PromptTuningConfig, get_peft_model
 
-        n = self.cfg.prompt_length
-        ids = tokenizer(_SEED_TEXT, add_special_tokens=False).input_ids
-        ids = (ids * (n // len(ids) + 1))[:n]
+        n = self.options.prompt_length
+        ids = torch.tensor(seed_ids(tokenizer, n), device=model.device)
         with torch.no_grad():
-            seed = model.get_input_embeddings()(torch.tensor(ids)).detach()  # type: ignore[operator]
+            seed = model.get_input_embeddings()(ids).detach()  # type: ignore[operator]
         wrapped = get_peft_model(model, PromptTuningConfig(num_virtual_tokens=n, task_type="CAUSAL_LM"))
+        embedding: torch.Tensor = wrapped.prompt_encoder["default"].embedding.weight  # type: ignore[index,union-attr,assignment]
         with torch.no_grad():
-            wrapped.prompt_encoder["default"].embedding.weight.copy_(seed)  # type: ignore[index,union-attr,operator]
+            embedding.copy_(seed.to(embedding.device, embedding.dtype))
         return wrapped
 
     def hidden_states(self, wrapped: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        n = self.cfg.prompt_length
+        import torch
+
+        n = self.options.prompt_length
         decoder = decoder_of(wrapped)
         embeds = decoder.get_input_embeddings()(input_ids)  # type: ignore[operator]
         prompts = wrapped.get_prompt(batch_size=input_ids.shape[0]).to(embeds.dtype)  # type: ignore[operator]

@@ -8,16 +8,30 @@ PEFT's N(0, 1) start wrecks the frozen model at step 0 and learns slowly.
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from emotune.methods.base import Method, decoder_of, register_method
+from emotune.errors import EmotuneError
+from emotune.methods.base import Method, MethodOptions, decoder_of, option, register_method
+from emotune.methods.seeding import seed_ids
 
-_SEED_TEXT = (
-    "Classify the sentiment or emotion of the sentence to one of the labels. "
-    "Read the sentence carefully and answer with the label word only."
-)
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass
+class PTuningV2Options(MethodOptions):
+    """Options of P-Tuning v2."""
+
+    prompt_length: int = option(32, "virtual tokens per layer (paper: 32)")
+    prefix_projection: bool = option(False, "reparameterise the prefix through an MLP (P-Tuning v2's option)")
+    projection_hidden: int = option(512, "hidden size of that MLP")
+
+    def validate(self) -> None:
+        if self.prompt_length < 1 or self.projection_hidden < 1:
+            raise EmotuneError("method.prompt_length and method.projection_hidden must be >= 1")
 
 
 @register_method
@@ -25,27 +39,32 @@ class PTuningV2(Method):
     """PEFT prefix tuning with ``prompt_length`` virtual tokens at every layer."""
 
     name = "ptuning-v2"
+    options_class = PTuningV2Options
     default_lr = 5e-3
+    options: PTuningV2Options
 
     def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
+        import torch
         from peft import PrefixTuningConfig, get_peft_model
 
         config = PrefixTuningConfig(
-            num_virtual_tokens=self.cfg.prompt_length,
-            prefix_projection=self.cfg.prefix_projection,
-            encoder_hidden_size=self.cfg.projection_hidden,
+            num_virtual_tokens=self.options.prompt_length,
+            prefix_projection=self.options.prefix_projection,
+            encoder_hidden_size=self.options.projection_hidden,
             task_type="CAUSAL_LM",
         )
-        seed = None if self.cfg.prefix_projection else _real_kv(model, tokenizer, self.cfg.prompt_length)
+        seed = None if self.options.prefix_projection else real_kv(model, tokenizer, self.options.prompt_length)
         wrapped = get_peft_model(model, config)
         if seed is not None:
             embedding: torch.Tensor = wrapped.prompt_encoder["default"].embedding.weight  # type: ignore[index,union-attr,assignment]
             with torch.no_grad():
-                embedding.copy_(seed.to(embedding.dtype))
+                embedding.copy_(seed.to(embedding.device, embedding.dtype))
         return wrapped
 
     def hidden_states(self, wrapped: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        n = self.cfg.prompt_length
+        import torch
+
+        n = self.options.prompt_length
         batch = input_ids.shape[0]
         cache = wrapped.get_prompt(batch, max_cache_len=input_ids.shape[1] + n)  # type: ignore[operator]
         prefix_mask = torch.ones(batch, n, dtype=attention_mask.dtype, device=attention_mask.device)
@@ -58,16 +77,18 @@ class PTuningV2(Method):
         return out.last_hidden_state
 
 
-def _real_kv(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, length: int) -> torch.Tensor:
+def real_kv(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, length: int) -> torch.Tensor:
     """Key/value cache of a real text, laid out as PEFT's prefix embedding (length, layers*2*dim).
 
     PEFT views the embedding as (length, layers * 2, kv_heads, head_dim) with keys and values of
-    a layer next to each other, so rows are built in that order.
+    a layer next to each other, so rows are built in that order. The ids go to the model's own
+    device (a CPU tensor against a CUDA model fails in the embedding lookup).
     """
-    ids = tokenizer(_SEED_TEXT, add_special_tokens=False).input_ids
-    ids = (ids * (length // len(ids) + 1))[:length]
+    import torch
+
+    ids = torch.tensor([seed_ids(tokenizer, length)], device=model.device)
     with torch.no_grad():
-        out = decoder_of(model)(input_ids=torch.tensor([ids]), use_cache=True)
+        out = decoder_of(model)(input_ids=ids, use_cache=True)
     cache = out.past_key_values
     per_layer = []
     for layer in range(len(cache.layers)):

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from torch import nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from emotune.methods.base import Method, MethodOptions, option, register_method
 
-from emotune.methods.base import Method, register_method
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass
+class ZeroShotOptions(MethodOptions):
+    """Options of the non-adapted LLM."""
+
+    calibrate: bool = option(True, "subtract the label scores of a content-free input (contextual calibration)")
 
 
 @register_method
@@ -15,7 +25,14 @@ class ZeroShot(Method):
     """The non-adapted LLM; label scores may be calibrated on a content-free input."""
 
     name = "zero-shot"
+    options_class = ZeroShotOptions
     trainable = False
+    needs_adapter = False
+    options: ZeroShotOptions
+
+    @property
+    def calibrates(self) -> bool:
+        return self.options.calibrate
 
     def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
         return model

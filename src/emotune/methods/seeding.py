@@ -1,0 +1,19 @@
+"""The instruction text soft prompts start from: a real text trains faster than a random start."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+SEED_TEXT = (
+    "Classify the sentiment or emotion of the sentence to one of the labels. "
+    "Read the sentence carefully and answer with the label word only."
+)
+
+
+def seed_ids(tokenizer: PreTrainedTokenizerBase, length: int) -> list[int]:
+    """Token ids of :data:`SEED_TEXT`, repeated or cut to ``length``."""
+    ids: list[int] = tokenizer(SEED_TEXT, add_special_tokens=False).input_ids
+    return (ids * (length // len(ids) + 1))[:length]

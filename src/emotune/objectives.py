@@ -1,0 +1,120 @@
+"""Training objectives: how a batch becomes a loss, and how an evaluation reads predictions.
+
+``classify`` (the default) scores the label words at the answer position, so an output is
+always inside the label set. ``generate`` is the paper's objective: LM loss on the label text and
+greedy decoding, whose unparseable outputs count as invalid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from emotune.config import OBJECTIVES, TrainConfig
+from emotune.data.schema import Example
+from emotune.errors import EmotuneError
+from emotune.generative import greedy_labels, lm_loss
+from emotune.losses import label_loss
+from emotune.recogniser import Recogniser
+
+
+class Objective:
+    """A training objective and its matching evaluation read-out."""
+
+    name: ClassVar[str]
+    #: Whether it runs under ``accelerate launch`` with several processes.
+    scales_out: ClassVar[bool] = True
+    #: Whether it can score multi-label tasks (one sigmoid per label).
+    multi_label: ClassVar[bool] = True
+
+    def loss(
+        self,
+        rec: Recogniser,
+        engine: nn.Module,
+        rows: Sequence[Sequence[int]],
+        gold: torch.Tensor,
+        weight: torch.Tensor | None,
+        settings: TrainConfig,
+    ) -> torch.Tensor:
+        """The loss of one (micro-)batch; ``engine`` is the possibly DDP-wrapped label scorer."""
+        raise NotImplementedError
+
+    def predict(
+        self, rec: Recogniser, examples: Sequence[Example], batch_size: int
+    ) -> tuple[list[int | None], list[dict[str, Any]]]:
+        """Predicted label index (None = invalid output) and extra record fields per example."""
+        raise NotImplementedError
+
+
+class Classify(Objective):
+    """Cross-entropy (or focal) loss over the label scores."""
+
+    name = "classify"
+
+    def loss(
+        self,
+        rec: Recogniser,
+        engine: nn.Module,
+        rows: Sequence[Sequence[int]],
+        gold: torch.Tensor,
+        weight: torch.Tensor | None,
+        settings: TrainConfig,
+    ) -> torch.Tensor:
+        batch = rec.collate(rows)
+        with rec.autocast():
+            logits = engine(batch.input_ids, batch.attention_mask, batch.last_index).float()
+        weight = None if weight is None else weight.to(logits.device)
+        return label_loss(logits, gold.to(logits.device), weight, settings.loss, settings.focal_gamma)
+
+    def predict(
+        self, rec: Recogniser, examples: Sequence[Example], batch_size: int
+    ) -> tuple[list[int | None], list[dict[str, Any]]]:
+        names = rec.labels.names
+        probs = rec.probabilities(examples, batch_size)
+        best: list[int] = probs.argmax(-1).tolist()
+        extras = [
+            {"label": names[k], "scores": {n: round(v, 6) for n, v in zip(names, row, strict=True)}}
+            for k, row in zip(best, probs.tolist(), strict=True)
+        ]
+        return list(best), extras
+
+
+class Generate(Objective):
+    """The paper's causal-LM loss on the label text; greedy decoding at evaluation."""
+
+    name = "generate"
+    scales_out = False
+    multi_label = False
+
+    def loss(
+        self,
+        rec: Recogniser,
+        engine: nn.Module,
+        rows: Sequence[Sequence[int]],
+        gold: torch.Tensor,
+        weight: torch.Tensor | None,
+        settings: TrainConfig,
+    ) -> torch.Tensor:
+        return lm_loss(rec, rows, gold.tolist())
+
+    def predict(
+        self, rec: Recogniser, examples: Sequence[Example], batch_size: int
+    ) -> tuple[list[int | None], list[dict[str, Any]]]:
+        names = rec.labels.names
+        preds, texts = greedy_labels(rec, examples, batch_size)
+        extras = [{"label": None if p is None else names[p], "generated": t} for p, t in zip(preds, texts, strict=True)]
+        return preds, extras
+
+
+_OBJECTIVES: dict[str, Objective] = {o.name: o for o in (Classify(), Generate())}
+assert tuple(_OBJECTIVES) == OBJECTIVES, "config.OBJECTIVES lists the objectives defined here"
+
+
+def get_objective(name: str) -> Objective:
+    """The objective called ``name`` (``train.objective``)."""
+    if name not in _OBJECTIVES:
+        raise EmotuneError(f"unknown objective '{name}'; expected one of {OBJECTIVES}")
+    return _OBJECTIVES[name]

@@ -1,0 +1,228 @@
+"""A run, start to end: prepare the run directory, select the data, build the recogniser,
+train it when its method is trainable, evaluate, and write every run file.
+
+Used by ``emotune train`` / ``evaluate``, the quickstart and the benchmark harness. The loop
+itself lives in :mod:`emotune.train`; this module only wires it to a run directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emotune import rundir
+from emotune.config import RunConfig
+from emotune.data import Dataset, Selection, load_data, select_splits
+from emotune.data.card import dataset_card
+from emotune.distributed import is_main, wait_for_everyone
+from emotune.errors import EmotuneError
+from emotune.evaluate import EvalResult, evaluate, write_result
+from emotune.objectives import get_objective
+from emotune.predict import Predictor
+from emotune.recogniser import Recogniser, build_recogniser
+from emotune.storage import read_json, write_json
+from emotune.train import (
+    Checkpointing,
+    DevEvaluation,
+    ProgressLog,
+    Trainer,
+    TrainState,
+    load_trainable,
+    tune_dev_threshold,
+)
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
+    """Customises the backbone on the configured dataset (when the method trains) and evaluates it.
+
+    Returns:
+        The metrics on ``cfg.train.eval_split`` (also written to ``metrics.json``).
+    """
+    cfg.validate()
+    seed_everything(cfg.train.seed)
+    with open_run(cfg, resume) as folder:
+        dataset = load_data(cfg.data, cfg.train.seed)
+        selection = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
+        # A resumed multi-label run keeps the label bias it started with (recalibrating would move it).
+        meta = folder / "run.json"
+        head_bias = read_json(meta).get("head_bias") if resume and meta.is_file() else None
+        rec = build_recogniser(
+            cfg, dataset.labels, dataset.language, dataset.task, multi_label=dataset.multi_label, head_bias=head_bias
+        )
+        write_run_files(cfg, dataset, folder, rec)
+        state = fit(cfg, rec, selection, folder, dataset.headline_metric, resume) if rec.method.trainable else None
+        if dataset.multi_label:
+            tune_dev_threshold(rec, selection.dev)
+            write_run_files(cfg, dataset, folder, rec)  # records the tuned threshold
+        return final_evaluation(cfg, dataset, rec, selection, folder, state or TrainState())
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python's and torch's RNGs."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def open_run(cfg: RunConfig, resume: bool) -> Iterator[Path]:
+    """The run directory, with ``train.log`` attached, for the length of the block.
+
+    A run that fails before writing its first checkpoint removes the directory it created, so
+    the retry starts clean; one with a checkpoint keeps it for ``--resume``.
+    """
+    folder = Path(cfg.output)
+    existed = folder.exists()
+    fresh = not existed or not any(folder.iterdir()) or (cfg.overwrite and not resume)
+    if is_main():  # only the main process touches the run directory; the others wait for it
+        rundir.prepare(folder, overwrite=cfg.overwrite, resume=resume)
+    wait_for_everyone()
+    handler = attach_log_file(folder) if is_main() else None
+    try:
+        yield folder
+    except BaseException:
+        if handler is not None:
+            _detach(handler)
+            handler = None
+        if fresh and is_main() and not rundir.list_checkpoints(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            if existed:  # an empty folder the user made stays, empty
+                folder.mkdir(parents=True, exist_ok=True)
+        raise
+    finally:
+        if handler is not None:
+            _detach(handler)
+
+
+def attach_log_file(folder: Path) -> logging.Handler:
+    """Mirrors emotune's log into ``folder/train.log``."""
+    handler = logging.FileHandler(folder / "train.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.INFO)
+    logger = logging.getLogger("emotune")
+    # Called from Python without logging configured, the logger would drop INFO lines.
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return handler
+
+
+def _detach(handler: logging.Handler) -> None:
+    logging.getLogger("emotune").removeHandler(handler)
+    handler.close()
+
+
+def fit(cfg: RunConfig, rec: Recogniser, selection: Selection, folder: Path, headline: str, resume: bool) -> TrainState:
+    """Trains with dev evaluation, logging and checkpoints; leaves the best weights in ``rec``
+    and saves them as the run's adapter."""
+    if not selection.train:
+        raise EmotuneError(f"dataset '{cfg.data.dataset}' has no training examples (train split missing or empty)")
+    t = cfg.train
+    dev = DevEvaluation(selection.dev, headline, t.eval_every, t.patience, on_best=_best_writer(folder))
+    callbacks = [ProgressLog(t.log_every), dev, Checkpointing(folder, t.checkpoint_every)]
+    trainer = Trainer(rec, selection.train, t, callbacks)
+    checkpoint = rundir.latest_good_checkpoint(folder) if resume else None
+    if checkpoint is not None:
+        trainer.restore(checkpoint)
+        dev.best = rundir.read_best(folder)
+    state = trainer.fit()
+    if dev.best is not None:
+        load_trainable(rec, dev.best)
+    if is_main():
+        rec.method.save(rec.model, folder / "adapter")
+    return state
+
+
+def _best_writer(folder: Path) -> Callable[[dict[str, torch.Tensor]], None]:
+    def write(weights: dict[str, torch.Tensor]) -> None:
+        if is_main():
+            rundir.write_best(folder, weights)
+
+    return write
+
+
+def write_run_files(cfg: RunConfig, dataset: Dataset, folder: Path, rec: Recogniser) -> None:
+    """Resolved config and what a Predictor needs to rebuild the label scoring (main process only)."""
+    if not is_main():
+        return
+    cfg.to_yaml(folder / "config.yaml")
+    meta: dict[str, Any] = {
+        "dataset": dataset.name,
+        "language": dataset.language,
+        "task": dataset.task,
+        "labels": dataset.labels.to_dict(),
+        "splits": {k: len(v) for k, v in dataset.splits.items()},
+        "headline_metric": dataset.headline_metric,
+        "multi_label": dataset.multi_label,
+    }
+    if dataset.multi_label:
+        meta |= {"threshold": rec.threshold, "head_bias": rec.head.bias.tolist()}
+    write_json(folder / "run.json", meta)
+    write_json(folder / "dataset_card.json", dataset_card(cfg, dataset))
+
+
+def final_evaluation(
+    cfg: RunConfig, dataset: Dataset, rec: Recogniser, selection: Selection, folder: Path, state: TrainState
+) -> dict[str, Any]:
+    """Evaluates on the configured split and writes metrics, predictions and confusion files."""
+    started = time.perf_counter()
+    result: EvalResult = evaluate(rec, selection.eval, get_objective(cfg.train.objective))
+    seconds = time.perf_counter() - started
+    trained = state.best_score >= 0
+    extra = {
+        "split": cfg.train.eval_split,
+        "method": rec.method.name,
+        "model": cfg.model.name,
+        "dataset": dataset.name,
+        "train_examples_seen": state.examples_seen,
+        "train_seconds": round(state.train_seconds, 2),
+        "train_examples_per_second": round(state.examples_seen / state.train_seconds, 2)
+        if state.train_seconds
+        else None,
+        "headline_metric": dataset.headline_metric,
+        f"best_dev_{dataset.headline_metric}": state.best_score if trained else None,
+        "best_dev_step": state.best_step if trained else None,
+        "eval_seconds": round(seconds, 2),
+        "eval_examples_per_second": round(len(selection.eval) / seconds, 2),
+    }
+    if is_main():
+        write_result(result, folder, extra)
+    m = result.metrics
+    log.info(
+        "%s %s: accuracy=%.4f macro_f1=%.4f ua=%.4f (n=%d)",
+        cfg.train.eval_split,
+        rec.method.name,
+        m["accuracy"],
+        m["macro_f1"],
+        m["ua"],
+        m["n"],
+    )
+    return {**m, **extra}
+
+
+def evaluate_saved(folder: Path, cfg: RunConfig, output: str | None = None) -> dict[str, Any]:
+    """Evaluates a trained run directory on ``cfg.train.eval_split``.
+
+    Results go to ``output`` (default ``RUN/eval-SPLIT``), never over the run's own metrics.
+    """
+    dataset = load_data(cfg.data, cfg.train.seed)
+    rec = Predictor.load(folder).recogniser
+    if rec.labels.names != dataset.labels.names:
+        raise EmotuneError(
+            f"the run's labels {list(rec.labels.names)} differ from the dataset's {list(dataset.labels.names)}"
+        )
+    examples = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split).eval
+    result = evaluate(rec, examples, get_objective(cfg.train.objective))
+    target = Path(output) if output else folder / f"eval-{cfg.train.eval_split}"
+    extra = {"split": cfg.train.eval_split, "method": rec.method.name, "model": cfg.model.name, "run": str(folder)}
+    write_result(result, target, extra)
+    return {**result.metrics, **extra}

@@ -1,0 +1,67 @@
+"""Files on disk, written atomically and read with one-line errors.
+
+Every writer goes through a temporary file or folder and a rename, so a process killed at any
+moment leaves either the previous or the new version of a file, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from emotune.errors import EmotuneError
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Writes a text file atomically."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are meant to be shared like any file
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Writes JSON atomically (indented, UTF-8)."""
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """A JSON document, with the position of a syntax error.
+
+    Raises:
+        EmotuneError: For a missing file, invalid JSON or text that is not UTF-8.
+    """
+    if not path.is_file():
+        raise EmotuneError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise EmotuneError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except UnicodeDecodeError:
+        raise EmotuneError(f"{path}: not UTF-8 text") from None
+
+
+@contextmanager
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """Yields a temporary folder that replaces ``target`` only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        old = target.with_name(f".{target.name}.old")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

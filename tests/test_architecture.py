@@ -1,0 +1,186 @@
+"""The seams of the design: no import cycles, a torch-free CLI parser, methods that own their
+options and properties, new methods (DoRA, IA3) and a backbone family with no PEFT mapping (GLM)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from emotune.config import RunConfig
+from emotune.errors import EmotuneError
+from emotune.methods import get_method, method_class, method_names
+from emotune.pipeline import run
+from emotune.predict import Predictor
+from helpers import tiny_config
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "emotune"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """Every emotune module ``path`` imports, at any depth (function-level imports count too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        found |= {n for n in names if n in modules}
+    return found
+
+
+def _is_type_checking_only(path: Path) -> set[str]:
+    """Modules imported only under ``if TYPE_CHECKING:`` (no runtime edge)."""
+    hidden = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.ImportFrom) and inner.module:
+                    hidden.add(inner.module)
+    return hidden
+
+
+def test_no_import_cycles_among_emotune_modules() -> None:
+    files = {_module_name(p): p for p in SRC.rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        edges = _imports(path, set(files)) - _is_type_checking_only(path)
+        # A package's own submodules are imported by its __init__; that is not a cycle back.
+        graph[name] = {e for e in edges if e != name and not name.startswith(e + ".")}
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle = [*trail[trail.index(nxt) :], nxt] if nxt in trail else [node, nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_the_cli_and_config_load_without_torch() -> None:
+    heavy = "('torch', 'transformers', 'peft')"
+    code = f"import sys, emotune.cli, emotune.config; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_methods_declare_their_options_and_properties() -> None:
+    assert {"zero-shot", "lora", "dora", "ia3", "ptuning-v2", "prompt-tuning"} <= set(method_names())
+    for name in method_names():
+        cls = method_class(name)
+        method = get_method(cls.options_class())
+        assert method.name == name
+        assert isinstance(method.trainable, bool) and isinstance(method.needs_adapter, bool)
+        assert isinstance(method.mergeable, bool) and isinstance(method.calibrates, bool)
+    assert not method_class("zero-shot").trainable and not method_class("zero-shot").needs_adapter
+    assert method_class("lora").mergeable and not method_class("ptuning-v2").mergeable
+
+
+def test_cli_method_flags_come_from_the_declarations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from emotune.cli import main, parser
+
+    text = parser().parse_args(["train", "--method", "ptuning-v2", "--prompt-length", "8"])
+    assert text.prompt_length == 8
+    assert main(["train", "--method", "ptuning-v2", "--rank", "4", "--output", str(tmp_path / "r")]) == 2
+    assert "method 'ptuning-v2' has no option 'rank'" in capsys.readouterr().err
+
+
+def test_an_older_run_config_still_loads(tmp_path: Path) -> None:
+    old = {
+        "method": {"name": "ptuning-v2", "rank": 8, "prompt_length": 4, "calibrate": True},
+        "train": {"max_length": 64, "precision": "fp32", "device": "cpu", "threads": 0, "epochs": 1},
+    }
+    cfg = RunConfig.from_dict(old, saved=True).validate()
+    assert cfg.runtime.max_length == 64 and cfg.runtime.device == "cpu"
+    assert cfg.method.to_dict() == {
+        "name": "ptuning-v2",
+        "prompt_length": 4,
+        "prefix_projection": False,
+        "projection_hidden": 512,
+    }
+    with pytest.raises(EmotuneError, match="no option 'rank'"):
+        RunConfig.from_dict(old)
+
+
+@pytest.mark.parametrize("method", ["dora", "ia3"])
+def test_new_methods_train_save_and_reload(tiny_gemma: str, sentiment_files, tmp_path: Path, method: str) -> None:
+    out = tmp_path / method
+    run(tiny_config(tiny_gemma, sentiment_files, str(out), method=method, epochs=2, lr=2e-2))
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert config["peft_type"] == ("LORA" if method == "dora" else "IA3")
+    assert config.get("use_dora", False) is (method == "dora")
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    preds = Predictor.load(out).predict([r["text"] for r in records])
+    for record, pred in zip(records, preds, strict=True):
+        assert pred.label == record["label"]
+        assert all(abs(pred.scores[k] - v) < 1e-4 for k, v in record["scores"].items())
+
+
+@pytest.fixture(scope="session")
+def tiny_glm(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random-weight GLM (transformers' GlmForCausalLM, the ChatGLM successor)."""
+    from transformers import GlmConfig, GlmForCausalLM
+
+    from conftest import build_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-glm")
+    tok = build_tokenizer(folder)
+    torch.manual_seed(0)
+    config = GlmConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=[2],
+        max_position_embeddings=512,
+        initializer_range=0.2,
+    )
+    GlmForCausalLM(config).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize("method", ["lora", "ptuning-v2"])
+def test_glm_backbone_trains_with_default_targets(tiny_glm: str, sentiment_files, tmp_path: Path, method: str) -> None:
+    out = tmp_path / method
+    cfg = tiny_config(tiny_glm, sentiment_files, str(out), method=method, epochs=6, lr=2e-2)
+    metrics = run(cfg)  # no target_modules anywhere: PEFT has no GLM mapping, so LoRA takes all-linear
+    assert metrics["n"] == 8 and metrics["best_dev_macro_f1"] is not None
+    if method == "lora":
+        targets = json.loads((out / "adapter" / "adapter_config.json").read_text())["target_modules"]
+        assert {"q_proj", "v_proj", "down_proj"} <= {t.rsplit(".", 1)[-1] for t in targets}
+    assert Predictor.load(out).predict("a wonderful film")[0].label in ("negative", "positive")
+
+
+def test_a_run_that_fails_early_leaves_nothing_behind(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cfg = tiny_config(tiny_gemma, sentiment_files, str(out))
+    cfg.data.labels = ["negative", "neutral"]  # "positive" rows are then unknown labels: fails while loading
+    with pytest.raises(EmotuneError, match="positive"):
+        run(cfg)
+    assert not out.exists()
+    cfg.data.labels = ["negative", "positive"]
+    assert run(cfg)["n"] == 8  # the retry needs no --overwrite
