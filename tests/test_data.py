@@ -209,3 +209,40 @@ def test_prediction_input_rows_and_errors(tmp_path: Path) -> None:
     lines.write_text("one\n\ntwo\n")
     assert [t for _, t, _ in iter_rows(lines, "text")] == ["one", "two"]
     assert [t for _, t, _ in iter_rows(table, "sentence")] == ["hello"]
+
+
+def test_prediction_rows_count_data_rows_and_flag_extra_fields(tmp_path: Path) -> None:
+    from emotune.predict_files import iter_rows
+
+    table = tmp_path / "in.csv"
+    table.write_text("text,id\nhello,1\nwell, that is odd,2\n\nbye,3\n")  # line 3: an unquoted comma
+    assert list(iter_rows(table, "text")) == [
+        (1, "hello", None),
+        (2, None, "line 3: more fields than the header (an unquoted comma?)"),
+        (3, "bye", None),
+    ]
+    lines = tmp_path / "in.txt"
+    lines.write_text("one\n\ntwo\n")
+    assert [row for row, _, _ in iter_rows(lines, "text")] == [1, 2]
+
+
+def test_files_without_the_label_column_name_file_and_columns(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_text("sentence,emotion\nhello,joy\nbye,sadness\n")
+    with pytest.raises(EmotuneError, match=r"train.csv: no column 'text' \(columns: sentence, emotion\)"):
+        load_data(DataConfig(dataset="files", train_file=str(path)))
+    with pytest.raises(EmotuneError, match=r"no column 'label' \(columns: sentence, emotion\)"):
+        load_data(DataConfig(dataset="files", train_file=str(path), text_column="sentence"))
+
+
+def test_a_registered_corpus_without_data_dir_says_where_to_get_it() -> None:
+    with pytest.raises(EmotuneError, match=r"dataset 'friends' needs --data-dir .* get it from https://"):
+        load_data(DataConfig(dataset="friends"))
+
+
+def test_evaluating_one_split_reads_only_its_file(tmp_path: Path) -> None:
+    (tmp_path / "stsa.binary.test").write_text("1 a fine film\n0 a dull film\n", encoding="latin-1")
+    data = load_data(DataConfig(dataset="sst2", data_dir=str(tmp_path)), splits={"test"})
+    assert list(data.splits) == ["test"] and len(data.split("test")) == 2
+    with pytest.raises(EmotuneError, match=r"stsa\.binary\.train: file not found"):
+        load_data(DataConfig(dataset="sst2", data_dir=str(tmp_path)))

@@ -137,3 +137,61 @@ def test_malformed_json_and_wrong_keys(server: str) -> None:
         reply = httpx.post(f"{server}/v1/predict", json={"texts": ["a"]}, headers=headers)
         assert reply.status_code == 401 and "API key" in reply.json()["error"]
     assert httpx.get(f"{server}/healthz").status_code == 200  # probes need no key
+
+
+class _FakePredictor:
+    labels = ("negative", "positive")
+
+    def predict(self, texts, contexts=None):  # type: ignore[no-untyped-def]
+        from emotune.predict import Prediction
+
+        return [Prediction("positive", {"negative": 0.1, "positive": 0.9}, ("positive",)) for _ in texts]
+
+
+def test_the_port_answers_while_the_model_loads() -> None:
+    import threading
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from emotune.serve.app import create_app
+    from emotune.serve.settings import ServeSettings
+
+    gate = threading.Event()
+
+    def slow_load() -> _FakePredictor:
+        assert gate.wait(10)
+        return _FakePredictor()
+
+    with TestClient(create_app(slow_load, ServeSettings())) as client:  # type: ignore[arg-type]
+        assert client.get("/healthz").status_code == 200
+        loading = client.get("/readyz")
+        assert loading.status_code == 503 and loading.json() == {"error": "model is loading"}
+        assert client.post("/v1/predict", json={"texts": ["hi"]}).status_code == 503
+        gate.set()
+        deadline = time.monotonic() + 10
+        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert client.get("/readyz").json() == {"status": "ready"}
+        assert client.post("/v1/predict", json={"texts": ["hi"]}).json()["predictions"][0]["label"] == "positive"
+
+
+def test_a_model_that_fails_to_load_says_why_on_readyz() -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from emotune.errors import EmotuneError
+    from emotune.serve.app import create_app
+    from emotune.serve.settings import ServeSettings
+
+    def broken() -> _FakePredictor:
+        raise EmotuneError("runs/x/adapter: cannot load adapter (bad header)")
+
+    with TestClient(create_app(broken, ServeSettings())) as client:  # type: ignore[arg-type]
+        deadline = time.monotonic() + 10
+        while "failed" not in client.get("/readyz").text and time.monotonic() < deadline:
+            time.sleep(0.02)
+        answer = client.get("/readyz")
+        assert answer.status_code == 503
+        assert answer.json() == {"error": "model failed to load: runs/x/adapter: cannot load adapter (bad header)"}

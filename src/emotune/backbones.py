@@ -1,5 +1,8 @@
 """Backbones: registered short names, local folders, ``.gguf`` files and Hub ids.
 
+torch and transformers are imported by the functions that load weights, so listing the
+registered backbones (``emotune models``) stays instant.
+
 Packaged GGUF backbones are dequantised by transformers' GGUF loader once and cached as a
 safetensors checkpoint (``$EMOTUNE_CACHE`` or ``$XDG_CACHE_HOME/emotune``), because
 dequantising takes about a minute on a laptop CPU while reloading the cache takes seconds.
@@ -16,16 +19,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from typing import TYPE_CHECKING
 
 from emotune.errors import EmotuneError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 DEFAULT_BACKBONE = "gemma3-270m"
@@ -91,6 +91,8 @@ def cache_dir() -> Path:
 
 
 def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     kwargs = {"gguf_file": path.name}
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), dtype=dtype, **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), **kwargs)
@@ -105,7 +107,9 @@ def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrai
 
 def convert_gguf(gguf: Path, target: Path) -> None:
     """Dequantises a GGUF file into an HF safetensors folder, written atomically."""
-    log.info("converting %s once into %s (about a minute)", gguf.name, target)
+    import torch
+
+    log.info("converting %s once into %s (later loads read this cache)", gguf.name, target)
     model, tokenizer = _load_gguf(gguf, torch.float32)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
@@ -150,6 +154,9 @@ def load_backbone(
     Raises:
         EmotuneError: If the model cannot be found or loaded.
     """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     source = resolve_source(model)
     torch_dtype = getattr(torch, dtype)
     try:

@@ -216,9 +216,29 @@ def cmd_datasets(args: argparse.Namespace) -> None:
 
         print(check_datasets(Path(args.data_dir or "../shared/datasets")))
         return
+    if args.name:
+        print(describe_dataset(args.name))
+        return
     for name in dataset_names():
         info = dataset_info(name)
-        print(f"{name:<20} {info.language:<4} {info.task:<10} {info.description}\n{'':<20} files: {info.files}")
+        print(f"{name:<20} {info.language:<4} {info.task:<10} {info.description}")
+    print("`emotune datasets NAME` says where to get one and which files it reads.")
+
+
+def describe_dataset(name: str) -> str:
+    """What ``emotune datasets NAME`` prints: the corpus, its files, and where to get it."""
+    from emotune.data import dataset_info
+    from emotune.data.sources import source_of
+
+    info, source = dataset_info(name), source_of(name)
+    lines = [f"{name}: {info.description}", f"  language {info.language}, task {info.task}", f"  files: {info.files}"]
+    if source is not None:
+        lines += [f"  get it: {source.url}", f"  licence: {source.licence}"]
+        if source.hub is not None:
+            lines.append(f"  online without --data-dir: Hugging Face Hub {source.hub.repo} (pip install 'emotune[hf]')")
+    if info.folder:
+        lines.append(f"  use: --dataset {name} --data-dir FOLDER  (e.g. ../shared/datasets/{info.folder})")
+    return "\n".join(lines)
 
 
 def cmd_quickstart(args: argparse.Namespace) -> None:
@@ -279,7 +299,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="runs/bench", help="where each cell's run directory goes")
     p.set_defaults(func=cmd_bench)
     sub.add_parser("models", help="list registered backbones").set_defaults(func=cmd_models)
-    p = sub.add_parser("datasets", help="list registered datasets (--check: load them and count)")
+    p = sub.add_parser("datasets", help="list registered datasets; NAME: where to get one; --check: load and count")
+    p.add_argument("name", nargs="?", help="a registered dataset to describe")
     p.add_argument("--check", action="store_true", help="load every dataset found under --data-dir and count")
     p.add_argument("--data-dir", help="datasets root with one folder per corpus (default ../shared/datasets)")
     p.set_defaults(func=cmd_datasets)

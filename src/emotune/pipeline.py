@@ -25,6 +25,7 @@ from emotune.data.card import dataset_card
 from emotune.distributed import is_main, wait_for_everyone
 from emotune.errors import EmotuneError
 from emotune.evaluate import EvalResult, evaluate, write_result
+from emotune.methods import get_method
 from emotune.objectives import get_objective
 from emotune.predict import Predictor
 from emotune.recogniser import Recogniser, build_recogniser
@@ -50,8 +51,10 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     """
     cfg.validate()
     seed_everything(cfg.train.seed)
+    # An untrained method is only evaluated: it needs just the split it is scored on.
+    needed = None if get_method(cfg.method).trainable else {cfg.train.eval_split}
     with open_run(cfg, resume) as folder:
-        dataset = load_data(cfg.data, cfg.train.seed)
+        dataset = load_data(cfg.data, cfg.train.seed, needed)
         selection = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
         # A resumed multi-label run keeps the label bias it started with (recalibrating would move it).
         meta = folder / "run.json"
@@ -214,7 +217,7 @@ def evaluate_saved(folder: Path, cfg: RunConfig, output: str | None = None) -> d
 
     Results go to ``output`` (default ``RUN/eval-SPLIT``), never over the run's own metrics.
     """
-    dataset = load_data(cfg.data, cfg.train.seed)
+    dataset = load_data(cfg.data, cfg.train.seed, {cfg.train.eval_split})
     rec = Predictor.load(folder).recogniser
     if rec.labels.names != dataset.labels.names:
         raise EmotuneError(

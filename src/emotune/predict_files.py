@@ -37,25 +37,41 @@ class FileResult:
 def iter_rows(path: Path, text_column: str) -> Iterator[Row]:
     """Streams ``(row, text, error)`` from ``.txt`` (a line each), ``.csv``/``.tsv`` or ``.jsonl``.
 
-    A JSONL line that is not JSON, or a row without text, becomes an error row; a table
-    without the text column at all is an error for the whole file.
+    ``row`` counts data rows from 1 in every format (a CSV header and blank lines are not rows);
+    error messages name the file's line. A JSONL line that is not JSON, a CSV row with more
+    fields than the header (an unquoted comma) or a row without text becomes an error row; a
+    table without the text column at all is an error for the whole file.
     """
     suffix = path.suffix.lower()
     if not path.is_file():
         raise EmotuneError(f"{path}: file not found")
     if suffix == ".jsonl":
-        yield from _jsonl_rows(path, text_column)
+        lines = _jsonl_lines(path, text_column)
     elif suffix in (".csv", ".tsv"):
-        for row_no, (lineno, record) in enumerate(iter_records(path), 1):
-            if row_no == 1 and text_column not in record:
-                raise EmotuneError(f"{path}: no column '{text_column}' (columns: {sorted(record)})")
-            yield _row(lineno, record.get(text_column), text_column)
+        lines = _table_lines(path, text_column)
     else:
-        with path.open(encoding="utf-8-sig") as fh:
-            yield from ((i, line.rstrip("\n"), None) for i, line in enumerate(fh, 1) if line.strip())
+        lines = _text_lines(path)
+    for row_no, (_lineno, text, err) in enumerate(lines, 1):
+        yield row_no, text, err
 
 
-def _jsonl_rows(path: Path, text_column: str) -> Iterator[Row]:
+def _text_lines(path: Path) -> Iterator[Row]:
+    with path.open(encoding="utf-8-sig") as fh:
+        yield from ((i, line.rstrip("\n"), None) for i, line in enumerate(fh, 1) if line.strip())
+
+
+def _table_lines(path: Path, text_column: str) -> Iterator[Row]:
+    for row_no, (lineno, record) in enumerate(iter_records(path), 1):
+        if row_no == 1 and text_column not in record:
+            present = ", ".join(str(c) for c in record if c is not None)
+            raise EmotuneError(f"{path}: no column '{text_column}' (columns: {present}); set --text-column")
+        if None in record:  # csv.DictReader's key for fields beyond the header
+            yield lineno, None, f"line {lineno}: more fields than the header (an unquoted comma?)"
+            continue
+        yield _row(lineno, record.get(text_column), text_column)
+
+
+def _jsonl_lines(path: Path, text_column: str) -> Iterator[Row]:
     with path.open(encoding="utf-8-sig") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from emotune.data import corpora, dialogue, goemotions, m3ed, quickstart, sst, tabular  # noqa: F401  (registers the loaders)
+from emotune.data.hub import load_hub_copy
 from emotune.data.registry import DataRequest, dataset_info, dataset_names, load_dataset
 from emotune.data.schema import Dataset, Example, LabelSet, Turn
+from emotune.data.sources import source_of
+from emotune.errors import EmotuneError
 
 if TYPE_CHECKING:
     from emotune.config import DataConfig
@@ -28,8 +32,15 @@ __all__ = [
 ]
 
 
-def load_data(cfg: DataConfig, seed: int = 0) -> Dataset:
-    """Loads the configured dataset and applies language, task word and verbaliser overrides."""
+def load_data(cfg: DataConfig, seed: int = 0, splits: Collection[str] | None = None) -> Dataset:
+    """Loads the configured dataset and applies language, task word and verbaliser overrides.
+
+    Args:
+        cfg: The data section of a run config.
+        seed: Seed of corpora that are re-split at load time.
+        splits: The splits the caller needs (None: all); loaders with a file per split skip the
+            others, so evaluating the test split needs no training file.
+    """
     request = DataRequest(
         data_dir=cfg.data_dir,
         train_file=cfg.train_file,
@@ -43,8 +54,9 @@ def load_data(cfg: DataConfig, seed: int = 0) -> Dataset:
         seed=seed,
         neutral_band=cfg.neutral_band,
         drop_neutral=cfg.drop_neutral,
+        splits=frozenset(splits) if splits is not None else None,
     )
-    dataset = load_dataset(cfg.dataset, request)
+    dataset = _load(cfg.dataset, request)
     keep_context(dataset, cfg.context_turns)
     if cfg.language:
         dataset.language = cfg.language
@@ -53,6 +65,17 @@ def load_data(cfg: DataConfig, seed: int = 0) -> Dataset:
     if cfg.verbalisers:
         dataset.labels = dataset.labels.with_verbalisers(dataset.language, cfg.verbalisers)
     return dataset
+
+
+def _load(name: str, request: DataRequest) -> Dataset:
+    """A corpus from ``--data-dir``, else from its Hub copy, else a one-line error saying where to get it."""
+    info, source = dataset_info(name), source_of(name)
+    if not info.folder or request.data_dir:
+        return load_dataset(name, request)
+    if source is not None and source.hub is not None:
+        return load_hub_copy(name, source.hub, request)
+    where = f"; get it from {source.url} ({source.licence})" if source else ""
+    raise EmotuneError(f"dataset '{name}' needs --data-dir (a folder with {info.files}){where}")
 
 
 def subsample(examples: list[Example], limit: int | None, seed: int) -> list[Example]:

@@ -51,6 +51,8 @@ def _mosi(
     folder = require_dir(request.data_dir, name, "mosi_{train,valid,test}.csv")
     splits = {}
     for split, file in (("train", "train"), ("dev", "valid"), ("test", "test")):
+        if not request.wants(split):
+            continue
         path = folder / f"mosi_{file}.csv"
         rows = read_csv_rows(path, ("video_id", "clip_id", "text", "label"))
         # One published segment has an empty transcript; it is kept so counts match the folds.
@@ -105,6 +107,8 @@ def load_chnsenticorp(request: DataRequest) -> Dataset:
     folder = require_dir(request.data_dir, "chnsenticorp", "{train,validation,test}.csv")
     splits = {}
     for split, file in (("train", "train"), ("dev", "validation"), ("test", "test")):
+        if not request.wants(split):
+            continue
         path = folder / f"{file}.csv"
         rows = read_csv_rows(path, ("label", "text"))
         if any(r["label"] not in ("0", "1") for r in rows):

@@ -99,7 +99,7 @@ def dialogue_examples(turns: Iterable[tuple[str, str | None, int | None]], uid: 
 def _friends(request: DataRequest, labels: LabelSet, name: str) -> Dataset:
     folder = require_dir(request.data_dir, name, "friends_{train,dev,test}.json")
     splits = {}
-    for split in ("train", "dev", "test"):
+    for split in [s for s in ("train", "dev", "test") if request.wants(s)]:
         path = folder / f"friends_{split}.json"
         data = read_json(path)
         examples: list[Example] = []
@@ -163,7 +163,7 @@ def load_meld(request: DataRequest) -> Dataset:
     """MELD utterances with their dialogue context."""
     folder = require_dir(request.data_dir, "meld", "{train,dev,test}_sent_emo.csv")
     splits = {}
-    for split in ("train", "dev", "test"):
+    for split in [s for s in ("train", "dev", "test") if request.wants(s)]:
         path = folder / f"{split}_sent_emo.csv"
         rows = read_csv_rows(path, ("Utterance", "Speaker", "Emotion", "Dialogue_ID", "Utterance_ID"))
         dialogues: dict[str, list[dict[str, str]]] = {}

@@ -63,7 +63,9 @@ def _goemotions(request: DataRequest, subset: str, name: str) -> Dataset:
     folder = root / subset if (root / subset).is_dir() else root
     names = read_label_names(folder / "labels.txt")
     labels = LabelSet(names, {"en": [[n] for n in names]})
-    splits = {s: read_multilabel_tsv(folder / f"{s}.tsv", len(names), s) for s in ("train", "dev", "test")}
+    splits = {
+        s: read_multilabel_tsv(folder / f"{s}.tsv", len(names), s) for s in ("train", "dev", "test") if request.wants(s)
+    }
     return Dataset(name, labels, "en", "emotion", splits, multi_label=True)
 
 

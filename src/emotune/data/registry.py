@@ -25,6 +25,11 @@ class DataRequest:
     seed: int = 0
     neutral_band: float = 0.0
     drop_neutral: bool = False
+    splits: frozenset[str] | None = None
+
+    def wants(self, split: str) -> bool:
+        """Whether the caller needs ``split`` (None: every split); loaders skip the files of the others."""
+        return self.splits is None or split in self.splits
 
 
 Loader = Callable[[DataRequest], Dataset]

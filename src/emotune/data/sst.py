@@ -40,7 +40,7 @@ def read_stsa(path: Path, num_labels: int) -> list[Example]:
 
 def _load(request: DataRequest, name: str, variant: str, labels: LabelSet) -> Dataset:
     folder = require_dir(request.data_dir, name, f"stsa.{variant}.*")
-    splits = {s: read_stsa(folder / f"stsa.{variant}.{s}", len(labels)) for s in _SPLITS}
+    splits = {s: read_stsa(folder / f"stsa.{variant}.{s}", len(labels)) for s in _SPLITS if request.wants(s)}
     return Dataset(name=name, labels=labels, language="en", task="sentiment", splits=splits)
 
 

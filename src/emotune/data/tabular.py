@@ -46,6 +46,16 @@ def records_to_examples(
     return examples
 
 
+def require_columns(where: str, first_row: Mapping[str, Any], columns: Iterable[str]) -> None:
+    """A one-line error naming the file, the missing column and the columns it has."""
+    for column in columns:
+        if column not in first_row:
+            present = ", ".join(str(c) for c in first_row)
+            raise EmotuneError(
+                f"{where}: no column '{column}' (columns: {present}); set --text-column / --label-column"
+            )
+
+
 def _label_set(request: DataRequest, rows: Iterable[Mapping[str, Any]]) -> LabelSet:
     if request.labels:
         return LabelSet(tuple(request.labels))
@@ -66,6 +76,8 @@ def load_files(request: DataRequest) -> Dataset:
     if not paths:
         raise EmotuneError("dataset 'files' needs at least one of --train-file, --dev-file, --test-file")
     raw = {split: read_records(Path(p)) for split, p in paths.items()}
+    for split, rows in raw.items():
+        require_columns(paths[split], rows[0], (request.text_column, request.label_column))
     labels = _label_set(request, raw.get("train") or next(iter(raw.values())))
     splits = {
         split: records_to_examples(rows, paths[split], request.text_column, request.label_column, labels)

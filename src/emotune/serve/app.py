@@ -1,7 +1,8 @@
 """The FastAPI app: ``POST /v1/predict``, ``GET /healthz``, ``GET /readyz``, ``GET /v1/model``.
 
-The model loads in the lifespan (at startup, not at import); until it has loaded, ``/readyz``
-answers 503 and so does ``/v1/predict``.
+The model loads in a background task started by the lifespan, so the port opens at once and
+``/healthz`` answers while ``/readyz`` (and ``/v1/predict``) answer 503 until the model is ready:
+the convention load balancers and Kubernetes readiness probes expect.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +25,8 @@ from emotune.errors import EmotuneError
 from emotune.predict import Prediction, Predictor
 from emotune.serve.batcher import MicroBatcher, QueueFull
 from emotune.serve.settings import ServeSettings
+
+log = logging.getLogger("emotune.serve")
 
 
 class PredictRequest(BaseModel):
@@ -84,9 +88,14 @@ def create_app(
     """
     state: dict[str, Any] = {}
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        predictor = await asyncio.to_thread(load)
+    async def load_in_background() -> None:
+        try:
+            predictor = await asyncio.to_thread(load)
+        except Exception as err:  # a damaged run: stay up, say why on /readyz
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            state["error"] = f"model failed to load: {reason}"
+            log.error(state["error"])
+            return
         batcher = MicroBatcher(
             lambda texts, contexts: predictor.predict(texts, contexts),
             settings.max_batch,
@@ -95,8 +104,15 @@ def create_app(
         )
         batcher.start()
         state.update(predictor=predictor, batcher=batcher)
+        log.info("model ready")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loading = asyncio.create_task(load_in_background())
         yield
-        await batcher.stop()
+        loading.cancel()
+        if "batcher" in state:
+            await state["batcher"].stop()
 
     app = FastAPI(title="emotune", version="1", lifespan=lifespan)
     install_middleware(app, settings)
@@ -135,7 +151,7 @@ def install_routes(app: FastAPI, settings: ServeSettings, state: dict[str, Any],
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         if "predictor" not in state:
-            return error(503, "model is loading")
+            return error(503, state.get("error", "model is loading"))
         return JSONResponse({"status": "ready"})
 
     @app.get("/v1/model")
