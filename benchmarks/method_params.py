@@ -22,7 +22,7 @@ def count(model_name: str, method: str) -> dict[str, object]:
     """Trainable and total parameters with ``method``'s default options."""
     cfg = RunConfig.from_dict({"model": {"name": model_name}, "method": {"name": method}}).validate()
     rec = build_recogniser(cfg, LABELS, "en", "sentiment")
-    trainable = sum(p.numel() for p in rec.model.parameters() if p.requires_grad)
+    trainable = sum(p.numel() for p in rec.model.parameters() if p.requires_grad) if rec.method.trainable else 0
     total = sum(p.numel() for p in rec.model.parameters())
     targets = getattr(getattr(rec.model, "peft_config", {}).get("default"), "target_modules", None)
     return {

@@ -110,3 +110,28 @@ MATRICES = sorted((Path(__file__).parent.parent / "benchmarks").glob("*.yaml"))
 def test_every_shipped_matrix_is_valid(path: Path) -> None:
     matrix = load_matrix(path)
     assert matrix.cells and len({c.key for c in matrix.cells}) == len(matrix.cells)
+
+
+def test_a_rerun_keeps_the_table_and_a_second_matrix_joins_its_header(tmp_path: Path) -> None:
+    def matrix(name: str, method: str) -> Path:
+        path = tmp_path / name
+        spec = {"seeds": [1], "datasets": {"d": {"dataset": "sst2"}}, "methods": {method: {"method": {"name": "lora"}}}}
+        path.write_text(yaml.safe_dump(spec))
+        return path
+
+    def fake(cell: Cell, where: Path) -> dict[str, Any]:
+        return {"n": 10, "accuracy": 0.5, "macro_f1": 0.5, "ua": 0.5}
+
+    out = tmp_path / "out"
+    first = load_matrix(matrix("a.yaml", "lora"))
+    run_matrix(first, out, tmp_path / "runs", runner=fake)
+    table = out / "table.md"
+    assert table.read_text().startswith(f"Matrix: `{first.source}`")
+    stamp = table.stat().st_mtime_ns
+    run_matrix(first, out, tmp_path / "runs", runner=fake)  # every cell done: nothing rewritten
+    assert table.stat().st_mtime_ns == stamp
+    second = load_matrix(matrix("b.yaml", "lora-b"))
+    run_matrix(second, out, tmp_path / "runs", runner=fake)
+    assert table.read_text().startswith(f"Matrix: `{first.source}` + `{second.source}`")
+    cell = json.loads((out / "cells" / "d__lora-b__s1.json").read_text())
+    assert cell["matrix"] == second.source

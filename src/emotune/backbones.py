@@ -105,12 +105,45 @@ def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrai
     return model, tokenizer
 
 
+# Whole words the GGUF vocabulary holds as one token; a correct conversion keeps them whole.
+_TOKENIZER_PROBES = (" negative", " positive", " happy", " neutral")
+
+
+def check_gguf_tokenizer(gguf: Path, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Refuses a tokenizer that splits words the GGUF's own vocabulary holds as single tokens.
+
+    transformers 5.17 converts Gemma 3's GGUF tokenizer into one that spells " negative" as four
+    fragments the model never saw in pretraining; training then runs on garbage input.
+
+    Raises:
+        EmotuneError: Naming the word, both tokenisations and the fix.
+    """
+    import gguf as gguf_lib
+    import transformers
+
+    field = gguf_lib.GGUFReader(str(gguf)).fields.get("tokenizer.ggml.tokens")
+    if field is None:
+        return
+    vocab = {bytes(field.parts[i]).decode("utf-8", "replace"): n for n, i in enumerate(field.data)}
+    for text in _TOKENIZER_PROBES:
+        for marker in ("▁", "Ġ"):  # SentencePiece and byte-level BPE spellings of a leading space
+            whole = vocab.get(marker + text.strip())
+            ids = tokenizer(text, add_special_tokens=False).input_ids
+            if whole is not None and ids != [whole]:
+                raise EmotuneError(
+                    f"transformers {transformers.__version__} converts the tokenizer of {gguf.name} wrongly: "
+                    f"'{text}' becomes {ids}, the GGUF holds it as [{whole}]; install transformers>=5.23"
+                )
+
+
 def convert_gguf(gguf: Path, target: Path) -> None:
-    """Dequantises a GGUF file into an HF safetensors folder, written atomically."""
+    """Dequantises a GGUF file into an HF safetensors folder, written atomically, after checking
+    that the converted tokenizer agrees with the GGUF's vocabulary."""
     import torch
 
     log.info("converting %s once into %s (later loads read this cache)", gguf.name, target)
     model, tokenizer = _load_gguf(gguf, torch.float32)
+    check_gguf_tokenizer(gguf, tokenizer)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:

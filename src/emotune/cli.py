@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import typing
 import warnings
@@ -62,6 +63,7 @@ FLAGS: dict[str, Flag] = {
     "device": Flag("runtime.device", str, "auto (this process's GPU under accelerate launch, else CPU), cpu or cuda"),
     "max-length": Flag("runtime.max_length", int, "longest prompt in tokens (the text is cut, never the instruction)"),
     "threads": Flag("runtime.threads", int, "CPU threads (0: torch's default)"),
+    "eval-batch-size": Flag("runtime.eval_batch_size", int, "texts per scoring pass (0: 16 on a CPU, 256 on a GPU)"),
     "output": Flag("output", str, "run directory to write"),
     "overwrite": Flag("overwrite", None, "replace an existing run directory"),
 }
@@ -281,7 +283,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--input", help="CSV/TSV/JSONL/TXT file to classify")
     p.add_argument("--output", help="JSONL file to write (with --input)")
     p.add_argument("--text-column", default="text", help="text column of --input")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, help="texts per forward pass (default: 16 on a CPU, 256 on a GPU)")
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("serve", help="HTTP prediction service for a run (needs emotune[serve])")
     p.add_argument("--run", required=True, help="run directory to serve")
@@ -305,9 +307,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="datasets root with one folder per corpus (default ../shared/datasets)")
     p.set_defaults(func=cmd_datasets)
     p = sub.add_parser("quickstart", help="zero-shot vs LoRA vs P-Tuning v2 on the built-in corpus, offline")
-    p.add_argument("--output", default="runs/quickstart")
-    p.add_argument("--methods", default="zero-shot,lora,ptuning-v2")
-    p.add_argument("--model", default="gemma3-270m")
+    p.add_argument("--output", default="runs/quickstart", help="folder for one run directory per method")
+    p.add_argument("--methods", default="zero-shot,lora,ptuning-v2", help="comma-separated methods to compare")
+    p.add_argument("--model", default="gemma3-270m", help="backbone (see `emotune models`)")
     p.set_defaults(func=cmd_quickstart)
     return root
 
@@ -318,10 +320,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     for noisy in ("transformers", "peft", "accelerate", "httpx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    if not args.verbose:  # weight-loading and download bars only when asked for (read at transformers' import)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     # PEFT calls a transformers API that warns about its own future rename on every load.
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     try:
         args.func(args)
+    except BrokenPipeError:  # `emotune datasets | head`: the reader left, nothing to report
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except EmotuneError as err:
         print(f"emotune: error: {err}", file=sys.stderr)
         return 2

@@ -120,6 +120,7 @@ class RuntimeConfig:
     precision: str = "auto"
     max_length: int = 128
     threads: int = 0
+    eval_batch_size: int = 0
 
     def validate(self) -> None:
         if self.device not in DEVICES:
@@ -130,6 +131,8 @@ class RuntimeConfig:
             raise EmotuneError("runtime.max_length must be >= 8")
         if self.threads < 0:
             raise EmotuneError("runtime.threads must be >= 0 (0 = the library's default)")
+        if self.eval_batch_size < 0:
+            raise EmotuneError("runtime.eval_batch_size must be >= 0 (0 = 16 on a CPU, 256 on a GPU)")
 
 
 @dataclass

@@ -25,7 +25,7 @@ class EvalResult:
 
 
 def evaluate(
-    rec: Recogniser, examples: Sequence[Example], objective: Objective | None = None, batch_size: int = 16
+    rec: Recogniser, examples: Sequence[Example], objective: Objective | None = None, batch_size: int | None = None
 ) -> EvalResult:
     """Predicts every example with ``objective``'s read-out (label scoring by default) and computes metrics."""
     objective = objective or Classify()
@@ -37,7 +37,7 @@ def evaluate(
         return evaluate_multilabel(rec, examples, batch_size)
     names = rec.labels.names
     gold = [int(ex.label) for ex in examples]  # type: ignore[arg-type]
-    preds, extras = objective.predict(rec, examples, batch_size)
+    preds, extras = objective.predict(rec, examples, batch_size or rec.batch_size)
     records = [
         {"uid": ex.uid, "text": ex.text, "gold": names[g], **extra}
         for ex, g, extra in zip(examples, gold, extras, strict=True)
@@ -47,7 +47,7 @@ def evaluate(
     return EvalResult(metrics, records)
 
 
-def evaluate_multilabel(rec: Recogniser, examples: Sequence[Example], batch_size: int = 16) -> EvalResult:
+def evaluate_multilabel(rec: Recogniser, examples: Sequence[Example], batch_size: int | None = None) -> EvalResult:
     """Per-label sigmoid scores, the labels at or above the recogniser's threshold, and metrics."""
     names = rec.labels.names
     probs = rec.probabilities(examples, batch_size)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from emotune.baselines import BASELINES, run_baseline
 from emotune.config import RunConfig
 from emotune.errors import EmotuneError
 from emotune.methods import UNTRAINED
+from emotune.pipeline import run
 from emotune.report import KEEP, write_report
 from emotune.storage import read_json, write_json
 
@@ -113,29 +115,44 @@ def run_cell(cell: Cell, runs: Path) -> dict[str, Any]:
     cfg.validate()
     if cell.baseline is not None:
         return run_baseline(cell.baseline, cfg, Path(cfg.output), cell.baseline_model)
-    from emotune.pipeline import run
-
     return run(cfg)
 
 
 def run_matrix(
     matrix: Matrix, out: Path, runs: Path, runner: Callable[[Cell, Path], dict[str, Any]] = run_cell
 ) -> list[dict[str, Any]]:
-    """Runs every unfinished cell, then writes the table; returns all cell results."""
+    """Runs every unfinished cell, logging cells done and left with an ETA, then writes the
+    report; returns all cell results. When every cell was done earlier, the report is left as it
+    is (it may combine several matrices written into the same folder)."""
     cells_dir = out / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
-    for i, cell in enumerate(matrix.cells, 1):
-        target = cells_dir / f"{cell.key}.json"
-        if target.is_file():
-            log.info("[%d/%d] %s: done earlier, skipped", i, len(matrix.cells), cell.key)
-            continue
-        log.info("[%d/%d] %s: running", i, len(matrix.cells), cell.key)
+    todo = [c for c in matrix.cells if not (cells_dir / f"{c.key}.json").is_file()]
+    log.info("%d cells: %d done earlier, %d to run", len(matrix.cells), len(matrix.cells) - len(todo), len(todo))
+    started = time.monotonic()
+    for i, cell in enumerate(todo):
+        log.info("[%d/%d] %s: running%s", i + 1, len(todo), cell.key, _eta(started, i, len(todo)))
         metrics = runner(cell, runs)
-        record = {"dataset": cell.dataset, "method": cell.method, "seed": cell.seed, "config": cell.config}
-        write_json(target, record | {k: metrics.get(k) for k in KEEP})
+        record = {"dataset": cell.dataset, "method": cell.method, "seed": cell.seed, "matrix": matrix.source}
+        write_json(cells_dir / f"{cell.key}.json", record | {"config": cell.config} | {k: metrics.get(k) for k in KEEP})
     results = collect(out)
-    write_report(results, out, matrix.source)
+    if todo or not (out / "table.md").is_file():
+        write_report(results, out, matrix_sources(out, matrix.source))
     return results
+
+
+def _eta(started: float, done: int, total: int) -> str:
+    if not done:
+        return ""
+    per_cell = (time.monotonic() - started) / done
+    return f" ({done} done, {total - done} left, ETA {per_cell * (total - done) / 60:.0f} min)"
+
+
+def matrix_sources(out: Path, current: str) -> str:
+    """The matrices whose cells share ``out``: those the existing table names, plus ``current``."""
+    table = out / "table.md"
+    first = table.read_text().splitlines()[0] if table.is_file() else ""
+    earlier = [s.strip(" `") for s in first.removeprefix("Matrix:").split(" + ")] if first.startswith("Matrix:") else []
+    return " + ".join(f"`{s}`" for s in dict.fromkeys([*earlier, current]) if s)
 
 
 def collect(out: Path) -> list[dict[str, Any]]:

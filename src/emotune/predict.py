@@ -46,7 +46,7 @@ class Predictor:
         'positive'
     """
 
-    def __init__(self, recogniser: Recogniser, batch_size: int = 16) -> None:
+    def __init__(self, recogniser: Recogniser, batch_size: int | None = None) -> None:
         self.recogniser = recogniser
         self.batch_size = batch_size
 
@@ -56,7 +56,7 @@ class Predictor:
         return self.recogniser.labels.names
 
     @classmethod
-    def load(cls, run: str | Path, batch_size: int = 16) -> Predictor:
+    def load(cls, run: str | Path, batch_size: int | None = None) -> Predictor:
         """Rebuilds the recogniser of a run directory (backbone + saved adapter).
 
         Raises:

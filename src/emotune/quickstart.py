@@ -53,6 +53,9 @@ def quickstart(
         metrics = run(quickstart_config(method, output, model))
         rows.append({"method": method, "seconds": time.perf_counter() - started, **metrics})
     print(format_table(rows))
+    print(
+        f"\nRun directories (metrics.json, predictions.jsonl, adapter/): {', '.join(str(output / m) for m in methods)}"
+    )
     if "lora" in methods:
         print(f'\nTry it: emotune predict --run {output / "lora"} "I can\'t wait to see you tomorrow!"')
     return rows

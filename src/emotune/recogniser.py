@@ -10,12 +10,13 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from emotune.backbones import load_backbone
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
-from emotune.distributed import gather_rows, my_share, resolve_device
+from emotune.distributed import gather_rows, my_share, resolve_device, world_size
 from emotune.methods import Method, get_method
 from emotune.methods.base import base_model_of
 from emotune.prompts import PromptBuilder
@@ -93,6 +94,7 @@ class Recogniser:
     precision: str = "auto"
     multi_label: bool = False
     threshold: float = 0.5
+    eval_batch_size: int = 0
 
     def __post_init__(self) -> None:
         self.scorer = LabelScorer(self.model, self.method, self.head)
@@ -100,6 +102,12 @@ class Recogniser:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @property
+    def batch_size(self) -> int:
+        """Texts per scoring pass: ``runtime.eval_batch_size``, else 16 on a CPU and 256 on a GPU,
+        where small batches leave the device idle between launches."""
+        return self.eval_batch_size or (256 if self.device.type == "cuda" else 16)
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
         """Mixed precision for forward passes where the hardware supports bf16."""
@@ -130,21 +138,30 @@ class Recogniser:
         return logits.float().sigmoid() if self.multi_label else logits.float().softmax(-1)
 
     @torch.no_grad()
-    def probabilities(self, examples: Sequence[Example], batch_size: int = 16) -> torch.Tensor:
+    def probabilities(self, examples: Sequence[Example], batch_size: int | None = None) -> torch.Tensor:
         """Label probabilities (n, num_labels), batched by length, in the input order.
 
         Under ``accelerate launch`` each process scores its share and the rows are gathered, so
         every process returns the whole matrix.
         """
         self.model.eval()
+        batch_size = batch_size or self.batch_size
         mine = my_share(range(len(examples)))
         rows = self.encode([examples[i] for i in mine])
-        local: dict[int, list[float]] = {}
-        for idx, batch in self.iter_batches(rows, batch_size):
-            for i, row in zip(idx, self.to_probabilities(self.label_logits(batch)).cpu().tolist(), strict=True):
-                local[mine[i]] = row
-        merged = gather_rows(local)
+        order: list[int] = []
+        parts: list[torch.Tensor] = []
+        batches = self.iter_batches(rows, batch_size)
+        # Results stay on the device until the end: one host copy, not one per batch.
+        quiet = len(rows) <= 8 * batch_size or None  # a bar only for long runs, and only on a terminal
+        for idx, batch in tqdm(batches, total=-(-len(rows) // batch_size), desc="score", unit="batch", disable=quiet):
+            order.extend(mine[i] for i in idx)
+            parts.append(self.to_probabilities(self.label_logits(batch)))
+        local = torch.cat(parts).cpu() if parts else torch.empty(0, len(self.labels))
         probs = torch.empty(len(examples), len(self.labels))
+        if world_size() == 1:
+            probs[torch.tensor(order, dtype=torch.long)] = local
+            return probs
+        merged = gather_rows(dict(zip(order, local.tolist(), strict=True)))
         for i, row in merged.items():
             probs[i] = torch.tensor(row)
         return probs
@@ -223,7 +240,7 @@ def build_recogniser(
     ).to(model.device)
     wrapped = method.load(model, adapter_dir) if adapter_dir is not None else method.attach(model, tokenizer)
     rec = Recogniser(wrapped, method, tokenizer, labels, prompt, head, runtime.max_length, runtime.precision)
-    rec.multi_label, rec.threshold = multi_label, threshold
+    rec.multi_label, rec.threshold, rec.eval_batch_size = multi_label, threshold, runtime.eval_batch_size
     if head_bias is not None:
         head.bias.copy_(torch.tensor(list(head_bias), dtype=head.bias.dtype))
     elif multi_label or method.calibrates:

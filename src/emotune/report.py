@@ -106,9 +106,10 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(results: list[dict[str, Any]], out: Path, source: str) -> None:
-    """Writes ``table.md``, ``summary.json`` and (with matplotlib) ``bars.png`` into ``out``."""
-    write_text(out / "table.md", f"Matrix: `{source}`\n\n" + table(results))
+def write_report(results: list[dict[str, Any]], out: Path, sources: str) -> None:
+    """Writes ``table.md`` (headed by the matrices ``sources``), ``summary.json`` and (with
+    matplotlib) ``bars.png`` into ``out``."""
+    write_text(out / "table.md", f"Matrix: {sources}\n\n" + table(results))
     summary = {f"{d}/{m}": s for (d, m), s in summarise(results).items()}
     write_json(out / "summary.json", summary)
     plot(results, out / "bars.png")

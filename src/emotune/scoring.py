@@ -41,8 +41,13 @@ class Batch:
         return cls(ids, mask, last)
 
     def to(self, device: torch.device) -> Batch:
-        """Moves every tensor to ``device``."""
-        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.last_index.to(device))
+        """Moves every tensor to ``device``; to a GPU through pinned memory, without waiting for the copy."""
+        if device.type != "cuda":
+            return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.last_index.to(device))
+        moved = (
+            t.pin_memory().to(device, non_blocking=True) for t in (self.input_ids, self.attention_mask, self.last_index)
+        )
+        return Batch(*moved)
 
 
 def verbaliser_token_ids(

@@ -1,0 +1,66 @@
+"""The default backbone's tokenizer, pinned: fixed strings map to fixed ids of the GGUF's own
+vocabulary (the transformers version that converts it must agree), and a conversion that splits
+whole words is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emotune.backbones import check_gguf_tokenizer
+from emotune.errors import EmotuneError
+
+# (text with the prefix the prompt puts before it, ids, the GGUF's pieces for those ids)
+PINNED = [
+    (" negative", [5676], ["▁negative"]),
+    (" positive", [4414], ["▁positive"]),
+    (" neutral", [12643], ["▁neutral"]),
+    (" joy", [12690], ["▁joy"]),
+    (" sadness", [55882], ["▁sadness"]),
+    (" anger", [25046], ["▁anger"]),
+    ("I am so happy", [236777, 1006, 834, 5293], ["I", "▁am", "▁so", "▁happy"]),
+    ("积极", [60636], ["积极"]),
+    ("消极", [238114, 238936], ["消", "极"]),
+    ("愤怒", [186675], ["愤怒"]),
+    ("今天很开心", [22601, 237614, 118055], ["今天", "很", "开心"]),
+]
+
+
+def _gguf_pieces(path: Path) -> list[str]:
+    import gguf
+
+    field = gguf.GGUFReader(str(path)).fields["tokenizer.ggml.tokens"]
+    return [bytes(field.parts[i]).decode("utf-8") for i in field.data]
+
+
+@pytest.mark.slow
+def test_default_backbone_tokenizer_is_pinned_to_the_gguf_vocabulary() -> None:
+    from emotune.backbones import BACKBONES, cache_dir, load_backbone
+
+    _, tokenizer = load_backbone("gemma3-270m")
+    pieces = _gguf_pieces(BACKBONES["gemma3-270m"].locate_gguf(cache_dir()))
+    for text, ids, expected in PINNED:
+        assert [pieces[i] for i in ids] == expected, text  # the ids are the GGUF's own tokens
+        assert tokenizer(text, add_special_tokens=False).input_ids == ids, text
+
+
+class _Splitter:
+    """A tokenizer that spells every word in fragments (what transformers 5.17 did)."""
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> object:
+        return type("Encoding", (), {"input_ids": [3, 4, 5]})()
+
+
+def test_a_conversion_that_splits_whole_words_is_refused(tmp_path: Path) -> None:
+    import gguf
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_token_list(["<pad>", "<bos>", "<eos>", "▁n", "eg", "ative", "▁negative"])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(EmotuneError, match=r"converts the tokenizer of tiny.gguf wrongly: ' negative' becomes"):
+        check_gguf_tokenizer(path, _Splitter())  # type: ignore[arg-type]
