@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -15,6 +22,9 @@ from transformers import (
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
 )
+
+from emotune.pipeline import run
+from helpers import tiny_config
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -167,3 +177,52 @@ def _isolated_cache(
     # converted once per machine rather than once per test session.
     if request.node.get_closest_marker("slow") is None:
         monkeypatch.setenv("EMOTUNE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+# The HTTP service over loopback: a tiny trained run served by `emotune serve` in a subprocess.
+KEY = "s3cret-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_gemma: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("serve")
+    rows = [{"text": t, "label": "positive"} for t in POSITIVE] + [{"text": t, "label": "negative"} for t in NEGATIVE]
+    files = {}
+    for split in ("train", "dev", "test"):
+        files[split] = str(folder / f"{split}.jsonl")
+        Path(files[split]).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run(tiny_config(tiny_gemma, files, str(folder / "run"), epochs=1))
+    return folder / "run"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run: Path) -> Iterator[str]:
+    port = _free_port()
+    cmd = [sys.executable, "-c", "from emotune.cli import main; raise SystemExit(main())", "serve"]
+    cmd += ["--run", str(tiny_run), "--port", str(port), "--max-texts", "4", "--max-chars", "60"]
+    cmd += ["--max-body-bytes", "2000", "--max-wait-ms", "50"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "EMOTUNE_API_KEY": KEY}, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"server exited: {proc.stderr.read() if proc.stderr else ''}"
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("server did not become ready in 120 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

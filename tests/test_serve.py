@@ -2,70 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import NEGATIVE, POSITIVE
-from emotune.pipeline import run
+from conftest import AUTH, KEY, NEGATIVE, POSITIVE
 from emotune.predict import Predictor
-from helpers import tiny_config
-
-KEY = "s3cret-key"
-AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tiny_gemma: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("serve")
-    rows = [{"text": t, "label": "positive"} for t in POSITIVE] + [{"text": t, "label": "negative"} for t in NEGATIVE]
-    files = {}
-    for split in ("train", "dev", "test"):
-        files[split] = str(folder / f"{split}.jsonl")
-        Path(files[split]).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    run(tiny_config(tiny_gemma, files, str(folder / "run"), epochs=1))
-    return folder / "run"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(tiny_run: Path) -> Iterator[str]:
-    port = _free_port()
-    cmd = [sys.executable, "-c", "from emotune.cli import main; raise SystemExit(main())", "serve"]
-    cmd += ["--run", str(tiny_run), "--port", str(port), "--max-texts", "4", "--max-chars", "60"]
-    cmd += ["--max-body-bytes", "2000", "--max-wait-ms", "50"]
-    proc = subprocess.Popen(cmd, env={**os.environ, "EMOTUNE_API_KEY": KEY}, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"server exited: {proc.stderr.read() if proc.stderr else ''}"
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("server did not become ready in 120 s")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_health_ready_and_model(server: str) -> None:
@@ -150,7 +95,6 @@ class _FakePredictor:
 
 def test_the_port_answers_while_the_model_loads() -> None:
     import threading
-    import time
 
     from fastapi.testclient import TestClient
 
@@ -177,7 +121,6 @@ def test_the_port_answers_while_the_model_loads() -> None:
 
 
 def test_a_model_that_fails_to_load_says_why_on_readyz() -> None:
-    import time
 
     from fastapi.testclient import TestClient
 
@@ -195,3 +138,29 @@ def test_a_model_that_fails_to_load_says_why_on_readyz() -> None:
         answer = client.get("/readyz")
         assert answer.status_code == 503
         assert answer.json() == {"error": "model failed to load: runs/x/adapter: cannot load adapter (bad header)"}
+
+
+def test_metrics_in_the_prometheus_text_format(server: str) -> None:
+    httpx.post(f"{server}/v1/predict", json={"texts": ["a wonderful film"]}, headers=AUTH)
+    httpx.post(f"{server}/v1/predict", json={"texts": [""]}, headers=AUTH)  # 422
+    text = httpx.get(f"{server}/metrics").text  # open, like the probes
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            assert line.split()[1] in ("HELP", "TYPE")
+            continue
+        name, value = line.rsplit(" ", 1)
+        samples[name] = float(value)  # every sample line is "name{labels} number"
+    assert samples['emotune_responses_total{path="/v1/predict",code="200"}'] >= 1
+    assert samples['emotune_responses_total{path="/v1/predict",code="422"}'] >= 1
+    assert samples["emotune_errors_total"] >= 1 and samples["emotune_model_ready"] == 1
+    assert samples["emotune_model_load_seconds"] > 0
+    assert samples['emotune_request_seconds_bucket{le="+Inf"}'] == samples["emotune_request_seconds_count"] >= 2
+    assert samples["emotune_batch_texts_count"] >= 1
+    assert "# TYPE emotune_request_seconds histogram" in text
+
+
+def test_the_page_is_served(server: str) -> None:
+    page = httpx.get(f"{server}/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="text"' in page.text and "v1/predict" in page.text

@@ -189,6 +189,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     serve(args.run, args.host, args.port, settings)
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from emotune.export import export
+
+    result = export(Path(args.run), args.format, Path(args.output), quantize=args.int8, overwrite=args.overwrite)
+    print(json.dumps(asdict(result)))
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from emotune.harness import load_matrix, run_matrix
 
@@ -295,6 +302,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=32, help="most texts merged into one forward pass")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("export", help="ship a trained run: merged HF model, or ONNX label scorer (emotune[onnx])")
+    p.add_argument("--run", required=True, help="run directory to export")
+    p.add_argument("--format", default="merged", help="merged (HF folder, adapter folded in) or onnx")
+    p.add_argument("--output", required=True, help="folder to write (predict/serve load it with --run)")
+    p.add_argument("--int8", action="store_true", help="onnx: dynamic int8 weights (smaller, faster on CPUs)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("bench", help="run a benchmark matrix (datasets x methods x seeds); resumable")
     p.add_argument("--matrix", required=True, help="matrix YAML (see benchmarks/paper.yaml)")
     p.add_argument("--out", required=True, help="results folder: cells/*.json, table.md, summary.json, bars.png")

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from emotune.batching import length_batches
 from emotune.data.schema import Example
 from emotune.methods.base import base_model_of
 from emotune.recogniser import Recogniser
-from emotune.scoring import length_batches, output_weight
+from emotune.scoring import output_weight
 
 
 def label_targets(rec: Recogniser) -> list[list[int]]:

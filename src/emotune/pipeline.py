@@ -193,6 +193,7 @@ def final_evaluation(
         else None,
         "headline_metric": dataset.headline_metric,
         f"best_dev_{dataset.headline_metric}": state.best_score if trained else None,
+        "best_dev_score": state.best_score if trained else None,  # the headline metric on dev, any corpus
         "best_dev_step": state.best_step if trained else None,
         "eval_seconds": round(seconds, 2),
         "eval_examples_per_second": round(len(selection.eval) / seconds, 2),
@@ -219,6 +220,8 @@ def evaluate_saved(folder: Path, cfg: RunConfig, output: str | None = None) -> d
     """
     dataset = load_data(cfg.data, cfg.train.seed, {cfg.train.eval_split})
     rec = Predictor.load(folder).recogniser
+    if not isinstance(rec, Recogniser):
+        raise EmotuneError(f"{folder}: an ONNX export; evaluate the run it came from (or predict a file with it)")
     if rec.labels.names != dataset.labels.names:
         raise EmotuneError(
             f"the run's labels {list(rec.labels.names)} differ from the dataset's {list(dataset.labels.names)}"

@@ -5,15 +5,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import Any, Protocol
 
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet, Turn
 from emotune.errors import EmotuneError
 from emotune.methods import get_method
-from emotune.recogniser import Recogniser, build_recogniser
 from emotune.storage import read_json
+
+#: ``model.name`` of an exported folder: the backbone is the folder itself.
+SAME_FOLDER = "."
+
+
+class ScoringBackend(Protocol):
+    """What a Predictor needs: the torch :class:`~emotune.recogniser.Recogniser` or the ONNX one."""
+
+    labels: LabelSet
+    multi_label: bool
+    threshold: float
+
+    def probabilities(self, examples: Sequence[Example], batch_size: int | None = None) -> Any:
+        """Label probabilities (n, num_labels): a torch tensor or a numpy array."""
+        ...
+
+    def decide(self, probs: Any) -> list[list[int]]:
+        """Predicted label indices per row, best first."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -46,7 +63,7 @@ class Predictor:
         'positive'
     """
 
-    def __init__(self, recogniser: Recogniser, batch_size: int | None = None) -> None:
+    def __init__(self, recogniser: ScoringBackend, batch_size: int | None = None) -> None:
         self.recogniser = recogniser
         self.batch_size = batch_size
 
@@ -57,31 +74,21 @@ class Predictor:
 
     @classmethod
     def load(cls, run: str | Path, batch_size: int | None = None) -> Predictor:
-        """Rebuilds the recogniser of a run directory (backbone + saved adapter).
+        """Loads a run directory (backbone + saved adapter), a merged export, or an ONNX export.
+
+        An ONNX export (``model.onnx``) runs on ONNX Runtime and imports neither torch nor PEFT.
 
         Raises:
-            EmotuneError: If the folder is not a complete run directory.
+            EmotuneError: If the folder is not a complete run directory or export.
         """
         folder = Path(run)
         if not (folder / "config.yaml").is_file():
             raise EmotuneError(f"{folder}: not a run directory (no config.yaml)")
-        cfg = RunConfig.from_yaml(folder / "config.yaml", saved=True).validate()
-        meta = read_json(folder / "run.json")
-        labels = LabelSet.from_dict(meta["labels"])
-        adapter = folder / "adapter"
-        if get_method(cfg.method).needs_adapter and not adapter.is_dir():
-            raise EmotuneError(f"{folder}: run has no adapter/ (training did not finish?)")
-        rec = build_recogniser(
-            cfg,
-            labels,
-            meta["language"],
-            meta["task"],
-            adapter_dir=adapter,
-            multi_label=bool(meta.get("multi_label", False)),
-            head_bias=meta.get("head_bias"),
-            threshold=float(meta.get("threshold", 0.5)),
-        )
-        return cls(rec, batch_size)
+        if (folder / "model.onnx").is_file():
+            from emotune.onnx_backend import OnnxRecogniser  # torch-free backend, imported only for it
+
+            return cls(OnnxRecogniser.load(folder), batch_size)
+        return cls(_torch_recogniser(folder), batch_size)
 
     def predict(self, texts: str | Sequence[str], contexts: Sequence[Sequence[str]] | None = None) -> list[Prediction]:
         """Predicts a label for each text; always returns a list (one item for one string).
@@ -109,7 +116,31 @@ class Predictor:
         turns = tuple(Turn(c) for c in context or ())
         return Example(text.strip(), context=turns)
 
-    def _prediction(self, row: torch.Tensor, picks: list[int]) -> Prediction:
+    def _prediction(self, row: Any, picks: list[int]) -> Prediction:
         scores = {n: float(v) for n, v in zip(self.labels, row.tolist(), strict=True)}
         names = tuple(self.labels[k] for k in picks)
         return Prediction(names[0], scores, names)
+
+
+def _torch_recogniser(folder: Path) -> Any:
+    """The torch Recogniser of a run directory or merged export (torch is imported here, not at
+    module import, so an ONNX export predicts without it)."""
+    from emotune.recogniser import build_recogniser
+
+    cfg = RunConfig.from_yaml(folder / "config.yaml", saved=True).validate()
+    if cfg.model.name == SAME_FOLDER:  # a merged export carries its own weights
+        cfg.model.name = str(folder)
+    meta = read_json(folder / "run.json")
+    adapter = folder / "adapter"
+    if get_method(cfg.method).needs_adapter and not adapter.is_dir():
+        raise EmotuneError(f"{folder}: run has no adapter/ (training did not finish?)")
+    return build_recogniser(
+        cfg,
+        LabelSet.from_dict(meta["labels"]),
+        meta["language"],
+        meta["task"],
+        adapter_dir=adapter,
+        multi_label=bool(meta.get("multi_label", False)),
+        head_bias=meta.get("head_bias"),
+        threshold=float(meta.get("threshold", 0.5)),
+    )

@@ -7,10 +7,12 @@ the length budget and the instruction is never cut.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
 
 from emotune.data.schema import Example, LabelSet
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 _TEMPLATES = {
     "en": "Classify the {task} of the sentence to {choices}: {text}\n{Task}:",

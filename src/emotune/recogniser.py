@@ -14,6 +14,7 @@ from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from emotune.backbones import load_backbone
+from emotune.batching import length_batches
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
 from emotune.distributed import gather_rows, my_share, resolve_device, world_size
@@ -24,7 +25,6 @@ from emotune.scoring import (
     Batch,
     LabelHead,
     encode_examples,
-    length_batches,
     output_weight,
     verbaliser_token_ids,
 )

@@ -9,7 +9,16 @@ from typing import Any
 from emotune.storage import write_json, write_text
 
 #: The metrics a benchmark cell keeps.
-KEEP = ("n", "accuracy", "macro_f1", "weighted_f1", "ua", "train_seconds", "train_examples_per_second")
+KEEP = (
+    "n",
+    "accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "ua",
+    "train_seconds",
+    "train_examples_per_second",
+    "best_dev_score",  # the corpus's headline metric on dev: what recipe choices are made on
+)
 
 # Peng et al. (ICASSP 2024), ChatGLM2-6B, single runs, text only; % by metric.
 # Each row: (paper dataset, metrics, zero-shot, P-Tuning v2, LoRA, best cited specialised).

@@ -128,12 +128,6 @@ def encode_examples(
     return [prompt.encode(tokenizer, ex, max_length) for ex in examples]
 
 
-def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Groups indices of similar length into batches (less padding), longest first."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
 def epoch_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
     """Shuffled batches of similar-length examples, deterministic for a seed.
 

@@ -26,5 +26,8 @@ def default_targets(model: PreTrainedModel, mapping: Mapping[str, Sequence[str]]
 def resolve_targets(
     override: Sequence[str] | None, model: PreTrainedModel, mapping: Mapping[str, Sequence[str]]
 ) -> list[str] | str:
-    """The user's module names when given, else :func:`default_targets`."""
+    """The user's module names when given (``all-linear`` alone means every linear layer), else
+    :func:`default_targets`."""
+    if override and list(override) == [ALL_LINEAR]:
+        return ALL_LINEAR
     return list(override) if override else default_targets(model, mapping)

@@ -1,4 +1,5 @@
-"""The FastAPI app: ``POST /v1/predict``, ``GET /healthz``, ``GET /readyz``, ``GET /v1/model``.
+"""The FastAPI app: ``POST /v1/predict``, ``GET /healthz``, ``GET /readyz``, ``GET /v1/model``,
+``GET /metrics`` (Prometheus) and a page to try the model at ``/``.
 
 The model loads in a background task started by the lifespan, so the port opens at once and
 ``/healthz`` answers while ``/readyz`` (and ``/v1/predict``) answer 503 until the model is ready:
@@ -11,19 +12,22 @@ import asyncio
 import hmac
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from emotune.errors import EmotuneError
 from emotune.predict import Prediction, Predictor
 from emotune.serve.batcher import MicroBatcher, QueueFull
+from emotune.serve.metrics import ServiceMetrics
 from emotune.serve.settings import ServeSettings
 
 log = logging.getLogger("emotune.serve")
@@ -87,8 +91,10 @@ def create_app(
         describe: Extra facts for ``/v1/model`` (run, dataset card).
     """
     state: dict[str, Any] = {}
+    metrics = ServiceMetrics()
 
     async def load_in_background() -> None:
+        started = time.perf_counter()
         try:
             predictor = await asyncio.to_thread(load)
         except Exception as err:  # a damaged run: stay up, say why on /readyz
@@ -96,8 +102,14 @@ def create_app(
             state["error"] = f"model failed to load: {reason}"
             log.error(state["error"])
             return
+        metrics.load_seconds, metrics.ready = time.perf_counter() - started, True
+
+        def predict(texts: list[str], contexts: list[list[str]]) -> list[Prediction]:
+            metrics.record_batch(len(texts))
+            return predictor.predict(texts, contexts)
+
         batcher = MicroBatcher(
-            lambda texts, contexts: predictor.predict(texts, contexts),
+            predict,
             settings.max_batch,
             settings.max_wait_ms,
             settings.queue_size,
@@ -116,8 +128,29 @@ def create_app(
 
     app = FastAPI(title="emotune", version="1", lifespan=lifespan)
     install_middleware(app, settings)
+    install_metrics(app, metrics)
     install_routes(app, settings, state, describe or {})
     return app
+
+
+def install_metrics(app: FastAPI, metrics: ServiceMetrics) -> None:
+    """Counts every response (limits and auth included: this middleware is outermost) and serves
+    ``GET /metrics`` (open, like the probes) and the try-it page at ``/``."""
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        metrics.record_response(request.url.path, response.status_code, time.perf_counter() - started)
+        return response
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(resources.files("emotune.serve").joinpath("static/index.html").read_text("utf-8"))
 
 
 def install_middleware(app: FastAPI, settings: ServeSettings) -> None:
@@ -162,7 +195,7 @@ def install_routes(app: FastAPI, settings: ServeSettings, state: dict[str, Any],
         cfg = predictor.recogniser
         facts = {
             "labels": list(predictor.labels),
-            "method": cfg.method.name,
+            "method": getattr(getattr(cfg, "method", None), "name", "onnx export"),
             "multi_label": cfg.multi_label,
             "batches_run": state["batcher"].batches,
             "limits": {k: v for k, v in vars(settings).items() if k != "api_key"},

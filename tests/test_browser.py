@@ -1,0 +1,67 @@
+"""The page at ``/`` in a real browser: headless Chromium (Debian's ``chromium`` and
+``chromium-driver``; ``.ci/run`` installs them) loads it from a live ``emotune serve``, a text is
+typed, the button clicked, and the label is read from the rendered DOM. A screenshot is kept
+under ``benchmarks/results/``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import AUTH, KEY
+
+webdriver = pytest.importorskip("selenium.webdriver")
+DRIVER = shutil.which("chromedriver")
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOT = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "serve-page.png"
+
+pytestmark = pytest.mark.skipif(not (DRIVER and BROWSER), reason="needs chromium and chromium-driver")
+
+
+@pytest.fixture
+def browser():  # type: ignore[no-untyped-def]
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=900,1000"):
+        options.add_argument(flag)
+    options.binary_location = BROWSER
+    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_typing_a_text_shows_its_label_and_bars(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from emotune.predict import Predictor
+
+    browser.get(f"{server}/")
+    browser.find_element(By.TAG_NAME, "summary").click()  # opens the key field
+    browser.find_element(By.ID, "key").send_keys(KEY)
+    browser.find_element(By.ID, "text").send_keys("a wonderful film")
+    browser.find_element(By.ID, "go").click()
+    WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "label").get_attribute("data-label"))
+    shown = browser.find_element(By.ID, "label").get_attribute("data-label")
+    bars = [row.get_attribute("data-label") for row in browser.find_elements(By.CSS_SELECTOR, "#bars .row")]
+    WebDriverWait(browser, 30).until(ready.text_to_be_present_in_element((By.ID, "model"), "labels:"))
+    info = browser.find_element(By.ID, "model").text
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOT))
+    run = Path(httpx_model(server)["run"])
+    assert shown == Predictor.load(run).predict("a wonderful film")[0].label
+    assert sorted(bars) == ["negative", "positive"]
+    assert "negative, positive" in info
+    assert browser.find_element(By.ID, "error").text == ""
+
+
+def httpx_model(server: str) -> dict[str, object]:
+    import httpx
+
+    return dict(httpx.get(f"{server}/v1/model", headers=AUTH).json())

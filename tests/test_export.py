@@ -1,0 +1,124 @@
+"""Export: a merged Hugging Face model (Predictor and plain transformers load it) and an ONNX
+label scorer that predicts without torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from emotune.errors import EmotuneError
+from emotune.export import export
+from emotune.pipeline import run
+from emotune.predict import Predictor
+from helpers import tiny_config
+
+pytest.importorskip("onnxruntime")
+
+
+def _records(folder: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+
+
+def _same_predictions(records: list[dict], predictor: Predictor, tolerance: float) -> None:  # type: ignore[type-arg]
+    preds = predictor.predict([str(r["text"]) for r in records])
+    for record, pred in zip(records, preds, strict=True):
+        assert pred.label == record["label"]
+        assert all(abs(pred.scores[k] - v) <= tolerance for k, v in record["scores"].items())  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_gemma: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from conftest import NEGATIVE, POSITIVE
+
+    folder = tmp_path_factory.mktemp("export")
+    rows = [{"text": t, "label": "positive"} for t in POSITIVE] + [{"text": t, "label": "negative"} for t in NEGATIVE]
+    files = {}
+    for split in ("train", "dev", "test"):
+        files[split] = str(folder / f"{split}.jsonl")
+        Path(files[split]).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run(tiny_config(tiny_gemma, files, str(folder / "run"), method="lora", epochs=3, lr=2e-2))
+    return folder / "run"
+
+
+def test_merged_export_predicts_like_the_run(lora_run: Path, tmp_path: Path) -> None:
+    result = export(lora_run, "merged", tmp_path / "merged")
+    assert result.merged and (tmp_path / "merged" / "model.safetensors").is_file()
+    _same_predictions(_records(lora_run), Predictor.load(tmp_path / "merged"), 1e-4)
+
+
+def test_plain_transformers_reproduces_the_label_logits(lora_run: Path, tmp_path: Path) -> None:
+    export(lora_run, "merged", tmp_path / "m")
+    # The README's snippet: plain transformers, no emotune.
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = str(tmp_path / "m")
+    meta = json.loads(Path(folder, "emotune.json").read_text())
+    tok, model = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder)
+    text = "a wonderful film"
+    pieces = (tok(s, add_special_tokens=False).input_ids for s in (meta["prompt_head"], text, meta["prompt_tail"]))
+    ids = [tok.bos_token_id] * meta["add_bos"] + [i for p in pieces for i in p]
+    with torch.no_grad():
+        last = model(torch.tensor([ids])).logits[0, -1]
+    logits = [last[t].logsumexp(0) - b for t, b in zip(meta["label_token_ids"], meta["label_bias"], strict=True)]
+    probs = torch.stack(logits).softmax(0)
+    expected = Predictor.load(lora_run).predict(text)[0]
+    assert meta["labels"][int(probs.argmax())] == expected.label
+    assert all(abs(float(p) - expected.scores[n]) < 1e-4 for n, p in zip(meta["labels"], probs, strict=True))
+
+
+def test_a_method_that_cannot_merge_exports_its_adapter(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
+    run(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "pt2"), method="ptuning-v2", epochs=1))
+    result = export(tmp_path / "pt2", "merged", tmp_path / "out")
+    assert not result.merged and "cannot be merged" in result.note
+    assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
+    _same_predictions(_records(tmp_path / "pt2"), Predictor.load(tmp_path / "out"), 1e-5)
+    with pytest.raises(EmotuneError, match="cannot be merged, so it has no ONNX export"):
+        export(tmp_path / "pt2", "onnx", tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()
+
+
+@pytest.mark.parametrize("int8", [False, True], ids=["fp32", "int8"])
+def test_onnx_export_predicts_like_the_run(lora_run: Path, tmp_path: Path, int8: bool) -> None:
+    export(lora_run, "onnx", tmp_path / "onnx", quantize=int8)
+    predictor = Predictor.load(tmp_path / "onnx")
+    assert type(predictor.recogniser).__name__ == "OnnxRecogniser"
+    records = _records(lora_run)
+    if not int8:
+        _same_predictions(records, predictor, 1e-4)
+        return
+    preds = predictor.predict([str(r["text"]) for r in records])  # int8 weights: close, not equal
+    assert sum(p.label == r["label"] for p, r in zip(preds, records, strict=True)) >= len(records) - 1
+
+
+def test_onnx_export_predicts_a_file_without_torch(lora_run: Path, tmp_path: Path) -> None:
+    export(lora_run, "onnx", tmp_path / "onnx")
+    source = tmp_path / "in.txt"
+    source.write_text("a wonderful film\ni hated it\n")
+    # Importing torch or peft fails in this process, as in an environment without them.
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['peft'] = None; sys.modules['accelerate'] = None\n"
+        "from emotune.cli import main\n"
+        f"code = main(['predict', '--run', {str(tmp_path / 'onnx')!r}, '--input', {str(source)!r}, "
+        f"'--output', {str(tmp_path / 'out.jsonl')!r}])\n"
+        "assert 'torch' not in [m for m, v in sys.modules.items() if v is not None]\n"
+        "raise SystemExit(code)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    expected = Predictor.load(lora_run).predict(["a wonderful film", "i hated it"])
+    assert [r["label"] for r in rows] == [p.label for p in expected]
+
+
+def test_export_errors(lora_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(EmotuneError, match="unknown export format 'gguf'"):
+        export(lora_run, "gguf", tmp_path / "x")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("x")
+    with pytest.raises(EmotuneError, match="exists; pass --overwrite"):
+        export(lora_run, "merged", tmp_path / "busy")
