@@ -113,7 +113,7 @@ def build_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
 
 
 def build_model(arch: str, folder: Path, vocab_size: int) -> None:
-    """Saves a tiny random-weight Gemma 3 or Llama causal LM into ``folder``."""
+    """Saves a tiny random-weight Gemma 3, GLM or Llama causal LM into ``folder``."""
     torch.manual_seed(0)
     common = dict(
         vocab_size=vocab_size,
@@ -132,6 +132,10 @@ def build_model(arch: str, folder: Path, vocab_size: int) -> None:
     if arch == "gemma3":
         config = Gemma3TextConfig(**common, sliding_window=64, layer_types=["sliding_attention", "full_attention"])
         model = Gemma3ForCausalLM(config)
+    elif arch == "glm":  # transformers' GLM, the ChatGLM successor (no PEFT target mapping)
+        from transformers import GlmConfig, GlmForCausalLM
+
+        model = GlmForCausalLM(GlmConfig(**(common | {"eos_token_id": [2]})))
     else:
         model = LlamaForCausalLM(LlamaConfig(**common, tie_word_embeddings=False))
     model.save_pretrained(folder)

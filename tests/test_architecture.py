@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from emotune.config import RunConfig
 from emotune.errors import EmotuneError
@@ -138,28 +137,10 @@ def test_new_methods_train_save_and_reload(tiny_gemma: str, sentiment_files, tmp
 @pytest.fixture(scope="session")
 def tiny_glm(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A tiny random-weight GLM (transformers' GlmForCausalLM, the ChatGLM successor)."""
-    from transformers import GlmConfig, GlmForCausalLM
-
-    from conftest import build_tokenizer
+    from conftest import build_model, build_tokenizer
 
     folder = tmp_path_factory.mktemp("tiny-glm")
-    tok = build_tokenizer(folder)
-    torch.manual_seed(0)
-    config = GlmConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=[2],
-        max_position_embeddings=512,
-        initializer_range=0.2,
-    )
-    GlmForCausalLM(config).save_pretrained(folder)
+    build_model("glm", folder, len(build_tokenizer(folder)))
     return str(folder)
 
 

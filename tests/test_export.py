@@ -31,18 +31,10 @@ def _same_predictions(records: list[dict], predictor: Predictor, tolerance: floa
         assert all(abs(pred.scores[k] - v) <= tolerance for k, v in record["scores"].items())  # type: ignore[attr-defined]
 
 
-@pytest.fixture(scope="module")
-def lora_run(tiny_gemma: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import NEGATIVE, POSITIVE
-
-    folder = tmp_path_factory.mktemp("export")
-    rows = [{"text": t, "label": "positive"} for t in POSITIVE] + [{"text": t, "label": "negative"} for t in NEGATIVE]
-    files = {}
-    for split in ("train", "dev", "test"):
-        files[split] = str(folder / f"{split}.jsonl")
-        Path(files[split]).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    run(tiny_config(tiny_gemma, files, str(folder / "run"), method="lora", epochs=3, lr=2e-2))
-    return folder / "run"
+@pytest.fixture
+def lora_run(tiny_run: Path) -> Path:
+    """The tiny LoRA run the service tests use (conftest)."""
+    return tiny_run
 
 
 def test_merged_export_predicts_like_the_run(lora_run: Path, tmp_path: Path) -> None:
@@ -122,3 +114,17 @@ def test_export_errors(lora_run: Path, tmp_path: Path) -> None:
     (tmp_path / "busy" / "file").write_text("x")
     with pytest.raises(EmotuneError, match="exists; pass --overwrite"):
         export(lora_run, "merged", tmp_path / "busy")
+
+
+def test_the_readme_snippet_runs_as_written(lora_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import ast
+
+    export(lora_run, "merged", tmp_path / "m")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    snippet = next(b for b in blocks if "emotune.json" in b)
+    assert len(snippet.strip().splitlines()) <= 10
+    exec(snippet.replace("models/sst2-merged", str(tmp_path / "m")), {})
+    shown = ast.literal_eval(capsys.readouterr().out.strip().splitlines()[-1])
+    expected = Predictor.load(lora_run).predict("what a wonderful film")[0].scores
+    assert all(abs(shown[k] - v) < 1e-4 for k, v in expected.items())
