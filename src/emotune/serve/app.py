@@ -226,4 +226,6 @@ def describe_run(run: Path) -> dict[str, Any]:
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     card_path = run / "dataset_card.json"
     card = json.loads(card_path.read_text()) if card_path.is_file() else None
-    return {"run": str(run), "backbone": cfg["model"]["name"], "dataset_card": card}
+    backbone = cfg["model"]["name"]
+    exported = backbone == "."  # an export carries its own weights
+    return {"run": str(run), "backbone": str(run) if exported else backbone, "dataset_card": card}
