@@ -56,6 +56,7 @@ FLAGS: dict[str, Flag] = {
     "split": Flag("train.eval_split", str, "split for the final evaluation (default test)"),
     "class-weights": Flag("train.class_weights", str, "none or balanced (inverse class frequency)"),
     "loss": Flag("train.loss", str, "cross-entropy (default) or focal (train.focal_gamma, default 2)"),
+    "prior-correction": Flag("train.prior_correction", str, "none (default) or dev: per-label offsets fitted on dev"),
     "gradient-checkpointing": Flag(
         "train.gradient_checkpointing", None, "recompute activations in backward (less memory, ~30%% slower)"
     ),

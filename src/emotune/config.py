@@ -22,6 +22,7 @@ OBJECTIVES = ("classify", "generate")
 PRECISIONS = ("auto", "fp32", "bf16")
 CLASS_WEIGHTS = ("none", "balanced")
 LOSSES = ("cross-entropy", "focal")
+PRIOR_CORRECTIONS = ("none", "dev")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_METHOD = "lora"
 SECTIONS = ("model", "method", "data", "train", "runtime")
@@ -98,8 +99,11 @@ class TrainConfig:
     checkpoint_every: int = 100
     log_every: int = 20
     gradient_checkpointing: bool = False
+    prior_correction: str = "none"
 
     def validate(self) -> None:
+        if self.prior_correction not in PRIOR_CORRECTIONS:
+            raise EmotuneError(f"train.prior_correction must be one of {PRIOR_CORRECTIONS}")
         if self.objective not in OBJECTIVES:
             raise EmotuneError(f"train.objective must be one of {OBJECTIVES}, got '{self.objective}'")
         if self.loss not in LOSSES:

@@ -16,11 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from emotune import rundir
 from emotune.config import RunConfig
-from emotune.data import Dataset, Selection, load_data, select_splits
+from emotune.data import Dataset, Example, Selection, load_data, select_splits
 from emotune.data.card import dataset_card
 from emotune.distributed import is_main, wait_for_everyone
 from emotune.errors import EmotuneError
@@ -28,6 +29,7 @@ from emotune.evaluate import EvalResult, evaluate, write_result
 from emotune.methods import get_method
 from emotune.objectives import get_objective
 from emotune.predict import Predictor
+from emotune.priors import fit_offsets
 from emotune.recogniser import Recogniser, build_recogniser
 from emotune.storage import read_json, write_json
 from emotune.train import (
@@ -58,7 +60,7 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         selection = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
         # A resumed multi-label run keeps the label bias it started with (recalibrating would move it).
         meta = folder / "run.json"
-        head_bias = read_json(meta).get("head_bias") if resume and meta.is_file() else None
+        head_bias = read_json(meta).get("head_bias") if resume and dataset.multi_label and meta.is_file() else None
         rec = build_recogniser(
             cfg, dataset.labels, dataset.language, dataset.task, multi_label=dataset.multi_label, head_bias=head_bias
         )
@@ -67,7 +69,18 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         if dataset.multi_label:
             tune_dev_threshold(rec, selection.dev)
             write_run_files(cfg, dataset, folder, rec)  # records the tuned threshold
+        elif state is not None and cfg.train.prior_correction == "dev" and selection.dev:
+            correct_priors(rec, selection.dev, dataset.headline_metric)
+            write_run_files(cfg, dataset, folder, rec)  # records the corrected label bias
         return final_evaluation(cfg, dataset, rec, selection, folder, state or TrainState())
+
+
+def correct_priors(rec: Recogniser, dev: list[Example], metric: str) -> None:
+    """Fits per-label offsets on dev (see :mod:`emotune.priors`) into the label head's bias."""
+    probs = rec.probabilities(dev).numpy()
+    offsets = fit_offsets(np.log(probs + 1e-12), [int(e.label) for e in dev], metric)  # type: ignore[arg-type]
+    rec.head.bias.sub_(torch.tensor(offsets, dtype=rec.head.bias.dtype, device=rec.head.bias.device))
+    log.info("prior correction fitted on dev (%s): %s", metric, [round(float(o), 2) for o in offsets])
 
 
 def seed_everything(seed: int) -> None:
@@ -169,6 +182,8 @@ def write_run_files(cfg: RunConfig, dataset: Dataset, folder: Path, rec: Recogni
     }
     if dataset.multi_label:
         meta |= {"threshold": rec.threshold, "head_bias": rec.head.bias.tolist()}
+    elif cfg.train.prior_correction != "none" and bool(rec.head.bias.abs().sum() > 0):
+        meta |= {"head_bias": rec.head.bias.tolist()}
     write_json(folder / "run.json", meta)
     write_json(folder / "dataset_card.json", dataset_card(cfg, dataset))
 
