@@ -62,7 +62,7 @@ def export(run: Path, fmt: str, output: Path, *, quantize: bool = False, overwri
 
 
 def _merged(run: Path, rec: Recogniser, tmp: Path, output: Path) -> ExportResult:
-    if not (rec.method.mergeable or not rec.method.trainable):
+    if not can_merge(rec):
         for name in ("config.yaml", *RUN_FILES):
             if (run / name).is_file():
                 shutil.copy2(run / name, tmp / name)
@@ -74,6 +74,11 @@ def _merged(run: Path, rec: Recogniser, tmp: Path, output: Path) -> ExportResult
     rec.tokenizer.save_pretrained(str(tmp))
     write_exported_run(run, rec, tmp, "merged")
     return ExportResult(str(output), "merged", True, f"{rec.method.name} merged into the backbone")
+
+
+def can_merge(rec: Recogniser) -> bool:
+    """Whether the run's adaptation can live in plain weights (a mergeable adapter, or none)."""
+    return rec.method.mergeable or not rec.method.trainable
 
 
 def merged_model(rec: Recogniser) -> nn.Module:
@@ -134,7 +139,7 @@ class _OnnxScorer(nn.Module):
 
 
 def _onnx(run: Path, rec: Recogniser, tmp: Path, output: Path, quantize: bool) -> ExportResult:
-    if rec.method.trainable and not rec.method.mergeable:
+    if not can_merge(rec):
         raise EmotuneError(
             f"method '{rec.method.name}' cannot be merged, so it has no ONNX export; "
             "use --format merged (it keeps the adapter) or train a mergeable method (lora, dora, ia3)"

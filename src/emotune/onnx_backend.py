@@ -14,6 +14,7 @@ import numpy as np
 
 from emotune.batching import length_batches
 from emotune.data.schema import Example, LabelSet
+from emotune.decisions import decide_labels
 from emotune.errors import EmotuneError
 from emotune.prompts import PromptBuilder
 from emotune.storage import read_json
@@ -86,11 +87,5 @@ class OnnxRecogniser:
         return shifted / shifted.sum(-1, keepdims=True)
 
     def decide(self, probs: np.ndarray) -> list[list[int]]:
-        """The argmax per row, or every label at or above the threshold (at least the best)."""
-        if not self.multi_label:
-            return [[int(k)] for k in probs.argmax(-1)]
-        chosen = []
-        for row in probs:
-            above = [int(k) for k in np.argsort(-row) if row[k] >= self.threshold]
-            chosen.append(above or [int(row.argmax())])
-        return chosen
+        """Predicted label indices per row, best first (see :func:`emotune.decisions.decide_labels`)."""
+        return decide_labels(probs.tolist(), self.multi_label, self.threshold)

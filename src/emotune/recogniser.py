@@ -17,6 +17,7 @@ from emotune.backbones import load_backbone
 from emotune.batching import length_batches
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
+from emotune.decisions import decide_labels
 from emotune.distributed import gather_rows, my_share, resolve_device, world_size
 from emotune.methods import Method, get_method
 from emotune.methods.base import base_model_of
@@ -167,18 +168,8 @@ class Recogniser:
         return probs
 
     def decide(self, probs: torch.Tensor) -> list[list[int]]:
-        """Predicted label indices per row, best first.
-
-        One label (the argmax) per text, or, for multi-label, every label whose probability
-        reaches ``threshold``, falling back to the best one so no text goes unlabelled.
-        """
-        if not self.multi_label:
-            return [[k] for k in probs.argmax(-1).tolist()]
-        chosen = []
-        for row in probs:
-            above = [k for k in row.argsort(descending=True).tolist() if row[k] >= self.threshold]
-            chosen.append(above or [int(row.argmax())])
-        return chosen
+        """Predicted label indices per row, best first (see :func:`emotune.decisions.decide_labels`)."""
+        return decide_labels(probs.tolist(), self.multi_label, self.threshold)
 
     @torch.no_grad()
     def calibrate(self) -> None:
