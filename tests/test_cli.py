@@ -27,6 +27,8 @@ def _train_args(model: str, files: dict[str, str], out: Path, *extra: str) -> li
         "negative,positive",
         "--epochs",
         "1",
+        "--min-steps",
+        "0",
         "--batch-size",
         "4",
         "--precision",

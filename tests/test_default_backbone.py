@@ -22,7 +22,7 @@ def _cfg(method: str, out: Path, **train_cfg: object) -> RunConfig:
         {
             "method": {"name": method},
             "data": {"dataset": "quickstart", "max_train_samples": 32, "max_eval_samples": 24},
-            "train": {"epochs": 1, "batch_size": 8, "lr": 1e-3, "checkpoint_every": 0, **train_cfg},
+            "train": {"epochs": 1, "min_steps": 0, "batch_size": 8, "lr": 1e-3, "checkpoint_every": 0, **train_cfg},
             "output": str(out),
         }
     ).validate()

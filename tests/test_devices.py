@@ -108,7 +108,7 @@ def test_the_benchmark_harness_on_the_device(tiny_gemma: str, sentiment_files, t
     spec = {
         "defaults": {
             "model": {"name": tiny_gemma},
-            "train": {"batch_size": 4, "epochs": 1, "lr": 5e-3, "checkpoint_every": 0},
+            "train": {"batch_size": 4, "epochs": 1, "min_steps": 0, "lr": 5e-3, "checkpoint_every": 0},
             "runtime": {"precision": "fp32", "device": device},
         },
         "seeds": [1],

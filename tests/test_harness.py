@@ -103,10 +103,10 @@ def test_matrix_errors(tmp_path: Path) -> None:
         load_matrix(bad)
 
 
-MATRICES = sorted((Path(__file__).parent.parent / "benchmarks").glob("*.yaml"))
+MATRICES = sorted((Path(__file__).parent.parent / "benchmarks").rglob("*.yaml"))
 
 
-@pytest.mark.parametrize("path", MATRICES, ids=[p.name for p in MATRICES])
+@pytest.mark.parametrize("path", MATRICES, ids=[p.parent.name + "/" + p.name for p in MATRICES])
 def test_every_shipped_matrix_is_valid(path: Path) -> None:
     matrix = load_matrix(path)
     assert matrix.cells and len({c.key for c in matrix.cells}) == len(matrix.cells)
@@ -135,3 +135,33 @@ def test_a_rerun_keeps_the_table_and_a_second_matrix_joins_its_header(tmp_path: 
     assert table.read_text().startswith(f"Matrix: `{first.source}` + `{second.source}`")
     cell = json.loads((out / "cells" / "d__lora-b__s1.json").read_text())
     assert cell["matrix"] == second.source
+
+
+def test_part_of_a_matrix_runs_by_dataset_and_method_keys(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    spec = {
+        "seeds": [1, 2],
+        "datasets": {"a": {"dataset": "sst2"}, "b": {"dataset": "sst5"}},
+        "methods": {"x": {"method": {"name": "lora"}}, "y": {"method": {"name": "zero-shot"}, "seeds": 1}},
+    }
+    path.write_text(yaml.safe_dump(spec))
+    matrix = load_matrix(path)
+    assert len(matrix.cells) == 6
+    part = matrix.only(["b"], ["x"])
+    assert [c.key for c in part.cells] == ["b__x__s1", "b__x__s2"] and part.source == matrix.source
+    assert len(matrix.only(None, ["y"]).cells) == 2 and len(matrix.only(seeds=[2]).cells) == 2
+    with pytest.raises(EmotuneError, match=r"no method \['z'\]"):
+        matrix.only(None, ["z"])
+
+
+def test_a_cell_keeps_per_label_recall_and_the_recipe(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump({"seeds": [1], "datasets": {"d": {"dataset": "sst2"}}, "methods": {"x": {}}}))
+
+    def fake(cell: Cell, where: Path) -> dict[str, Any]:
+        per_class = {"negative": {"recall": 0.0, "support": 3}, "positive": {"recall": 1.0, "support": 7}}
+        return {"n": 10, "accuracy": 0.7, "macro_f1": 0.4, "per_class": per_class, "recipe": {"steps": 200}}
+
+    run_matrix(load_matrix(path), tmp_path / "out", tmp_path / "runs", runner=fake)
+    cell = json.loads((tmp_path / "out" / "cells" / "d__x__s1.json").read_text())
+    assert cell["recall"]["negative"] == {"recall": 0.0, "support": 3} and cell["recipe"] == {"steps": 200}

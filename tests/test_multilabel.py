@@ -75,7 +75,7 @@ def test_multilabel_training_tunes_a_threshold_and_predicts_label_sets(tiny_gemm
             "model": {"name": tiny_gemma},
             "method": {"name": "lora"},
             "data": {"dataset": "goemotions", "data_dir": str(_goemotions(tmp_path / "data"))},
-            "train": {"batch_size": 4, "epochs": 12, "lr": 2e-2, "checkpoint_every": 0},
+            "train": {"batch_size": 4, "epochs": 12, "min_steps": 0, "lr": 2e-2, "checkpoint_every": 0},
             "runtime": {"precision": "fp32"},
             "output": str(tmp_path / "run"),
         }

@@ -47,14 +47,18 @@ FLAGS: dict[str, Flag] = {
     "language": Flag("data.language", str, "prompt language: en or zh"),
     "max-train-samples": Flag("data.max_train_samples", int, "seeded subset of the train split"),
     "max-samples": Flag("data.max_eval_samples", int, "seeded subset of the dev and evaluation splits"),
+    "max-dev-samples": Flag("data.max_dev_samples", int, "seeded subset of dev only (default: --max-samples)"),
     "context-turns": Flag("data.context_turns", int, "earlier dialogue turns put before the utterance (default 0)"),
     "objective": Flag("train.objective", str, "classify (label scoring, default) or generate (paper's LM loss)"),
     "epochs": Flag("train.epochs", float, "passes over the training set"),
+    "min-steps": Flag("train.min_steps", int, "at least this many optimiser steps, whatever the epochs (0: no floor)"),
     "batch-size": Flag("train.batch_size", int, "examples per optimiser step (global, over all processes)"),
     "lr": Flag("train.lr", float, "peak learning rate (default: the method's)"),
     "seed": Flag("train.seed", int, "seed of data order, subsets and initialisation"),
     "split": Flag("train.eval_split", str, "split for the final evaluation (default test)"),
-    "class-weights": Flag("train.class_weights", str, "none or balanced (inverse class frequency)"),
+    "class-weights": Flag(
+        "train.class_weights", str, "none (default), balanced (inverse frequency), sqrt, or auto (sqrt when skewed)"
+    ),
     "loss": Flag("train.loss", str, "cross-entropy (default) or focal (train.focal_gamma, default 2)"),
     "prior-correction": Flag("train.prior_correction", str, "none (default) or dev: per-label offsets fitted on dev"),
     "gradient-checkpointing": Flag(
@@ -200,9 +204,14 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from emotune.harness import load_matrix, run_matrix
 
-    matrix = load_matrix(args.matrix)
+    seeds = [int(s) for s in _names(args.seeds) or []] or None
+    matrix = load_matrix(args.matrix).only(_names(args.datasets), _names(args.methods), seeds)
     results = run_matrix(matrix, Path(args.out), Path(args.runs))
     print(json.dumps({"cells": len(matrix.cells), "finished": len(results), "table": f"{args.out}/table.md"}))
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -314,6 +323,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--matrix", required=True, help="matrix YAML (see benchmarks/paper.yaml)")
     p.add_argument("--out", required=True, help="results folder: cells/*.json, table.md, summary.json, bars.png")
     p.add_argument("--runs", default="runs/bench", help="where each cell's run directory goes")
+    p.add_argument("--datasets", help="run only these datasets of the matrix (comma-separated keys)")
+    p.add_argument("--methods", help="run only these methods of the matrix (comma-separated keys)")
+    p.add_argument("--seeds", help="run only these seeds of the matrix (comma-separated)")
     p.set_defaults(func=cmd_bench)
     sub.add_parser("models", help="list registered backbones").set_defaults(func=cmd_models)
     p = sub.add_parser("datasets", help="list registered datasets; NAME: where to get one; --check: load and count")

@@ -20,7 +20,7 @@ from emotune.methods import MethodOptions, default_options, method_name_of
 
 OBJECTIVES = ("classify", "generate")
 PRECISIONS = ("auto", "fp32", "bf16")
-CLASS_WEIGHTS = ("none", "balanced")
+CLASS_WEIGHTS = ("none", "balanced", "sqrt", "auto")
 LOSSES = ("cross-entropy", "focal")
 PRIOR_CORRECTIONS = ("none", "dev")
 DEVICES = ("auto", "cpu", "cuda")
@@ -60,6 +60,7 @@ class DataConfig:
     template: str | None = None
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
+    max_dev_samples: int | None = None
     context_turns: int = 0
     neutral_band: float = 0.0
     drop_neutral: bool = False
@@ -69,7 +70,7 @@ class DataConfig:
             raise EmotuneError("data.neutral_band must be >= 0")
         if self.context_turns < 0:
             raise EmotuneError("data.context_turns must be >= 0")
-        for key in ("max_train_samples", "max_eval_samples"):
+        for key in ("max_train_samples", "max_eval_samples", "max_dev_samples"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise EmotuneError(f"data.{key} must be >= 1")
@@ -83,6 +84,9 @@ class TrainConfig:
 
     objective: str = "classify"
     epochs: float = 1.0
+    # Small sets: one epoch of 256 examples is 32 steps, too few to leave the majority label
+    # (dev search: benchmarks/results/search/small-data-256). 0 turns the floor off.
+    min_steps: int = 200
     batch_size: int = 8
     grad_accum: int = 1
     lr: float | None = None
@@ -90,6 +94,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     seed: int = 42
+    # "auto" (sqrt weights on skewed sets) did not beat unweighted training on dev once the step
+    # floor and all-linear LoRA were in (benchmarks/results/search/small-data-256): off by default.
     class_weights: str = "none"
     loss: str = "cross-entropy"
     focal_gamma: float = 2.0
@@ -110,6 +116,8 @@ class TrainConfig:
             raise EmotuneError(f"train.loss must be one of {LOSSES}")
         if self.class_weights not in CLASS_WEIGHTS:
             raise EmotuneError(f"train.class_weights must be one of {CLASS_WEIGHTS}")
+        if self.min_steps < 0:
+            raise EmotuneError("train.min_steps must be >= 0 (0: no floor)")
         if self.epochs <= 0 or self.batch_size < 1 or self.grad_accum < 1:
             raise EmotuneError("train.epochs, train.batch_size and train.grad_accum must be positive")
         if self.lr is not None and self.lr <= 0:
@@ -202,11 +210,21 @@ class RunConfig:
 _RUNTIME_KEYS = tuple(f.name for f in dataclasses.fields(RuntimeConfig))
 
 
+# Settings whose default changed, with the value an older saved config meant by leaving them out
+# (or, for target_modules, by null): a resumed or re-evaluated older run keeps its recipe.
+_FORMER_DEFAULTS = {"train.min_steps": 0, "method.target_modules": ["peft-default"]}
+LEAF_TARGETS = "target_modules"
+
+
 def _upgrade_saved(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     """Reads an older run's config: ``train.<runtime key>`` moves to ``runtime.``; method options
-    the named method does not have (the former shared section) are dropped."""
+    the named method does not have (the former shared section) are dropped; settings whose
+    default changed since keep the value the run was made with."""
     name = dict(items).get("method.name", DEFAULT_METHOD)
-    own = {f.name for f in dataclasses.fields(default_options(str(name)))}
+    defaults = default_options(str(name)).to_dict()
+    own = set(defaults) - {"name"}
+    # Only LoRA-like methods changed their targets (IA3's null still means PEFT's table).
+    former = {k: v for k, v in _FORMER_DEFAULTS.items() if k != "method.target_modules" or defaults.get(LEAF_TARGETS)}
     upgraded = []
     for key, value in items:
         section, _, leaf = key.partition(".")
@@ -214,7 +232,12 @@ def _upgrade_saved(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
             key = f"runtime.{leaf}"
         elif section == "method" and leaf != "name" and leaf not in own:
             continue
+        if value is None and key in former:
+            value = former[key]
         upgraded.append((key, value))
+    present = {key for key, _ in upgraded}
+    if "train.min_steps" not in present and any(k.startswith("train.") for k in present):
+        upgraded.append(("train.min_steps", _FORMER_DEFAULTS["train.min_steps"]))
     return upgraded
 
 

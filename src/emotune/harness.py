@@ -63,6 +63,29 @@ class Matrix:
     cells: list[Cell]
     source: str
 
+    def only(
+        self, datasets: list[str] | None = None, methods: list[str] | None = None, seeds: list[int] | None = None
+    ) -> Matrix:
+        """The cells of the given dataset and method keys and seeds (None: all); unknown keys are
+        an error, so a typo does not silently run nothing."""
+        checks: list[tuple[str, list[Any] | None, set[Any]]] = [
+            ("dataset", datasets, {c.dataset for c in self.cells}),
+            ("method", methods, {c.method for c in self.cells}),
+            ("seed", seeds, {c.seed for c in self.cells}),
+        ]
+        for kind, wanted, known in checks:
+            missing = sorted(set(wanted or ()) - known)
+            if missing:
+                raise EmotuneError(f"{self.source}: no {kind} {missing} in the matrix (it has {sorted(known)})")
+        keep = [
+            c
+            for c in self.cells
+            if (datasets is None or c.dataset in datasets)
+            and (methods is None or c.method in methods)
+            and (seeds is None or c.seed in seeds)
+        ]
+        return Matrix(keep, self.source)
+
 
 def load_matrix(path: str | Path) -> Matrix:
     """Reads and validates a matrix file (every cell must build a valid RunConfig)."""
@@ -133,11 +156,19 @@ def run_matrix(
         log.info("[%d/%d] %s: running%s", i + 1, len(todo), cell.key, _eta(started, i, len(todo)))
         metrics = runner(cell, runs)
         record = {"dataset": cell.dataset, "method": cell.method, "seed": cell.seed, "matrix": matrix.source}
-        write_json(cells_dir / f"{cell.key}.json", record | {"config": cell.config} | {k: metrics.get(k) for k in KEEP})
+        record |= {"config": cell.config} | {k: metrics.get(k) for k in KEEP} | _per_label(metrics)
+        write_json(cells_dir / f"{cell.key}.json", record)
     results = collect(out)
     if todo or not (out / "table.md").is_file():
         write_report(results, out, matrix_sources(out, matrix.source))
     return results
+
+
+def _per_label(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Each label's recall and support, and the recipe training resolved (steps, weighting)."""
+    per_class = metrics.get("per_class") or {}
+    recall = {name: {"recall": c["recall"], "support": c["support"]} for name, c in per_class.items()}
+    return {"recall": recall or None, "recipe": metrics.get("recipe")}
 
 
 def _eta(started: float, done: int, total: int) -> str:

@@ -68,10 +68,11 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         state = fit(cfg, rec, selection, folder, dataset.headline_metric, resume) if rec.method.trainable else None
         if dataset.multi_label:
             tune_dev_threshold(rec, selection.dev)
-            write_run_files(cfg, dataset, folder, rec)  # records the tuned threshold
         elif state is not None and cfg.train.prior_correction == "dev" and selection.dev:
             correct_priors(rec, selection.dev, dataset.headline_metric)
-            write_run_files(cfg, dataset, folder, rec)  # records the corrected label bias
+        if state is not None or dataset.multi_label:
+            # Records the tuned threshold or corrected label bias, and the recipe training used.
+            write_run_files(cfg, dataset, folder, rec, state.recipe if state else None)
         return final_evaluation(cfg, dataset, rec, selection, folder, state or TrainState())
 
 
@@ -166,8 +167,14 @@ def _best_writer(folder: Path) -> Callable[[dict[str, torch.Tensor]], None]:
     return write
 
 
-def write_run_files(cfg: RunConfig, dataset: Dataset, folder: Path, rec: Recogniser) -> None:
-    """Resolved config and what a Predictor needs to rebuild the label scoring (main process only)."""
+def write_run_files(
+    cfg: RunConfig, dataset: Dataset, folder: Path, rec: Recogniser, recipe: dict[str, Any] | None = None
+) -> None:
+    """Resolved config and what a Predictor needs to rebuild the label scoring (main process only).
+
+    ``recipe`` (what training resolved: steps, epochs, learning rate, class weighting) goes into
+    the dataset card once training has run.
+    """
     if not is_main():
         return
     cfg.to_yaml(folder / "config.yaml")
@@ -185,7 +192,7 @@ def write_run_files(cfg: RunConfig, dataset: Dataset, folder: Path, rec: Recogni
     elif cfg.train.prior_correction != "none" and bool(rec.head.bias.abs().sum() > 0):
         meta |= {"head_bias": rec.head.bias.tolist()}
     write_json(folder / "run.json", meta)
-    write_json(folder / "dataset_card.json", dataset_card(cfg, dataset))
+    write_json(folder / "dataset_card.json", dataset_card(cfg, dataset) | ({"training": recipe} if recipe else {}))
 
 
 def final_evaluation(
@@ -210,6 +217,7 @@ def final_evaluation(
         f"best_dev_{dataset.headline_metric}": state.best_score if trained else None,
         "best_dev_score": state.best_score if trained else None,  # the headline metric on dev, any corpus
         "best_dev_step": state.best_step if trained else None,
+        "recipe": state.recipe or None,
         "eval_seconds": round(seconds, 2),
         "eval_examples_per_second": round(len(selection.eval) / seconds, 2),
     }

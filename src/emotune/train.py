@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from emotune.data.schema import Example
 from emotune.distributed import is_main, my_share, world_size
 from emotune.errors import EmotuneError
 from emotune.evaluate import evaluate
-from emotune.losses import class_weights, gold_targets
+from emotune.losses import class_weights, gold_targets, imbalance_ratio, resolve_class_weights
 from emotune.methods.base import base_model_of
 from emotune.metrics import tune_threshold
 from emotune.objectives import Objective, get_objective
@@ -51,6 +51,7 @@ class TrainState:
     last_eval_step: int = -1
     loss_sum: float = 0.0
     loss_count: int = 0
+    recipe: dict[str, Any] = field(default_factory=dict)
 
 
 class Callback:
@@ -97,6 +98,16 @@ def enable_gradient_checkpointing(rec: Recogniser) -> None:
     base.config.use_cache = False
 
 
+def step_budget(settings: TrainConfig, batches_per_epoch: int) -> int:
+    """Optimiser steps of a run: ``epochs`` over the data, but at least ``min_steps``.
+
+    The floor is what keeps a small training set from stopping after a few dozen steps, before
+    the adapter has moved past predicting the majority label.
+    """
+    from_epochs = math.ceil(settings.epochs * batches_per_epoch / settings.grad_accum)
+    return max(1, from_epochs, settings.min_steps)
+
+
 class Trainer:
     """Trains a recogniser's trainable parameters on labelled examples.
 
@@ -121,6 +132,7 @@ class Trainer:
         self.rows = rec.encode(examples)
         self.gold = gold_targets(examples, len(rec.labels), rec.multi_label)
         self.weights = class_weights(self.gold, len(rec.labels), settings.class_weights)
+        weighting = resolve_class_weights(self.gold, len(rec.labels), settings.class_weights)
         self.params = [p for p in rec.model.parameters() if p.requires_grad]
         if settings.gradient_checkpointing:
             enable_gradient_checkpointing(rec)
@@ -133,10 +145,18 @@ class Trainer:
         fused = rec.device.type == "cuda" or None
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=settings.weight_decay, fused=fused)
         self.batches_per_epoch = math.ceil(len(self.rows) / settings.batch_size)
-        self.total_steps = max(1, math.ceil(settings.epochs * self.batches_per_epoch / settings.grad_accum))
+        self.total_steps = step_budget(settings, self.batches_per_epoch)
         warmup = int(settings.warmup_ratio * self.total_steps)
         self.scheduler = linear_schedule(self.optimizer, warmup, self.total_steps)
-        self.state = TrainState()
+        self.recipe: dict[str, Any] = {
+            "steps": self.total_steps,
+            "epochs": round(self.total_steps * settings.grad_accum / self.batches_per_epoch, 2),
+            "lr": lr,
+            "class_weights": weighting,
+            "imbalance_ratio": round(imbalance_ratio(self.gold, len(rec.labels)), 1),
+        }
+        log.info("recipe: %s", ", ".join(f"{k}={v}" for k, v in self.recipe.items()))
+        self.state = TrainState(recipe=self.recipe)
         self._loss_total = torch.zeros((), device=rec.device)  # summed on device: no host sync per step
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
@@ -144,7 +164,7 @@ class Trainer:
         load_trainable(self.rec, checkpoint["trainable"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.state = TrainState(**checkpoint["trainer"])
+        self.state = TrainState(**{**checkpoint["trainer"], "recipe": self.recipe})
         torch.set_rng_state(checkpoint["rng"])
         s = self.state
         log.info("resumed at step %d (epoch %d, batch %d)", s.step, s.epoch, s.batch_in_epoch)
@@ -234,6 +254,9 @@ class ProgressLog(Callback):
         log.info("step %d/%d loss=%.4f %.1f ex/s eta %.0fs", s.step, trainer.total_steps, loss, rate, left)
 
 
+MAX_EPOCH_EVALS = 10
+
+
 class DevEvaluation(Callback):
     """Scores the headline metric on dev after each epoch (or every ``every`` steps), keeps the
     best weights, and stops training after ``patience`` evaluations without progress.
@@ -241,8 +264,9 @@ class DevEvaluation(Callback):
     Args:
         dev: Dev examples (none: the last weights are kept).
         headline: The metric that decides (macro-F1 unless the corpus reports another).
-        every: Steps between evaluations; 0 evaluates at each epoch end.
-        patience: Evaluations without progress before stopping.
+        every: Steps between evaluations; 0 evaluates at epoch ends (at most ``MAX_EPOCH_EVALS``
+            times a run).
+        patience: Evaluations without progress before stopping (never before ``min_steps``).
         on_best: Called with the new best weights (e.g. to write them to the run directory).
         best: Best weights known so far (from a resumed run).
     """
@@ -265,7 +289,10 @@ class DevEvaluation(Callback):
             self.run(trainer)
 
     def on_epoch_end(self, trainer: Trainer) -> None:
-        if not self.every:
+        # Short epochs (a small set under a step floor) would mean an evaluation every few
+        # steps: at most MAX_EPOCH_EVALS per run, spread over it.
+        gap = trainer.total_steps // MAX_EPOCH_EVALS
+        if not self.every and trainer.state.step - max(trainer.state.last_eval_step, 0) >= gap:
             self.run(trainer)
 
     def on_train_end(self, trainer: Trainer) -> None:
@@ -294,7 +321,8 @@ class DevEvaluation(Callback):
                 self.on_best(self.best)
             return
         s.bad_evals += 1
-        s.stopped_early = s.bad_evals >= self.patience
+        # The step floor is a promise: no early stop before it (dev is noisy on small sets).
+        s.stopped_early = s.bad_evals >= self.patience and s.step >= trainer.settings.min_steps
         if s.stopped_early:
             log.info("early stopping: no dev improvement in %d evaluations", s.bad_evals)
 

@@ -97,7 +97,8 @@ class Selection:
 
 def select_splits(dataset: Dataset, cfg: DataConfig, seed: int, eval_split: str) -> Selection:
     """The one place where a run's examples are chosen: seeded subsets of train, dev and the
-    evaluation split (``max_train_samples`` / ``max_eval_samples``).
+    evaluation split (``max_train_samples``, ``max_dev_samples`` (default ``max_eval_samples``),
+    ``max_eval_samples``).
 
     Train and dev may be absent (empty); the evaluation split must exist.
     """
@@ -107,7 +108,7 @@ def select_splits(dataset: Dataset, cfg: DataConfig, seed: int, eval_split: str)
 
     return Selection(
         train=pick("train", cfg.max_train_samples),
-        dev=pick("dev", cfg.max_eval_samples),
+        dev=pick("dev", cfg.max_dev_samples if cfg.max_dev_samples is not None else cfg.max_eval_samples),
         eval=subsample(dataset.split(eval_split), cfg.max_eval_samples, seed),
     )
 

@@ -26,5 +26,6 @@ def dataset_card(cfg: RunConfig, dataset: Dataset) -> dict[str, Any]:
         "context_turns": cfg.data.context_turns,
         "max_train_samples": cfg.data.max_train_samples,
         "max_eval_samples": cfg.data.max_eval_samples,
+        "max_dev_samples": cfg.data.max_dev_samples,
         "seed": cfg.train.seed,
     }

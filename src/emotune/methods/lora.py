@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from emotune.errors import EmotuneError
 from emotune.methods.base import Method, MethodOptions, option, register_method
-from emotune.methods.targets import resolve_targets
+from emotune.methods.targets import ALL_LINEAR, resolve_targets
 
 if TYPE_CHECKING:
     from torch import nn
@@ -22,7 +22,7 @@ class LoraOptions(MethodOptions):
     alpha: int = option(16, "LoRA scaling numerator (the update is scaled by alpha / rank)")
     dropout: float = option(0.05, "dropout on the LoRA input")
     target_modules: list[str] | None = option(
-        None, "modules to adapt, comma-separated (default: PEFT's choice for the model type, else all-linear)"
+        [ALL_LINEAR], "modules to adapt, comma-separated: all-linear (default), peft-default (PEFT's table) or names"
     )
 
     def validate(self) -> None:
@@ -34,7 +34,7 @@ class LoraOptions(MethodOptions):
 
 @register_method
 class Lora(Method):
-    """PEFT LoRA on the configured (or PEFT's default) target modules."""
+    """PEFT LoRA on the configured target modules (every linear layer by default)."""
 
     name = "lora"
     options_class = LoraOptions

@@ -1,0 +1,70 @@
+"""The table of a dev-only recipe search: every candidate's dev scores per corpus, and its mean
+change against a reference candidate.
+
+    python benchmarks/dev_search.py --out benchmarks/results/search/small-data-256 \
+        --reference steps200-all-linear
+
+Reads ``OUT/cells/*.json`` (cells whose ``train.eval_split`` is dev) and writes ``OUT/search.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+METRICS = ("macro_f1", "accuracy", "ua")
+
+
+def load(out: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """{candidate: {dataset: cell}}, refusing cells scored on anything but dev."""
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in sorted((out / "cells").glob("*.json")):
+        cell = json.loads(path.read_text())
+        if cell["config"]["train"].get("eval_split") != "dev":
+            raise SystemExit(f"{path}: not scored on dev; a recipe search must not read test")
+        table.setdefault(cell["method"], {})[cell["dataset"]] = cell
+    return table
+
+
+def markdown(table: dict[str, dict[str, dict[str, Any]]], reference: str | None, source: str) -> str:
+    datasets = sorted({d for cells in table.values() for d in cells})
+    head = " | ".join(f"{d} mF1 / acc / UA" for d in datasets)
+    lines = [
+        f"Dev-only recipe search from `{source}` (dev split, %, one seed).",
+        "",
+        f"| candidate | {head} | mean Δ vs `{reference}` (mF1 / acc / UA) |",
+        "|---|" + "---|" * (len(datasets) + 1),
+    ]
+    for name, cells in table.items():
+        scores = [" / ".join(f"{100 * cells[d][m]:.1f}" for m in METRICS) if d in cells else "–" for d in datasets]
+        lines.append(f"| {name} | {' | '.join(scores)} | {delta(cells, table.get(reference or ''))} |")
+    return "\n".join(lines) + "\n"
+
+
+def delta(cells: dict[str, dict[str, Any]], ref: dict[str, dict[str, Any]] | None) -> str:
+    """Mean difference over the corpora both have."""
+    shared = sorted(set(cells) & set(ref or {}))
+    if not ref or not shared:
+        return "–"
+    return (
+        " / ".join(f"{statistics.mean(100 * (cells[d][m] - ref[d][m]) for d in shared):+.1f}" for m in METRICS)
+        + f" (n={len(shared)})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="benchmarks/results/search/small-data-256")
+    parser.add_argument("--reference", default="steps200-all-linear")
+    args = parser.parse_args()
+    out = Path(args.out)
+    text = markdown(load(out), args.reference, str(out))
+    (out / "search.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The small-data learning curve (issue 16) from the cells of ``benchmarks/small-data.yaml``.
+
+Reads ``OUT/cells/*.json`` (method keys ``<method>-<budget>``), writes ``OUT/learning-curve.md``
+and ``OUT/learning-curve.json``: per corpus and budget, the test macro-F1 and accuracy of every
+method (mean ± std over seeds), and the three targets for the default recipe (``lora``):
+
+- macro-F1 >= TF-IDF+LR and >= MiniLM on the same subsets;
+- no label with >= 5% of the test examples at zero recall (in any seed);
+- accuracy at most 2 points below the one-epoch recipe of earlier releases (``lora-1epoch``).
+
+    python benchmarks/learning_curve.py --out benchmarks/results/small-data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+DEFAULT, OLD = "lora", "lora-1epoch"
+BASELINES = ("tfidf-lr", "minilm")
+COLUMNS = (DEFAULT, OLD, "ptuning-v2", *BASELINES)
+MIN_SHARE = 0.05  # labels this frequent in test must be recalled at least once
+ACCURACY_SLACK = 2.0  # points of accuracy the new default may give up against the old one
+
+
+def load_cells(out: Path) -> dict[tuple[str, str, int], list[dict[str, Any]]]:
+    """Cells grouped by (dataset, method family, budget)."""
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
+    for path in sorted((out / "cells").glob("*.json")):
+        cell = json.loads(path.read_text())
+        family, _, budget = cell["method"].rpartition("-")
+        groups[(cell["dataset"], family, int(budget))].append(cell)
+    return groups
+
+
+def mean_std(cells: list[dict[str, Any]], metric: str) -> tuple[float, float]:
+    values = [100 * c[metric] for c in cells]
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def silent_labels(cells: list[dict[str, Any]]) -> list[str]:
+    """Labels with >= MIN_SHARE of the test examples that some seed never predicted correctly."""
+    silent: set[str] = set()
+    for cell in cells:
+        recall = cell.get("recall") or {}
+        total = sum(r["support"] for r in recall.values())
+        silent |= {n for n, r in recall.items() if r["support"] >= MIN_SHARE * total and r["recall"] == 0}
+    return sorted(silent)
+
+
+def verdict(row: dict[str, Any]) -> dict[str, Any]:
+    """The targets for one corpus and budget (None where a needed cell has not run yet)."""
+    ours = row.get(DEFAULT)
+    if ours is None:
+        return {}
+    checks: dict[str, Any] = {}
+    for base in BASELINES:
+        if base in row:
+            checks[f"macro_f1>={base}"] = ours["macro_f1"] >= row[base]["macro_f1"]
+    checks["silent_labels"] = ours["silent_labels"]
+    if OLD in row:
+        checks["accuracy_drop_vs_old"] = round(row[OLD]["accuracy"] - ours["accuracy"], 2)
+        checks["accuracy_ok"] = checks["accuracy_drop_vs_old"] <= ACCURACY_SLACK
+    return checks
+
+
+def build(out: Path) -> dict[str, dict[int, dict[str, Any]]]:
+    """{dataset: {budget: {method: stats, "checks": ...}}}."""
+    table: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for (dataset, family, budget), cells in sorted(load_cells(out).items()):
+        f1, f1_std = mean_std(cells, "macro_f1")
+        acc, acc_std = mean_std(cells, "accuracy")
+        table[dataset].setdefault(budget, {})[family] = {
+            "macro_f1": round(f1, 2),
+            "macro_f1_std": round(f1_std, 2),
+            "accuracy": round(acc, 2),
+            "accuracy_std": round(acc_std, 2),
+            "seeds": len(cells),
+            "silent_labels": silent_labels(cells),
+            "train_seconds": round(statistics.mean(c["train_seconds"] or 0 for c in cells), 1),
+        }
+    for rows in table.values():
+        for row in rows.values():
+            row["checks"] = verdict(row)
+    return table
+
+
+def cell_text(stats: dict[str, Any] | None) -> str:
+    if stats is None:
+        return "–"
+    std = f"±{stats['macro_f1_std']:.1f}" if stats["seeds"] > 1 else ""
+    return f"{stats['macro_f1']:.1f}{std} / {stats['accuracy']:.1f}"
+
+
+def check_text(checks: dict[str, Any]) -> str:
+    if not checks:
+        return "not run"
+    parts = [("≥" if checks[k] else "<") + k.split(">=")[1] for k in checks if k.startswith("macro_f1>=")]
+    if checks["silent_labels"]:
+        parts.append("zero recall: " + ", ".join(checks["silent_labels"]))
+    if "accuracy_ok" in checks:
+        parts.append(f"acc {-checks['accuracy_drop_vs_old']:+.1f} vs old")
+    return "; ".join(parts)
+
+
+def markdown(table: dict[str, dict[int, dict[str, Any]]], source: str) -> str:
+    lines = [
+        f"Learning curve from `{source}` (test split, macro-F1 / accuracy %, mean ± std over seeds).",
+        "",
+        "| corpus | train examples | " + " | ".join(COLUMNS) + " | targets for `lora` (the default) |",
+        "|---|---|" + "---|" * (len(COLUMNS) + 1),
+    ]
+    for dataset, rows in table.items():
+        for budget, row in sorted(rows.items()):
+            cells = " | ".join(cell_text(row.get(m)) for m in COLUMNS)
+            lines.append(f"| {dataset} | {budget} | {cells} | {check_text(row['checks'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="benchmarks/results/small-data")
+    args = parser.parse_args()
+    out = Path(args.out)
+    table = build(out)
+    source = "benchmarks/small-data.yaml"
+    (out / "learning-curve.json").write_text(json.dumps({"source": source, "table": table}, indent=1) + "\n")
+    (out / "learning-curve.md").write_text(markdown(table, source))
+    print((out / "learning-curve.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
