@@ -8,6 +8,8 @@ method (mean ± std over seeds), and the three targets for the default recipe (`
 - no label with >= 5% of the test examples at zero recall (in any seed);
 - accuracy at most 2 points below the one-epoch recipe of earlier releases (``lora-1epoch``).
 
+Every method in a row is compared on the training subsets (seeds) the default ran.
+
     python benchmarks/learning_curve.py --out benchmarks/results/small-data
 """
 
@@ -68,10 +70,25 @@ def verdict(row: dict[str, Any]) -> dict[str, Any]:
     return checks
 
 
+def matched(
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]],
+) -> dict[tuple[str, str, int], list[dict[str, Any]]]:
+    """Each row keeps only the seeds (= training subsets) the default recipe ran, so every method
+    in a row is compared on the same subsets; a row without the default keeps every seed."""
+    ours = {(d, b): {c["seed"] for c in cells} for (d, f, b), cells in groups.items() if f == DEFAULT}
+    kept = {}
+    for (dataset, family, budget), cells in groups.items():
+        seeds = ours.get((dataset, budget))
+        chosen = [c for c in cells if seeds is None or c["seed"] in seeds]
+        if chosen:
+            kept[(dataset, family, budget)] = chosen
+    return kept
+
+
 def build(out: Path) -> dict[str, dict[int, dict[str, Any]]]:
     """{dataset: {budget: {method: stats, "checks": ...}}}."""
     table: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
-    for (dataset, family, budget), cells in sorted(load_cells(out).items()):
+    for (dataset, family, budget), cells in sorted(matched(load_cells(out)).items()):
         f1, f1_std = mean_std(cells, "macro_f1")
         acc, acc_std = mean_std(cells, "accuracy")
         table[dataset].setdefault(budget, {})[family] = {
@@ -109,7 +126,8 @@ def check_text(checks: dict[str, Any]) -> str:
 
 def markdown(table: dict[str, dict[int, dict[str, Any]]], source: str) -> str:
     lines = [
-        f"Learning curve from `{source}` (test split, macro-F1 / accuracy %, mean ± std over seeds).",
+        f"Learning curve from `{source}` (test split, macro-F1 / accuracy %, mean ± std over seeds;",
+        "a row holds only the seeds, i.e. the training subsets, that `lora` ran).",
         "",
         "| corpus | train examples | " + " | ".join(COLUMNS) + " | targets for `lora` (the default) |",
         "|---|---|" + "---|" * (len(COLUMNS) + 1),

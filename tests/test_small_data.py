@@ -76,7 +76,9 @@ def test_default_recipe_does_not_collapse_where_one_epoch_did(
     assert min(c["recall"] for c in metrics["per_class"].values()) > 0
     card = json.loads((new / "dataset_card.json").read_text())
     assert card["training"]["class_weights"] == "none" and card["training"]["imbalance_ratio"] == 8.0
-    assert card["training"]["steps"] >= RunConfig().train.min_steps
+    assert card["training"]["steps"] == RunConfig().train.min_steps == 200  # 40 examples: 5 steps an epoch
+    evaluations = [line for line in (new / "train.log").read_text().splitlines() if " dev macro_f1=" in line]
+    assert len(evaluations) <= 11 and "step 200 dev" in evaluations[-1]  # spread out, and no stop before the floor
 
 
 def test_auto_class_weights_switch_on_only_for_skewed_sets() -> None:
