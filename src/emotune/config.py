@@ -213,7 +213,7 @@ _RUNTIME_KEYS = tuple(f.name for f in dataclasses.fields(RuntimeConfig))
 # Settings whose default changed, with the value an older saved config meant by leaving them out
 # (or, for target_modules, by null): a resumed or re-evaluated older run keeps its recipe.
 _FORMER_DEFAULTS = {"train.min_steps": 0, "method.target_modules": ["peft-default"]}
-LEAF_TARGETS = "target_modules"
+_TARGETS_KEY = "target_modules"
 
 
 def _upgrade_saved(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
@@ -224,7 +224,7 @@ def _upgrade_saved(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     defaults = default_options(str(name)).to_dict()
     own = set(defaults) - {"name"}
     # Only LoRA-like methods changed their targets (IA3's null still means PEFT's table).
-    former = {k: v for k, v in _FORMER_DEFAULTS.items() if k != "method.target_modules" or defaults.get(LEAF_TARGETS)}
+    former = {k: v for k, v in _FORMER_DEFAULTS.items() if k != "method.target_modules" or defaults.get(_TARGETS_KEY)}
     upgraded = []
     for key, value in items:
         section, _, leaf = key.partition(".")

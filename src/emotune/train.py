@@ -132,7 +132,6 @@ class Trainer:
         self.rows = rec.encode(examples)
         self.gold = gold_targets(examples, len(rec.labels), rec.multi_label)
         self.weights = class_weights(self.gold, len(rec.labels), settings.class_weights)
-        weighting = resolve_class_weights(self.gold, len(rec.labels), settings.class_weights)
         self.params = [p for p in rec.model.parameters() if p.requires_grad]
         if settings.gradient_checkpointing:
             enable_gradient_checkpointing(rec)
@@ -148,16 +147,21 @@ class Trainer:
         self.total_steps = step_budget(settings, self.batches_per_epoch)
         warmup = int(settings.warmup_ratio * self.total_steps)
         self.scheduler = linear_schedule(self.optimizer, warmup, self.total_steps)
-        self.recipe: dict[str, Any] = {
-            "steps": self.total_steps,
-            "epochs": round(self.total_steps * settings.grad_accum / self.batches_per_epoch, 2),
-            "lr": lr,
-            "class_weights": weighting,
-            "imbalance_ratio": round(imbalance_ratio(self.gold, len(rec.labels)), 1),
-        }
+        self.recipe = self.resolved_recipe(lr)
         log.info("recipe: %s", ", ".join(f"{k}={v}" for k, v in self.recipe.items()))
         self.state = TrainState(recipe=self.recipe)
         self._loss_total = torch.zeros((), device=rec.device)  # summed on device: no host sync per step
+
+    def resolved_recipe(self, lr: float) -> dict[str, Any]:
+        """What the settings came to for this data: steps, epochs, learning rate, class weighting."""
+        t, n = self.settings, len(self.rec.labels)
+        return {
+            "steps": self.total_steps,
+            "epochs": round(self.total_steps * t.grad_accum / self.batches_per_epoch, 2),
+            "lr": lr,
+            "class_weights": resolve_class_weights(self.gold, n, t.class_weights),
+            "imbalance_ratio": round(imbalance_ratio(self.gold, n), 1),
+        }
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
         """Continues from a checkpoint read by :func:`emotune.rundir.latest_good_checkpoint`."""
