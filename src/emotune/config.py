@@ -17,6 +17,7 @@ import yaml
 
 from emotune.errors import EmotuneError
 from emotune.methods import MethodOptions, default_options, method_name_of
+from emotune.methods.targets import PEFT_DEFAULT
 
 OBJECTIVES = ("classify", "generate")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -212,7 +213,7 @@ _RUNTIME_KEYS = tuple(f.name for f in dataclasses.fields(RuntimeConfig))
 
 # Settings whose default changed, with the value an older saved config meant by leaving them out
 # (or, for target_modules, by null): a resumed or re-evaluated older run keeps its recipe.
-_FORMER_DEFAULTS = {"train.min_steps": 0, "method.target_modules": ["peft-default"]}
+_FORMER_DEFAULTS = {"train.min_steps": 0, "method.target_modules": [PEFT_DEFAULT]}
 _TARGETS_KEY = "target_modules"
 
 

@@ -156,7 +156,7 @@ def run_matrix(
         log.info("[%d/%d] %s: running%s", i + 1, len(todo), cell.key, _eta(started, i, len(todo)))
         metrics = runner(cell, runs)
         record = {"dataset": cell.dataset, "method": cell.method, "seed": cell.seed, "matrix": matrix.source}
-        record |= {"config": cell.config} | {k: metrics.get(k) for k in KEEP} | _per_label(metrics)
+        record |= {"config": cell.config} | {k: metrics.get(k) for k in KEEP} | _recall_and_recipe(metrics)
         write_json(cells_dir / f"{cell.key}.json", record)
     results = collect(out)
     if todo or not (out / "table.md").is_file():
@@ -164,7 +164,7 @@ def run_matrix(
     return results
 
 
-def _per_label(metrics: dict[str, Any]) -> dict[str, Any]:
+def _recall_and_recipe(metrics: dict[str, Any]) -> dict[str, Any]:
     """Each label's recall and support, and the recipe training resolved (steps, weighting)."""
     per_class = metrics.get("per_class") or {}
     recall = {name: {"recall": c["recall"], "support": c["support"]} for name, c in per_class.items()}
