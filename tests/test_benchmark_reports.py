@@ -1,0 +1,56 @@
+"""The benchmark report scripts judge targets from cell files: met, missed (with the gap), not run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+
+
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cell(out: Path, dataset: str, method: str, seed: int, **metrics: Any) -> None:
+    cell = {"dataset": dataset, "method": method, "seed": seed, "train_seconds": 10.0, **metrics}
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    (out / "cells" / f"{dataset}__{method}__s{seed}.json").write_text(json.dumps(cell))
+
+
+def test_paper_targets_reports_met_missed_and_not_run(tmp_path: Path) -> None:
+    targets = _script("paper_targets")
+    _cell(tmp_path, "mastodon", "lora", 42, accuracy=0.70, macro_f1=0.70)
+    _cell(tmp_path, "mastodon", "lora", 43, accuracy=0.66, macro_f1=0.66)
+    _cell(tmp_path, "mastodon", "minilm", 42, accuracy=0.69, macro_f1=0.69)
+    _cell(tmp_path, "mosi3", "lora", 42, accuracy=0.80, macro_f1=0.62)
+    table = targets.build(tmp_path)
+    mastodon = {c["target"]: c for c in table["mastodon"]["checks"]}
+    assert table["mastodon"]["methods"]["lora"]["macro_f1"] == 68.0  # mean of two seeds
+    assert mastodon["macro_f1 >= paper"]["met"] and mastodon["macro_f1 >= paper"]["gap"] == 0.77
+    assert not mastodon["macro_f1 >= minilm"]["met"]
+    mosi3 = {c["target"]: c for c in table["mosi3"]["checks"]}
+    assert mosi3["accuracy >= paper"]["gap"] == -3.82 and mosi3["macro_f1 >= paper"]["met"]
+    assert table["sst2"]["checks"] == []
+    text = targets.markdown(table, "m.yaml")
+    assert "**not met** (-3.82)" in text and "| sst2 |" in text and "not run" in text
+
+
+def test_learning_curve_compares_on_the_seeds_the_default_ran(tmp_path: Path) -> None:
+    curve = _script("learning_curve")
+    recall = {"a": {"recall": 0.5, "support": 50}, "b": {"recall": 0.0, "support": 50}}
+    _cell(tmp_path, "friends", "lora-256", 42, accuracy=0.60, macro_f1=0.40, recall=recall)
+    _cell(tmp_path, "friends", "lora-1epoch-256", 42, accuracy=0.65, macro_f1=0.20)
+    _cell(tmp_path, "friends", "tfidf-lr-256", 42, accuracy=0.50, macro_f1=0.30)
+    _cell(tmp_path, "friends", "tfidf-lr-256", 43, accuracy=0.10, macro_f1=0.90)  # a seed lora did not run
+    checks = curve.build(tmp_path)["friends"][256]["checks"]
+    assert checks["macro_f1>=tfidf-lr"] is True
+    assert checks["silent_labels"] == ["b"]
+    assert checks["accuracy_drop_vs_old"] == 5.0 and checks["accuracy_ok"] is False
