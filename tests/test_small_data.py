@@ -67,7 +67,7 @@ def test_default_recipe_does_not_collapse_where_one_epoch_did(
 ) -> None:
     old = tmp_path / "old"
     # A random tiny model needs a larger step than the real backbone's default: the same for both.
-    old_recipe = {"min_steps": 0}
+    old_recipe = {"epochs": 1, "min_steps": 0}
     run(skewed_config(tiny_gemma, skewed_files, str(old), lr=LR, train=old_recipe, targets=["peft-default"]))
     assert predicted_labels(old) == {"neutral"}  # one epoch, 5 steps: the majority label only
     new = tmp_path / "new"
@@ -103,6 +103,9 @@ def test_step_floor_sets_the_budget_of_small_sets() -> None:
     assert step_budget(TrainConfig(epochs=1, batch_size=8, min_steps=200), batches_per_epoch=250) == 250
     assert step_budget(TrainConfig(epochs=2, batch_size=8, min_steps=0), batches_per_epoch=5) == 10
     assert step_budget(TrainConfig(epochs=1, grad_accum=2, min_steps=0), batches_per_epoch=7) == 4
+    # The defaults: the floor decides for small sets, three epochs for larger ones.
+    assert step_budget(TrainConfig(), batches_per_epoch=32) == 200  # 256 examples at batch 8
+    assert step_budget(TrainConfig(), batches_per_epoch=125) == 375  # 1,000 examples at batch 8
 
 
 def test_an_older_saved_run_keeps_the_recipe_it_was_trained_with() -> None:
