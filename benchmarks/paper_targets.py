@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from emotune.report import summarise
 
 DEFAULT = "lora"
 ADAPTED = (DEFAULT, "ptuning-v2", "zero-shot")
@@ -52,25 +53,24 @@ HEADLINE = {
 METRICS = ("accuracy", "macro_f1", "weighted_f1", "ua")
 
 
-def load_cells(out: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Cells grouped by (dataset, method)."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for path in sorted((out / "cells").glob("*.json")):
-        cell = json.loads(path.read_text())
-        groups[(cell["dataset"], cell["method"])].append(cell)
-    return groups
+def load_rows(out: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """{dataset: {method: stats in %}} from the cells, summarised over seeds as the harness does."""
+    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    rows: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for (dataset, method), summary in summarise(cells).items():
+        rows[dataset][method] = percent(summary)
+    return rows
 
 
-def stats(cells: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and std (in %) of every metric over seeds, with the mean training wall time."""
-    out: dict[str, Any] = {"seeds": len(cells)}
+def percent(summary: dict[str, Any]) -> dict[str, Any]:
+    """A harness summary (fractions) in % with two decimals, the precision the targets are judged at."""
+    out: dict[str, Any] = {"seeds": summary["seeds"]}
     for metric in METRICS:
-        values = [100 * c[metric] for c in cells if c.get(metric) is not None]
-        if values:
-            out[metric] = round(statistics.mean(values), 2)
-            out[metric + "_std"] = round(statistics.stdev(values), 2) if len(values) > 1 else 0.0
-    seconds = [c["train_seconds"] for c in cells if c.get("train_seconds") is not None]
-    out["train_seconds"] = round(statistics.mean(seconds), 1) if seconds else None  # zero-shot: 0 or None
+        if metric in summary:
+            out[metric] = round(100 * summary[metric], 2)
+            out[metric + "_std"] = round(100 * summary[metric + "_std"], 2)
+    seconds = summary.get("train_seconds")
+    out["train_seconds"] = round(seconds, 1) if seconds is not None else None  # zero-shot: 0 or None
     return out
 
 
@@ -90,12 +90,8 @@ def checks(dataset: str, row: dict[str, dict[str, Any]]) -> list[dict[str, Any]]
 
 def build(out: Path) -> dict[str, dict[str, Any]]:
     """{dataset: {"methods": {method: stats}, "checks": [...]}} for every dataset of the paper."""
-    groups = load_cells(out)
-    table: dict[str, dict[str, Any]] = {}
-    for dataset in TARGETS:
-        row = {m: stats(cells) for (d, m), cells in groups.items() if d == dataset}
-        table[dataset] = {"methods": row, "checks": checks(dataset, row)}
-    return table
+    rows = load_rows(out)
+    return {d: {"methods": rows.get(d, {}), "checks": checks(d, rows.get(d, {}))} for d in TARGETS}
 
 
 def cell_text(stats: dict[str, Any] | None, metrics: list[str]) -> str:
