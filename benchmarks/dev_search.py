@@ -10,10 +10,11 @@ Reads ``OUT/cells/*.json`` (cells whose ``train.eval_split`` is dev) and writes 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 from typing import Any
+
+from emotune.report import read_cells
 
 METRICS = ("macro_f1", "accuracy", "ua")
 
@@ -21,10 +22,10 @@ METRICS = ("macro_f1", "accuracy", "ua")
 def load(out: Path) -> dict[str, dict[str, dict[str, Any]]]:
     """{candidate: {dataset: cell}}, refusing cells scored on anything but dev."""
     table: dict[str, dict[str, dict[str, Any]]] = {}
-    for path in sorted((out / "cells").glob("*.json")):
-        cell = json.loads(path.read_text())
+    for cell in read_cells(out):
         if cell["config"]["train"].get("eval_split") != "dev":
-            raise SystemExit(f"{path}: not scored on dev; a recipe search must not read test")
+            name = f"{cell['dataset']}__{cell['method']}__s{cell['seed']}"
+            raise SystemExit(f"{out}/cells/{name}.json: not scored on dev; a recipe search must not read test")
         table.setdefault(cell["method"], {})[cell["dataset"]] = cell
     return table
 

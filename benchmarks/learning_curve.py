@@ -22,6 +22,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from emotune.report import read_cells
+
 DEFAULT, OLD = "lora", "lora-1epoch"
 BASELINES = ("tfidf-lr", "minilm")
 COLUMNS = (DEFAULT, OLD, "ptuning-v2", *BASELINES)
@@ -32,8 +34,7 @@ ACCURACY_SLACK = 2.0  # points of accuracy the new default may give up against t
 def load_cells(out: Path) -> dict[tuple[str, str, int], list[dict[str, Any]]]:
     """Cells grouped by (dataset, method family, budget)."""
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
-    for path in sorted((out / "cells").glob("*.json")):
-        cell = json.loads(path.read_text())
+    for cell in read_cells(out):
         family, _, budget = cell["method"].rpartition("-")
         groups[(cell["dataset"], family, int(budget))].append(cell)
     return groups

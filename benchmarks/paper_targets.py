@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from emotune.report import summarise
+from emotune.report import read_cells, summarise
 
 DEFAULT = "lora"
 ADAPTED = (DEFAULT, "ptuning-v2", "zero-shot")
@@ -55,7 +55,7 @@ METRICS = ("accuracy", "macro_f1", "weighted_f1", "ua")
 
 def load_rows(out: Path) -> dict[str, dict[str, dict[str, Any]]]:
     """{dataset: {method: stats in %}} from the cells, summarised over seeds as the harness does."""
-    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    cells = read_cells(out)
     rows: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for (dataset, method), summary in summarise(cells).items():
         rows[dataset][method] = percent(summary)

@@ -1,10 +1,12 @@
 """The page at ``/`` in a real browser: headless Chromium (Debian's ``chromium`` and
 ``chromium-driver``; ``.ci/run`` installs them) loads it from a live ``emotune serve``, a text is
-typed, the button clicked, and the label is read from the rendered DOM. A screenshot is kept
-under ``benchmarks/results/``."""
+typed, the button clicked, and the label is read from the rendered DOM. The screenshot goes to
+the test's temporary folder, or to ``$EMOTUNE_SCREENSHOT`` when set (how
+``benchmarks/results/serve-page.png`` is refreshed), so a test run never rewrites a tracked file."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -15,7 +17,6 @@ from conftest import AUTH, KEY
 webdriver = pytest.importorskip("selenium.webdriver")
 DRIVER = shutil.which("chromedriver")
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
-SCREENSHOT = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "serve-page.png"
 
 pytestmark = pytest.mark.skipif(not (DRIVER and BROWSER), reason="needs chromium and chromium-driver")
 
@@ -35,7 +36,7 @@ def browser():  # type: ignore[no-untyped-def]
         driver.quit()
 
 
-def test_typing_a_text_shows_its_label_and_bars(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+def test_typing_a_text_shows_its_label_and_bars(server: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
@@ -52,8 +53,9 @@ def test_typing_a_text_shows_its_label_and_bars(server: str, browser) -> None:  
     bars = [row.get_attribute("data-label") for row in browser.find_elements(By.CSS_SELECTOR, "#bars .row")]
     WebDriverWait(browser, 30).until(ready.text_to_be_present_in_element((By.ID, "model"), "labels:"))
     info = browser.find_element(By.ID, "model").text
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOT))
+    screenshot = Path(os.environ.get("EMOTUNE_SCREENSHOT") or tmp_path / "serve-page.png")
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(screenshot))
     run = Path(httpx_model(server)["run"])
     assert shown == Predictor.load(run).predict("a wonderful film")[0].label
     assert sorted(bars) == ["negative", "positive"]

@@ -122,6 +122,9 @@ def test_cped_resplits_by_dialogue_and_maps_to_m3ed(tmp_path: Path) -> None:
     assert sum(len(v) for v in data.splits.values()) == 80
     dialogues = {s: {e.uid.split(":")[0] for e in ex} for s, ex in data.splits.items()}
     assert not dialogues["train"] & dialogues["test"] and len(dialogues["test"]) == 2
+    # The re-split is the corpus's, not the run's: another run seed sees the same test dialogues.
+    other_seed = load_data(DataConfig(dataset="cped", data_dir=str(tmp_path)), seed=43)
+    assert [e.uid for e in other_seed.split("test")] == [e.uid for e in data.split("test")]
     mapped = load_data(DataConfig(dataset="cped-m3ed7", data_dir=str(tmp_path)))
     assert sum(len(v) for v in mapped.splits.values()) == 60  # negative-other dropped
     assert {mapped.labels.names[e.label] for e in mapped.split("train")} == {"happy", "fear"}

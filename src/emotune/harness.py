@@ -34,8 +34,8 @@ from emotune.config import RunConfig
 from emotune.errors import EmotuneError
 from emotune.methods import UNTRAINED
 from emotune.pipeline import run
-from emotune.report import KEEP, write_report
-from emotune.storage import read_json, write_json
+from emotune.report import KEEP, read_cells, write_report
+from emotune.storage import write_json
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def run_matrix(
         record = {"dataset": cell.dataset, "method": cell.method, "seed": cell.seed, "matrix": matrix.source}
         record |= {"config": cell.config} | {k: metrics.get(k) for k in KEEP} | _recall_and_recipe(metrics)
         write_json(cells_dir / f"{cell.key}.json", record)
-    results = collect(out)
+    results = read_cells(out)
     if todo or not (out / "table.md").is_file():
         write_report(results, out, matrix_sources(out, matrix.source))
     return results
@@ -184,8 +184,3 @@ def matrix_sources(out: Path, current: str) -> str:
     first = table.read_text().splitlines()[0] if table.is_file() else ""
     earlier = [s.strip(" `") for s in first.removeprefix("Matrix:").split(" + ")] if first.startswith("Matrix:") else []
     return " + ".join(f"`{s}`" for s in dict.fromkeys([*earlier, current]) if s)
-
-
-def collect(out: Path) -> list[dict[str, Any]]:
-    """Every finished cell's record under ``out/cells``."""
-    return [read_json(p) for p in sorted((out / "cells").glob("*.json"))]

@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from emotune.storage import write_json, write_text
+from emotune.storage import read_json, write_json, write_text
 
 #: The metrics a benchmark cell keeps.
 KEEP = (
@@ -150,6 +150,11 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def read_cells(out: Path) -> list[dict[str, Any]]:
+    """Every finished cell's record under ``out/cells`` (torch-free, for the report scripts)."""
+    return [read_json(p) for p in sorted((out / "cells").glob("*.json"))]
 
 
 def summarise(results: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:

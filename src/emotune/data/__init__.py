@@ -37,7 +37,8 @@ def load_data(cfg: DataConfig, seed: int = 0, splits: Collection[str] | None = N
 
     Args:
         cfg: The data section of a run config.
-        seed: Seed of corpora that are re-split at load time.
+        seed: The run seed, for corpora whose dev split is carved from train at load time
+            (Mastodon); test splits never depend on it.
         splits: The splits the caller needs (None: all); loaders with a file per split skip the
             others, so evaluating the test split needs no training file.
     """
