@@ -24,8 +24,8 @@ def load(out: Path) -> dict[str, dict[str, dict[str, Any]]]:
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for cell in read_cells(out):
         if cell["config"]["train"].get("eval_split") != "dev":
-            name = f"{cell['dataset']}__{cell['method']}__s{cell['seed']}"
-            raise SystemExit(f"{out}/cells/{name}.json: not scored on dev; a recipe search must not read test")
+            where = f"{out}: {cell['method']} on {cell['dataset']} (seed {cell['seed']})"
+            raise SystemExit(f"{where} is not scored on dev; a recipe search must not read test")
         table.setdefault(cell["method"], {})[cell["dataset"]] = cell
     return table
 
