@@ -121,7 +121,8 @@ def check_text(checks: dict[str, Any]) -> str:
     if checks["silent_labels"]:
         parts.append("zero recall: " + ", ".join(checks["silent_labels"]))
     if "accuracy_ok" in checks:
-        parts.append(f"acc {-checks['accuracy_drop_vs_old']:+.1f} vs old")
+        mark = "" if checks["accuracy_ok"] else " (**more than 2 below**)"
+        parts.append(f"acc {-checks['accuracy_drop_vs_old']:+.1f} vs old{mark}")
     return "; ".join(parts)
 
 

@@ -54,3 +54,4 @@ def test_learning_curve_compares_on_the_seeds_the_default_ran(tmp_path: Path) ->
     assert checks["macro_f1>=tfidf-lr"] is True
     assert checks["silent_labels"] == ["b"]
     assert checks["accuracy_drop_vs_old"] == 5.0 and checks["accuracy_ok"] is False
+    assert "acc -5.0 vs old (**more than 2 below**)" in curve.markdown(curve.build(tmp_path), "m.yaml")
