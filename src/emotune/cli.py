@@ -61,6 +61,9 @@ FLAGS: dict[str, Flag] = {
     ),
     "loss": Flag("train.loss", str, "cross-entropy (default) or focal (train.focal_gamma, default 2)"),
     "prior-correction": Flag("train.prior_correction", str, "none (default) or dev: per-label offsets fitted on dev"),
+    "label-head": Flag(
+        "train.label_head", str, "frozen (default: the backbone's label-word rows) or trainable (a trained copy)"
+    ),
     "gradient-checkpointing": Flag(
         "train.gradient_checkpointing", None, "recompute activations in backward (less memory, ~30%% slower)"
     ),

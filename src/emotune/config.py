@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from emotune.errors import EmotuneError
-from emotune.methods import MethodOptions, default_options, method_name_of
+from emotune.methods import MethodOptions, default_options, method_class, method_name_of
 from emotune.methods.targets import PEFT_DEFAULT
 
 OBJECTIVES = ("classify", "generate")
@@ -24,6 +24,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt", "auto")
 LOSSES = ("cross-entropy", "focal")
 PRIOR_CORRECTIONS = ("none", "dev")
+LABEL_HEADS = ("frozen", "trainable")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_METHOD = "lora"
 SECTIONS = ("model", "method", "data", "train", "runtime")
@@ -109,10 +110,14 @@ class TrainConfig:
     log_every: int = 20
     gradient_checkpointing: bool = False
     prior_correction: str = "none"
+    # "frozen" scores with the backbone's own label-word rows; "trainable" trains a copy of them.
+    label_head: str = "frozen"
 
     def validate(self) -> None:
         if self.prior_correction not in PRIOR_CORRECTIONS:
             raise EmotuneError(f"train.prior_correction must be one of {PRIOR_CORRECTIONS}")
+        if self.label_head not in LABEL_HEADS:
+            raise EmotuneError(f"train.label_head must be one of {LABEL_HEADS}, got '{self.label_head}'")
         if self.objective not in OBJECTIVES:
             raise EmotuneError(f"train.objective must be one of {OBJECTIVES}, got '{self.objective}'")
         if self.loss not in LOSSES:
@@ -166,6 +171,10 @@ class RunConfig:
         """Validates every section; returns ``self`` for chaining."""
         for section in (self.model, self.method, self.data, self.train, self.runtime):
             section.validate()
+        if self.train.label_head == "trainable" and not method_class(method_name_of(self.method)).trainable:
+            raise EmotuneError(
+                f"train.label_head: trainable needs a method that trains, not '{method_name_of(self.method)}'"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:

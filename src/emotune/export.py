@@ -24,6 +24,7 @@ from emotune.errors import EmotuneError
 from emotune.methods.zero_shot import ZeroShotOptions
 from emotune.predict import SAME_FOLDER, Predictor
 from emotune.recogniser import LabelScorer, Recogniser
+from emotune.rundir import LABEL_HEAD
 from emotune.storage import atomic_dir, read_json, write_json
 
 FORMATS = ("merged", "onnx")
@@ -62,12 +63,15 @@ def export(run: Path, fmt: str, output: Path, *, quantize: bool = False, overwri
 
 
 def _merged(run: Path, rec: Recogniser, tmp: Path, output: Path) -> ExportResult:
-    if not can_merge(rec):
-        for name in ("config.yaml", *RUN_FILES):
+    # A trained label head stays a file: its rows would overwrite the label words' shared
+    # output-embedding rows (tied to the input embedding in most small LLMs).
+    if not can_merge(rec) or rec.head.rows is not None:
+        for name in ("config.yaml", *RUN_FILES, LABEL_HEAD):
             if (run / name).is_file():
                 shutil.copy2(run / name, tmp / name)
         shutil.copytree(run / "adapter", tmp / "adapter")
-        note = f"method '{rec.method.name}' cannot be merged into the backbone; exported its run with the adapter"
+        what = "a trained label head" if rec.head.rows is not None else f"method '{rec.method.name}'"
+        note = f"{what} cannot be merged into the backbone; exported its run with the adapter"
         return ExportResult(str(output), "merged", False, note)
     model = merged_model(rec)
     model.save_pretrained(str(tmp), safe_serialization=True)  # type: ignore[operator]
@@ -94,6 +98,7 @@ def write_exported_run(run: Path, rec: Recogniser, folder: Path, fmt: str) -> No
     cfg.model.name = SAME_FOLDER
     # The adaptation now lives in the weights; any calibration is in run.json's head_bias.
     cfg.method = ZeroShotOptions(calibrate=False)
+    cfg.train.label_head = "frozen"  # an ONNX graph holds a trained head's rows as constants
     cfg.runtime.device = "auto"
     cfg.to_yaml(folder / "config.yaml")
     meta = read_json(run / "run.json")
@@ -115,6 +120,8 @@ def write_exported_run(run: Path, rec: Recogniser, folder: Path, fmt: str) -> No
             "max_length": rec.max_length,
             "label_token_ids": label_token_ids(rec),
             "label_bias": rec.head.bias.tolist(),
+            # A trained head's rows are not the output vocabulary's: only the ONNX graph has them.
+            "trained_label_head": rec.head.rows is not None,
             "how": "ids = [bos] + tok(prompt_head) + tok(text) + tok(prompt_tail) (no special tokens); "
             "label logit k = logsumexp over label_token_ids[k] of the last position's logits, minus label_bias[k]",
         },

@@ -156,6 +156,8 @@ def fit(cfg: RunConfig, rec: Recogniser, selection: Selection, folder: Path, hea
         load_trainable(rec, dev.best)
     if is_main():
         rec.method.save(rec.model, folder / "adapter")
+        if rec.head.rows is not None:
+            rundir.write_label_head(folder, rec.head.rows)
     return state
 
 

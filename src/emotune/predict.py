@@ -126,6 +126,7 @@ def _torch_recogniser(folder: Path) -> Any:
     """The torch Recogniser of a run directory or merged export (torch is imported here, not at
     module import, so an ONNX export predicts without it)."""
     from emotune.recogniser import build_recogniser
+    from emotune.rundir import read_label_head
 
     cfg = RunConfig.from_yaml(folder / "config.yaml", saved=True).validate()
     if cfg.model.name == SAME_FOLDER:  # a merged export carries its own weights
@@ -142,5 +143,6 @@ def _torch_recogniser(folder: Path) -> Any:
         adapter_dir=adapter,
         multi_label=bool(meta.get("multi_label", False)),
         head_bias=meta.get("head_bias"),
+        head_rows=read_label_head(folder),
         threshold=float(meta.get("threshold", 0.5)),
     )

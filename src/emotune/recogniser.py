@@ -199,6 +199,7 @@ def build_recogniser(
     *,
     multi_label: bool = False,
     head_bias: Sequence[float] | None = None,
+    head_rows: torch.Tensor | None = None,
     threshold: float = 0.5,
 ) -> Recogniser:
     """Loads the backbone and attaches a fresh method (training) or a saved adapter.
@@ -212,6 +213,7 @@ def build_recogniser(
         multi_label: Score each label with its own sigmoid instead of one softmax.
         head_bias: The label bias a multi-label run was trained with (from its run.json);
             computed by calibration when omitted.
+        head_rows: A trained label head's rows (the run's ``label_head.safetensors``).
         threshold: Multi-label decision threshold on each label's probability.
     """
     model, tokenizer = load_backbone(
@@ -230,6 +232,8 @@ def build_recogniser(
         getattr(model.config, "final_logit_softcapping", None),
     ).to(model.device)
     wrapped = method.load(model, adapter_dir) if adapter_dir is not None else method.attach(model, tokenizer)
+    if head_rows is not None or (adapter_dir is None and cfg.train.label_head == "trainable"):
+        head.make_trainable(output_weight(base_model_of(wrapped)), head_rows)
     rec = Recogniser(wrapped, method, tokenizer, labels, prompt, head, runtime.max_length, runtime.precision)
     rec.multi_label, rec.threshold, rec.eval_batch_size = multi_label, threshold, runtime.eval_batch_size
     if head_bias is not None:

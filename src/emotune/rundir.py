@@ -139,3 +139,29 @@ def read_best(run: Path) -> dict[str, torch.Tensor] | None:
         return load_file(run / "best.safetensors")
     except Exception:  # missing or damaged: the caller falls back
         return None
+
+
+LABEL_HEAD = "label_head.safetensors"
+
+
+def write_label_head(run: Path, rows: torch.Tensor) -> None:
+    """Saves a trainable label head's rows next to the adapter (``train.label_head: trainable``)."""
+    fd, tmp = tempfile.mkstemp(prefix=".label_head.", dir=run)
+    os.close(fd)
+    save_file({"rows": rows.detach().cpu().contiguous()}, tmp)
+    os.replace(tmp, run / LABEL_HEAD)
+
+
+def read_label_head(run: Path) -> torch.Tensor | None:
+    """A run's trained label rows; None when it scores with the backbone's own rows.
+
+    Raises:
+        EmotuneError: If the file exists but cannot be read.
+    """
+    path = run / LABEL_HEAD
+    if not path.is_file():
+        return None
+    try:
+        return load_file(path)["rows"]
+    except Exception as err:  # safetensors raises several types for a damaged file
+        raise EmotuneError(f"{path}: damaged label head ({type(err).__name__})") from None

@@ -4,6 +4,11 @@ A label's score is read from the final hidden state at the answer position, mult
 output-embedding rows of that label's verbaliser tokens only: never a full-vocabulary logit
 matrix (Gemma 3's 262k-row output projection would otherwise dominate the compute). A label with
 several verbaliser words scores the log-sum-exp of their first tokens.
+
+With ``train.label_head: trainable`` the head keeps its own copy of those rows, initialised from
+the backbone's and trained with the method: the label directions can then move away from what
+the label words mean to the base LLM (rare, odd or Chinese label words) without touching the
+backbone's shared output embedding.
 """
 
 from __future__ import annotations
@@ -79,8 +84,9 @@ def verbaliser_token_ids(
 class LabelHead(nn.Module):
     """Projects answer-position hidden states onto the label tokens' output rows.
 
-    Holds no weights of its own: it reads the backbone's (possibly tied) output embedding at
-    call time, so LoRA or a frozen head are scored the same way everywhere.
+    By default it holds no weights of its own: it reads the backbone's (possibly tied) output
+    embedding at call time, so LoRA or a frozen head are scored the same way everywhere.
+    :meth:`make_trainable` gives it its own copy of the label rows instead.
     """
 
     def __init__(self, token_ids: list[list[int]], softcap: float | None = None) -> None:
@@ -97,10 +103,23 @@ class LabelHead(nn.Module):
         self.softcap = softcap
         # Zero-shot calibration: label log-probabilities on a content-free input, subtracted.
         self.register_buffer("bias", torch.zeros(self.num_labels), persistent=False)
+        self.rows: nn.Parameter | None = None
+
+    def make_trainable(self, output_weight: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        """Gives the head its own label rows: ``rows`` (a trained run's) or a copy of the backbone's.
+
+        Raises:
+            EmotuneError: If ``rows`` does not match this head's label tokens and hidden size.
+        """
+        start = output_weight.index_select(0, self.flat_ids).detach()
+        if rows is not None and rows.shape != start.shape:
+            raise EmotuneError(f"label head rows have shape {tuple(rows.shape)}, expected {tuple(start.shape)}")
+        value = start if rows is None else rows.to(start.device)
+        self.rows = nn.Parameter(value.float().clone())
 
     def forward(self, hidden: torch.Tensor, output_weight: torch.Tensor) -> torch.Tensor:
         """Returns label logits (batch, num_labels) from hidden states (batch, hidden)."""
-        rows = output_weight.index_select(0, self.flat_ids)
+        rows = self.rows if self.rows is not None else output_weight.index_select(0, self.flat_ids)
         token_logits = hidden.float() @ rows.float().T
         if self.softcap:
             token_logits = torch.tanh(token_logits / self.softcap) * self.softcap

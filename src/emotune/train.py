@@ -78,14 +78,31 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+HEAD_ROWS = "label_head.rows"
+# The label rows live at the output-embedding scale and Adam moves every element by about the
+# learning rate per step: prompt-tuning rates (5e-2) would erase the verbaliser start in a few
+# steps, so the rows train at LoRA's rate whatever the method's.
+HEAD_LR = 2e-4
+
+
+def trainable_parameters(rec: Recogniser) -> dict[str, torch.nn.Parameter]:
+    """The parameters training updates, by name: the method's, then a trainable label head's."""
+    params = {n: p for n, p in rec.model.named_parameters() if p.requires_grad}
+    if rec.head.rows is not None:
+        params[HEAD_ROWS] = rec.head.rows
+    return params
+
+
 def trainable_state(rec: Recogniser) -> dict[str, torch.Tensor]:
     """The trainable parameters by name (small: adapters only)."""
-    return {n: p.detach().clone() for n, p in rec.model.named_parameters() if p.requires_grad}
+    return {n: p.detach().clone() for n, p in trainable_parameters(rec).items()}
 
 
 def load_trainable(rec: Recogniser, state: dict[str, torch.Tensor]) -> None:
-    """Copies saved trainable parameters back into the model."""
+    """Copies saved trainable parameters back into the model (and label head)."""
     params = dict(rec.model.named_parameters())
+    if rec.head.rows is not None:
+        params[HEAD_ROWS] = rec.head.rows
     with torch.no_grad():
         for name, value in state.items():
             params[name].copy_(value)
@@ -132,7 +149,7 @@ class Trainer:
         self.rows = rec.encode(examples)
         self.gold = gold_targets(examples, len(rec.labels), rec.multi_label)
         self.weights = class_weights(self.gold, len(rec.labels), settings.class_weights)
-        self.params = [p for p in rec.model.parameters() if p.requires_grad]
+        self.params = list(trainable_parameters(rec).values())
         if settings.gradient_checkpointing:
             enable_gradient_checkpointing(rec)
         # Accelerate wraps the scorer for DDP/FSDP under `accelerate launch`; alone it is a no-op.
@@ -142,7 +159,7 @@ class Trainer:
         lr = settings.lr or rec.method.default_lr
         # The fused kernel is one launch per step on a GPU; on a CPU the default is as fast.
         fused = rec.device.type == "cuda" or None
-        self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=settings.weight_decay, fused=fused)
+        self.optimizer = torch.optim.AdamW(self.param_groups(lr), weight_decay=settings.weight_decay, fused=fused)
         self.batches_per_epoch = math.ceil(len(self.rows) / settings.batch_size)
         self.total_steps = step_budget(settings, self.batches_per_epoch)
         warmup = int(settings.warmup_ratio * self.total_steps)
@@ -151,6 +168,14 @@ class Trainer:
         log.info("recipe: %s", ", ".join(f"{k}={v}" for k, v in self.recipe.items()))
         self.state = TrainState(recipe=self.recipe)
         self._loss_total = torch.zeros((), device=rec.device)  # summed on device: no host sync per step
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """One group at the method's learning rate, and the label head's rows at ``HEAD_LR``."""
+        head = self.rec.head.rows
+        groups: list[dict[str, Any]] = [{"params": [p for p in self.params if p is not head], "lr": lr}]
+        if head is not None:
+            groups.append({"params": [head], "lr": min(lr, HEAD_LR)})
+        return groups
 
     def resolved_recipe(self, lr: float) -> dict[str, Any]:
         """What the settings came to for this data: steps, epochs, learning rate, class weighting."""
@@ -161,6 +186,7 @@ class Trainer:
             "lr": lr,
             "class_weights": resolve_class_weights(self.gold, n, t.class_weights),
             "imbalance_ratio": round(imbalance_ratio(self.gold, n), 1),
+            "label_head": t.label_head,
         }
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
