@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
 from emotune.config import RunConfig, RuntimeConfig
 from emotune.methods import method_class
+from emotune.predict import Predictor
 
 RUNTIME_KEYS = {f.name for f in dataclasses.fields(RuntimeConfig)}
 # Small prompts and projections keep the prompt methods fast on tiny models.
@@ -35,3 +38,16 @@ def tiny_config(model: str, files: dict[str, str], output: str, method: str = "l
             "output": output,
         }
     ).validate()
+
+
+def run_records(folder: Path) -> list[dict[str, Any]]:
+    """The rows of a run's ``predictions.jsonl``."""
+    return [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+
+
+def assert_same_predictions(records: list[dict[str, Any]], predictor: Predictor, tolerance: float) -> None:
+    """``predictor`` gives each recorded text the recorded label, and scores within ``tolerance``."""
+    preds = predictor.predict([str(r["text"]) for r in records])
+    for record, pred in zip(records, preds, strict=True):
+        assert pred.label == record["label"]
+        assert all(abs(pred.scores[k] - v) <= tolerance for k, v in record["scores"].items())

@@ -15,20 +15,9 @@ from emotune.errors import EmotuneError
 from emotune.export import export
 from emotune.pipeline import run
 from emotune.predict import Predictor
-from helpers import tiny_config
+from helpers import assert_same_predictions, run_records, tiny_config
 
 pytest.importorskip("onnxruntime")
-
-
-def _records(folder: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
-
-
-def _same_predictions(records: list[dict], predictor: Predictor, tolerance: float) -> None:  # type: ignore[type-arg]
-    preds = predictor.predict([str(r["text"]) for r in records])
-    for record, pred in zip(records, preds, strict=True):
-        assert pred.label == record["label"]
-        assert all(abs(pred.scores[k] - v) <= tolerance for k, v in record["scores"].items())  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -40,7 +29,7 @@ def lora_run(tiny_run: Path) -> Path:
 def test_merged_export_predicts_like_the_run(lora_run: Path, tmp_path: Path) -> None:
     result = export(lora_run, "merged", tmp_path / "merged")
     assert result.merged and (tmp_path / "merged" / "model.safetensors").is_file()
-    _same_predictions(_records(lora_run), Predictor.load(tmp_path / "merged"), 1e-4)
+    assert_same_predictions(run_records(lora_run), Predictor.load(tmp_path / "merged"), 1e-4)
 
 
 def test_plain_transformers_reproduces_the_label_logits(lora_run: Path, tmp_path: Path) -> None:
@@ -68,7 +57,7 @@ def test_a_method_that_cannot_merge_exports_its_adapter(tiny_gemma: str, sentime
     result = export(tmp_path / "pt2", "merged", tmp_path / "out")
     assert not result.merged and "cannot be merged" in result.note
     assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
-    _same_predictions(_records(tmp_path / "pt2"), Predictor.load(tmp_path / "out"), 1e-5)
+    assert_same_predictions(run_records(tmp_path / "pt2"), Predictor.load(tmp_path / "out"), 1e-5)
     with pytest.raises(EmotuneError, match="cannot be merged, so it has no ONNX export"):
         export(tmp_path / "pt2", "onnx", tmp_path / "onnx")
     assert not (tmp_path / "onnx").exists()
@@ -79,9 +68,9 @@ def test_onnx_export_predicts_like_the_run(lora_run: Path, tmp_path: Path, int8:
     export(lora_run, "onnx", tmp_path / "onnx", quantize=int8)
     predictor = Predictor.load(tmp_path / "onnx")
     assert type(predictor.recogniser).__name__ == "OnnxRecogniser"
-    records = _records(lora_run)
+    records = run_records(lora_run)
     if not int8:
-        _same_predictions(records, predictor, 1e-4)
+        assert_same_predictions(records, predictor, 1e-4)
         return
     preds = predictor.predict([str(r["text"]) for r in records])  # int8 weights: close, not equal
     assert sum(p.label == r["label"] for p, r in zip(preds, records, strict=True)) >= len(records) - 1

@@ -16,15 +16,7 @@ from emotune.pipeline import run
 from emotune.predict import Predictor
 from emotune.rundir import LABEL_HEAD
 from emotune.scoring import LabelHead
-from helpers import tiny_config
-
-
-def _same_predictions(run_dir: Path, predictor: Predictor, tolerance: float) -> None:
-    records = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
-    preds = predictor.predict([r["text"] for r in records])
-    for record, pred in zip(records, preds, strict=True):
-        assert pred.label == record["label"]
-        assert all(abs(pred.scores[k] - v) <= tolerance for k, v in record["scores"].items())
+from helpers import assert_same_predictions, run_records, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -52,17 +44,17 @@ def test_the_head_rows_train_and_the_predictor_scores_with_them(head_run: Path) 
     assert not torch.allclose(saved, backbone_rows.float())
     card = json.loads((head_run / "dataset_card.json").read_text())
     assert card["training"]["label_head"] == "trainable"
-    _same_predictions(head_run, predictor, 1e-5)
+    assert_same_predictions(run_records(head_run), predictor, 1e-5)
 
 
 def test_exports_keep_the_trained_head(head_run: Path, tmp_path: Path) -> None:
     merged = export(head_run, "merged", tmp_path / "merged")
     assert not merged.merged and "a trained label head cannot be merged" in merged.note
-    _same_predictions(head_run, Predictor.load(tmp_path / "merged"), 1e-5)
+    assert_same_predictions(run_records(head_run), Predictor.load(tmp_path / "merged"), 1e-5)
     pytest.importorskip("onnxruntime")
     export(head_run, "onnx", tmp_path / "onnx")
     assert json.loads((tmp_path / "onnx" / "emotune.json").read_text())["trained_label_head"] is True
-    _same_predictions(head_run, Predictor.load(tmp_path / "onnx"), 1e-4)
+    assert_same_predictions(run_records(head_run), Predictor.load(tmp_path / "onnx"), 1e-4)
 
 
 def test_a_damaged_head_file_is_a_one_line_error(head_run: Path, tmp_path: Path) -> None:

@@ -85,12 +85,14 @@ HEAD_ROWS = "label_head.rows"
 HEAD_LR = 2e-4
 
 
+def head_parameters(rec: Recogniser) -> dict[str, torch.nn.Parameter]:
+    """A trainable label head's rows under their checkpoint name; empty for the backbone's own."""
+    return {} if rec.head.rows is None else {HEAD_ROWS: rec.head.rows}
+
+
 def trainable_parameters(rec: Recogniser) -> dict[str, torch.nn.Parameter]:
     """The parameters training updates, by name: the method's, then a trainable label head's."""
-    params = {n: p for n, p in rec.model.named_parameters() if p.requires_grad}
-    if rec.head.rows is not None:
-        params[HEAD_ROWS] = rec.head.rows
-    return params
+    return {n: p for n, p in rec.model.named_parameters() if p.requires_grad} | head_parameters(rec)
 
 
 def trainable_state(rec: Recogniser) -> dict[str, torch.Tensor]:
@@ -100,9 +102,7 @@ def trainable_state(rec: Recogniser) -> dict[str, torch.Tensor]:
 
 def load_trainable(rec: Recogniser, state: dict[str, torch.Tensor]) -> None:
     """Copies saved trainable parameters back into the model (and label head)."""
-    params = dict(rec.model.named_parameters())
-    if rec.head.rows is not None:
-        params[HEAD_ROWS] = rec.head.rows
+    params = dict(rec.model.named_parameters()) | head_parameters(rec)
     with torch.no_grad():
         for name, value in state.items():
             params[name].copy_(value)
