@@ -107,11 +107,13 @@ def build(out: Path) -> dict[str, dict[int, dict[str, Any]]]:
     return table
 
 
-def cell_text(stats: dict[str, Any] | None) -> str:
+def cell_text(stats: dict[str, Any] | None, seeds: int) -> str:
+    """``seeds`` is how many the default ran in this row; a method that ran fewer says so."""
     if stats is None:
         return "–"
     std = f"±{stats['macro_f1_std']:.1f}" if stats["seeds"] > 1 else ""
-    return f"{stats['macro_f1']:.1f}{std} / {stats['accuracy']:.1f}"
+    fewer = f" ({stats['seeds']} seed{'s' if stats['seeds'] > 1 else ''})" if stats["seeds"] < seeds else ""
+    return f"{stats['macro_f1']:.1f}{std} / {stats['accuracy']:.1f}{fewer}"
 
 
 def check_text(checks: dict[str, Any]) -> str:
@@ -129,14 +131,16 @@ def check_text(checks: dict[str, Any]) -> str:
 def markdown(table: dict[str, dict[int, dict[str, Any]]], source: str) -> str:
     lines = [
         f"Learning curve from `{source}` (test split, macro-F1 / accuracy %, mean ± std over seeds;",
-        "a row holds only the seeds, i.e. the training subsets, that `lora` ran).",
+        "a row holds only the seeds, i.e. the training subsets, that `lora` ran; a method that ran",
+        "fewer of them says how many).",
         "",
         "| corpus | train examples | " + " | ".join(COLUMNS) + " | targets for `lora` (the default) |",
         "|---|---|" + "---|" * (len(COLUMNS) + 1),
     ]
     for dataset, rows in table.items():
         for budget, row in sorted(rows.items()):
-            cells = " | ".join(cell_text(row.get(m)) for m in COLUMNS)
+            seeds = row[DEFAULT]["seeds"] if DEFAULT in row else 0
+            cells = " | ".join(cell_text(row.get(m), seeds) for m in COLUMNS)
             lines.append(f"| {dataset} | {budget} | {cells} | {check_text(row['checks'])} |")
     return "\n".join(lines) + "\n"
 

@@ -154,6 +154,26 @@ def test_part_of_a_matrix_runs_by_dataset_and_method_keys(tmp_path: Path) -> Non
         matrix.only(None, ["z"])
 
 
+def test_seeds_can_be_counted_per_dataset(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    spec = {
+        "seeds": [1, 2, 3],
+        "datasets": {"a": {"dataset": "sst2"}, "b": {"dataset": "sst5"}},
+        "methods": {"x": {"method": {"name": "lora"}, "seeds": {"default": 1, "b": 3}}, "y": {"seeds": {"a": 2}}},
+    }
+    path.write_text(yaml.safe_dump(spec))
+    keys = [c.key for c in load_matrix(path).cells]
+    # y names no default, so b runs every seed of the matrix
+    assert keys == ["a__x__s1", "a__y__s1", "a__y__s2", "b__x__s1", "b__x__s2", "b__x__s3"] + [
+        f"b__y__s{s}" for s in (1, 2, 3)
+    ]
+    for seeds, error in (({"c": 2}, r"unknown datasets \['c'\]"), ({"a": 0}, "positive count, got 0")):
+        spec["methods"]["x"]["seeds"] = seeds
+        path.write_text(yaml.safe_dump(spec))
+        with pytest.raises(EmotuneError, match=error):
+            load_matrix(path)
+
+
 def test_a_cell_keeps_per_label_recall_and_the_recipe(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump({"seeds": [1], "datasets": {"d": {"dataset": "sst2"}}, "methods": {"x": {}}}))

@@ -12,6 +12,7 @@ Matrix file::
       zero-shot: {method: {name: zero-shot}, seeds: 1}
       lora: {method: {name: lora}}
       tfidf-lr: {baseline: tfidf-lr, seeds: 1}
+      minilm: {baseline: minilm, seeds: {default: 1, sst2: 3}}   # seeds per dataset
 
 Each finished cell is one JSON file ``OUT/cells/<dataset>__<method>__s<seed>.json`` written
 atomically; a re-run skips cells whose file exists, so a stopped run continues where it was.
@@ -99,6 +100,8 @@ def load_matrix(path: str | Path) -> Matrix:
     unknown = set(spec) - {"defaults", "seeds", "datasets", "methods"}
     if unknown:
         raise EmotuneError(f"{file}: unknown top-level keys {sorted(unknown)}")
+    for method, entry in spec["methods"].items():
+        _check_seed_counts(file, method, (entry or {}).get("seeds"), spec["datasets"])
     cells = [cell for d in spec["datasets"] for m in spec["methods"] for cell in _cells(spec, d, m)]
     for cell in cells:
         if cell.baseline is not None and cell.baseline not in BASELINES:
@@ -110,7 +113,7 @@ def load_matrix(path: str | Path) -> Matrix:
 def _cells(spec: dict[str, Any], dataset: str, method: str) -> list[Cell]:
     entry = dict(spec["methods"][method] or {})
     baseline, baseline_model = entry.pop("baseline", None), entry.pop("baseline_model", None)
-    n_seeds = entry.pop("seeds", None)
+    n_seeds = _seed_count(entry.pop("seeds", None), dataset)
     config = _merge(copy.deepcopy(spec.get("defaults") or {}), entry)
     config = _merge(config, {"data": spec["datasets"][dataset] or {}})
     if baseline is not None:
@@ -120,6 +123,27 @@ def _cells(spec: dict[str, Any], dataset: str, method: str) -> list[Cell]:
         Cell(dataset, method, int(s), _merge(copy.deepcopy(config), {"train": {"seed": s}}), baseline, baseline_model)
         for s in seeds
     ]
+
+
+def _seed_count(value: int | dict[str, int] | None, dataset: str) -> int | None:
+    """How many of the matrix's seeds a method runs on ``dataset`` (None: all of them).
+
+    A mapping gives a count per dataset key, ``default`` for the rest: extra seeds where one
+    seed's verdict is too noisy to trust, without paying for them on every corpus.
+    """
+    if isinstance(value, dict):
+        return value.get(dataset, value.get("default"))
+    return value
+
+
+def _check_seed_counts(file: Path, method: str, value: Any, datasets: dict[str, Any]) -> None:
+    counts = value if isinstance(value, dict) else {"default": value}
+    unknown = sorted(set(counts) - set(datasets) - {"default"})
+    if unknown:
+        raise EmotuneError(f"{file}: method '{method}': seeds for unknown datasets {unknown}")
+    for n in counts.values():
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise EmotuneError(f"{file}: method '{method}': seeds must be a positive count, got {n!r}")
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
