@@ -66,6 +66,7 @@ def test_bad_overrides_are_one_line_errors(key: str, value: str, message: str) -
         ("method.rank", 0, "rank"),
         ("train.epochs", 0, "positive"),
         ("data.template", "no placeholder", "{text}"),
+        ("data.label_tokens", "some", "label_tokens"),
     ],
 )
 def test_validation_rejects_bad_values(key: str, value: object, message: str) -> None:

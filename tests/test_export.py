@@ -117,3 +117,16 @@ def test_the_readme_snippet_runs_as_written(lora_run: Path, tmp_path: Path, caps
     shown = ast.literal_eval(capsys.readouterr().out.strip().splitlines()[-1])
     expected = Predictor.load(lora_run).predict("what a wonderful film")[0].scores
     assert all(abs(shown[k] - v) < 1e-4 for k, v in expected.items())
+
+
+def test_whole_word_scoring_survives_both_exports(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
+    cfg = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "run"), epochs=1)
+    cfg.data.verbalisers = [["very bad"], ["very good"]]
+    cfg.data.label_tokens = "all"
+    run(cfg)
+    records = run_records(tmp_path / "run")
+    for fmt in ("merged", "onnx"):
+        export(tmp_path / "run", fmt, tmp_path / fmt)
+        assert_same_predictions(records, Predictor.load(tmp_path / fmt), 1e-4)
+    meta = json.loads((tmp_path / "merged" / "emotune.json").read_text())
+    assert meta["label_tokens"] == "all" and [len(w) for words in meta["label_word_ids"] for w in words] == [2, 2]

@@ -66,7 +66,7 @@ def test_a_damaged_head_file_is_a_one_line_error(head_run: Path, tmp_path: Path)
 
 
 def test_rows_of_the_wrong_shape_are_refused() -> None:
-    head = LabelHead([[1], [2]])
+    head = LabelHead([[[1]], [[2]]])
     with pytest.raises(EmotuneError, match="expected"):
         head.make_trainable(torch.zeros(5, 4), torch.zeros(3, 4))
 

@@ -55,7 +55,7 @@ def test_calibration_makes_content_free_input_uniform(tiny_gemma: str, sentiment
 
 
 def test_multiword_verbaliser_is_logsumexp() -> None:
-    head = LabelHead([[0, 2], [1]])
+    head = LabelHead([[[0], [2]], [[1]]])
     weight = torch.eye(3)
     hidden = torch.tensor([[1.0, 2.0, 3.0]])
     out = head(hidden, weight)
@@ -90,3 +90,63 @@ def test_output_weight_is_tied_for_gemma(tiny_gemma: str, sentiment_files, tmp_p
     rec = build_recogniser(cfg, LABELS, "en", "sentiment")
     base = base_model_of(rec.model)
     assert base.get_output_embeddings().weight.data_ptr() == base.get_input_embeddings().weight.data_ptr()
+
+
+# "very" starts two labels: only whole-word scoring can tell them apart.
+PHRASES = LabelSet(("negative", "neutral", "positive"), {"en": [["very bad"], ["neutral"], ["very good", "great"]]})
+
+
+def reference_word_scores(rec, texts: list[str]) -> torch.Tensor:
+    """Each label's log-sum-exp over its words of log p(word | prompt), by one plain LM forward per word."""
+    scores = torch.empty(len(texts), len(PHRASES))
+    model = base_model_of(rec.model)
+    for i, text in enumerate(texts):
+        prompt = rec.encode([Example(text)])[0]
+        for k, words in enumerate(PHRASES.words("en")):
+            per_word = []
+            for word in words:
+                ids = rec.tokenizer(" " + word, add_special_tokens=False).input_ids
+                logp = model(input_ids=torch.tensor([prompt + ids])).logits[0].log_softmax(-1)
+                per_word.append(sum(logp[len(prompt) - 1 + j, t] for j, t in enumerate(ids)))
+            scores[i, k] = torch.logsumexp(torch.stack(per_word), 0)
+    return scores
+
+
+@pytest.mark.parametrize("method", ["zero-shot", "ptuning-v2"])
+def test_whole_word_scoring_is_the_words_probability(tiny_gemma: str, sentiment_files, tmp_path, method) -> None:
+    cfg = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "r"), method=method)
+    cfg.data.label_tokens = "all"
+    if hasattr(cfg.method, "calibrate"):
+        cfg.method.calibrate = False
+    rec = build_recogniser(cfg, PHRASES, "en", "sentiment")
+    assert rec.head.scores_whole_words
+    with torch.no_grad():
+        ours = rec.label_logits(rec.collate(rec.encode([Example(t) for t in TEXTS]))).log_softmax(-1)
+        if method == "zero-shot":
+            torch.testing.assert_close(ours, reference_word_scores(rec, TEXTS).log_softmax(-1), atol=1e-4, rtol=1e-4)
+    # Padding and batch composition change nothing (the extended rows overwrite only padding).
+    together = rec.probabilities([Example(t) for t in TEXTS], batch_size=3)
+    alone = torch.cat([rec.probabilities([Example(t)], batch_size=1) for t in TEXTS])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(together, ours.exp(), atol=1e-5, rtol=1e-4)
+
+
+def test_first_token_scoring_rejects_labels_sharing_a_first_token(tiny_gemma: str) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_gemma)
+    with pytest.raises(EmotuneError, match="label_tokens: all"):
+        verbaliser_token_ids(tok, PHRASES, PromptBuilder(PHRASES))
+    whole = verbaliser_token_ids(tok, PHRASES, PromptBuilder(PHRASES), whole_words=True)
+    assert [len(w) for w in whole[0] + whole[2]] == [2, 1, 2]
+
+
+def test_whole_word_training_learns(tiny_gemma: str, sentiment_files, tmp_path) -> None:
+    from emotune.pipeline import run
+
+    cfg = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "r"), method="lora", epochs=8, patience=8)
+    cfg.data.labels = ["negative", "positive"]
+    cfg.data.verbalisers = [["very bad"], ["very good"]]
+    cfg.data.label_tokens = "all"
+    metrics = run(cfg)
+    assert metrics["accuracy"] >= 0.75

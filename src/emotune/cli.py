@@ -49,6 +49,9 @@ FLAGS: dict[str, Flag] = {
     "max-samples": Flag("data.max_eval_samples", int, "seeded subset of the dev and evaluation splits"),
     "max-dev-samples": Flag("data.max_dev_samples", int, "seeded subset of dev only (default: --max-samples)"),
     "context-turns": Flag("data.context_turns", int, "earlier dialogue turns put before the utterance (default 0)"),
+    "label-tokens": Flag(
+        "data.label_tokens", str, "first (default: a label word's first token) or all (multi-token words scored whole)"
+    ),
     "objective": Flag("train.objective", str, "classify (label scoring, default) or generate (paper's LM loss)"),
     "epochs": Flag("train.epochs", float, "passes over the training set"),
     "min-steps": Flag("train.min_steps", int, "at least this many optimiser steps, whatever the epochs (0: no floor)"),

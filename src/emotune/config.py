@@ -25,6 +25,7 @@ CLASS_WEIGHTS = ("none", "balanced", "sqrt", "auto")
 LOSSES = ("cross-entropy", "focal")
 PRIOR_CORRECTIONS = ("none", "dev")
 LABEL_HEADS = ("frozen", "trainable")
+LABEL_TOKENS = ("first", "all")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_METHOD = "lora"
 SECTIONS = ("model", "method", "data", "train", "runtime")
@@ -60,6 +61,8 @@ class DataConfig:
     task_word: str | None = None
     verbalisers: list[list[str]] | None = None
     template: str | None = None
+    # "first" scores a label word by its first token; "all" by every token (multi-token words).
+    label_tokens: str = "first"
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     max_dev_samples: int | None = None
@@ -78,6 +81,8 @@ class DataConfig:
                 raise EmotuneError(f"data.{key} must be >= 1")
         if self.template is not None and "{text}" not in self.template:
             raise EmotuneError("data.template must contain '{text}'")
+        if self.label_tokens not in LABEL_TOKENS:
+            raise EmotuneError(f"data.label_tokens must be one of {LABEL_TOKENS}, got '{self.label_tokens}'")
 
 
 @dataclass

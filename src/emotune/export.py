@@ -119,13 +119,35 @@ def write_exported_run(run: Path, rec: Recogniser, folder: Path, fmt: str) -> No
             "add_bos": rec.tokenizer.bos_token_id is not None,
             "max_length": rec.max_length,
             "label_token_ids": label_token_ids(rec),
+            "label_tokens": "all" if rec.head.scores_whole_words else "first",
+            "label_word_ids": label_word_ids(rec),
             "label_bias": rec.head.bias.tolist(),
             # A trained head's rows are not the output vocabulary's: only the ONNX graph has them.
             "trained_label_head": rec.head.rows is not None,
-            "how": "ids = [bos] + tok(prompt_head) + tok(text) + tok(prompt_tail) (no special tokens); "
-            "label logit k = logsumexp over label_token_ids[k] of the last position's logits, minus label_bias[k]",
+            "how": HOW_WHOLE_WORDS if rec.head.scores_whole_words else HOW_FIRST_TOKEN,
         },
     )
+
+
+HOW_FIRST_TOKEN = (
+    "ids = [bos] + tok(prompt_head) + tok(text) + tok(prompt_tail) (no special tokens); "
+    "label logit k = logsumexp over label_token_ids[k] of the last position's logits, minus label_bias[k]"
+)
+HOW_WHOLE_WORDS = (
+    "ids = [bos] + tok(prompt_head) + tok(text) + tok(prompt_tail) (no special tokens); word score = the last "
+    "position's logit of the word's first token + log-softmax log-probabilities of its later tokens given ids and "
+    "the tokens before them; label logit k = logsumexp over label_word_ids[k] of word scores, minus label_bias[k]"
+)
+
+
+def label_word_ids(rec: Recogniser) -> list[list[list[int]]]:
+    """Every verbaliser word's token ids, per label (one id per word when only first tokens are scored)."""
+    words = [[t] for t in rec.head.flat_ids.tolist()]
+    rows = rec.head.long_words.tolist()  # a one-row placeholder when no word is long
+    for n, i in enumerate(rec.head.long_index.tolist()):
+        words[i] = [t for t in rows[n] if t >= 0]
+    owner = rec.head.owner.tolist()
+    return [[w for w, o in zip(words, owner, strict=True) if o == k] for k in range(rec.head.num_labels)]
 
 
 def label_token_ids(rec: Recogniser) -> list[list[int]]:

@@ -25,6 +25,7 @@ from emotune.prompts import PromptBuilder
 from emotune.scoring import (
     Batch,
     LabelHead,
+    continuation_rows,
     encode_examples,
     output_weight,
     verbaliser_token_ids,
@@ -76,9 +77,19 @@ class LabelScorer(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Label logits (batch, num_labels) from the hidden states at ``positions`` (batch,)."""
-        picked = self.hidden_at(input_ids, attention_mask, positions)
-        with torch.autocast(picked.device.type, enabled=False):  # the head stays fp32 under autocast
-            return self.head(picked, output_weight(base_model_of(self.model)))
+        weight = output_weight(base_model_of(self.model))
+        if not self.head.scores_whole_words:
+            picked = self.hidden_at(input_ids, attention_mask, positions)
+            with torch.autocast(picked.device.type, enabled=False):  # the head stays fp32 under autocast
+                return self.head(picked, weight)
+        ids, mask, read, targets = continuation_rows(input_ids, attention_mask, positions, self.head.long_words)
+        hidden = self.method.hidden_states(self.model, ids, mask)
+        # Every extended row starts with its whole prompt, so the first block also gives the
+        # answer position: no separate pass over the bare prompts.
+        picked = hidden[torch.arange(input_ids.shape[0], device=hidden.device), positions]
+        at_read = hidden.gather(1, read[..., None].expand(-1, -1, hidden.shape[-1]))
+        with torch.autocast(picked.device.type, enabled=False):
+            return self.head(picked, weight, self.head.continuation_logprobs(at_read, targets, weight))
 
 
 @dataclass
@@ -228,7 +239,7 @@ def build_recogniser(
     method = get_method(cfg.method)
     prompt = PromptBuilder(labels, language, task, cfg.data.template)
     head = LabelHead(
-        verbaliser_token_ids(tokenizer, labels, prompt),
+        verbaliser_token_ids(tokenizer, labels, prompt, whole_words=cfg.data.label_tokens == "all"),
         getattr(model.config, "final_logit_softcapping", None),
     ).to(model.device)
     wrapped = method.load(model, adapter_dir) if adapter_dir is not None else method.attach(model, tokenizer)

@@ -2,8 +2,15 @@
 
 A label's score is read from the final hidden state at the answer position, multiplied by the
 output-embedding rows of that label's verbaliser tokens only: never a full-vocabulary logit
-matrix (Gemma 3's 262k-row output projection would otherwise dominate the compute). A label with
-several verbaliser words scores the log-sum-exp of their first tokens.
+matrix at the answer position (Gemma 3's 262k-row output projection would otherwise dominate the
+compute). A label with several verbaliser words scores the log-sum-exp of its words.
+
+A word that is several tokens long (most two-character Chinese words on Gemma 3: 中性 is 中 + 性)
+is scored by its first token by default. With ``data.label_tokens: all`` it is scored whole: the
+prompt is extended by the word's leading tokens and the log-probabilities of its later tokens are
+added to the first token's logit, so the label softmax is over the words' full probabilities
+(renormalised over the label set) and labels may share a first token ("very negative" and
+"very positive").
 
 With ``train.label_head: trainable`` the head keeps its own copy of those rows, initialised from
 the backbone's and trained with the method: the label directions can then move away from what
@@ -56,29 +63,68 @@ class Batch:
 
 
 def verbaliser_token_ids(
-    tokenizer: PreTrainedTokenizerBase, labels: LabelSet, prompt: PromptBuilder
-) -> list[list[int]]:
-    """First token id of each verbaliser word, per label.
+    tokenizer: PreTrainedTokenizerBase, labels: LabelSet, prompt: PromptBuilder, whole_words: bool = False
+) -> list[list[list[int]]]:
+    """Token ids of each verbaliser word, per label: the first token only unless ``whole_words``.
 
     Raises:
-        EmotuneError: If two labels share a first token (they could not be told apart).
+        EmotuneError: If a word tokenises to nothing, or two labels would score the same tokens
+            (the same first token when only first tokens are scored).
     """
-    owner: dict[int, str] = {}
+    owner: dict[tuple[int, ...], str] = {}
     result = []
     for name, words in zip(labels.names, labels.words(prompt.language), strict=True):
-        ids = []
+        seqs: list[tuple[int, ...]] = []
         for word in words:
             tokens = tokenizer(prompt.answer_prefix + word, add_special_tokens=False).input_ids
             if not tokens:
                 raise EmotuneError(f"verbaliser '{word}' of label '{name}' tokenises to nothing")
-            if owner.setdefault(tokens[0], name) != name:
+            key = tuple(tokens) if whole_words else (tokens[0],)
+            if owner.setdefault(key, name) != name:
+                what = "tokenise the same" if whole_words else "start with the same token"
+                fix = "" if whole_words else ", or score whole words (data.label_tokens: all)"
                 raise EmotuneError(
-                    f"labels '{owner[tokens[0]]}' and '{name}' start with the same token; "
-                    "choose distinct verbalisers (data.verbalisers)"
+                    f"labels '{owner[key]}' and '{name}' {what}; choose distinct verbalisers (data.verbalisers){fix}"
                 )
-            ids.append(tokens[0])
-        result.append(sorted(set(ids)))
+            seqs.append(key)
+        result.append([list(k) for k in sorted(set(seqs))])
     return result
+
+
+def continuation_rows(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, last_index: torch.Tensor, words: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every prompt extended by each multi-token word but its last token, for teacher forcing.
+
+    Args:
+        input_ids: Right-padded prompts (batch, seq); ``attention_mask`` marks their tokens.
+        last_index: Each prompt's last position (batch,).
+        words: The words' token ids (num_words, longest), right-padded with -1.
+
+    Returns:
+        ``(ids, mask, read, targets)``: rows word-major (row ``w * batch + b``) of width
+        ``seq + longest - 1``; ``read`` (rows, longest - 1) the positions whose hidden states
+        predict ``targets``, the word's later tokens (-1 past a shorter word's end).
+    """
+    batch = input_ids.shape[0]
+    num, span = words.shape[0], words.shape[1] - 1
+
+    def tile(t: torch.Tensor) -> torch.Tensor:  # (batch, ...) -> (num * batch, ...), word-major
+        return t[None].expand(num, *t.shape).reshape(num * batch, *t.shape[1:])
+
+    def spread(t: torch.Tensor) -> torch.Tensor:  # (num, span) -> (num * batch, span)
+        return t[:, None].expand(num, batch, span).reshape(num * batch, span)
+
+    grow = input_ids.new_zeros(num * batch, span)
+    ids = torch.cat([tile(input_ids), grow], dim=1)
+    mask = torch.cat([tile(attention_mask), grow.to(attention_mask.dtype)], dim=1)
+    lead, targets = spread(words[:, :-1]), spread(words[:, 1:])
+    read = tile(last_index)[:, None] + 1 + torch.arange(span, device=input_ids.device)
+    # Right padding means the positions after a prompt are padding: the word's tokens overwrite them.
+    used = targets >= 0
+    ids = ids.scatter(1, read, torch.where(used, lead, ids.gather(1, read)))
+    mask = mask.scatter(1, read, torch.where(used, torch.ones_like(read).to(mask.dtype), mask.gather(1, read)))
+    return ids, mask, read, targets
 
 
 class LabelHead(nn.Module):
@@ -86,24 +132,37 @@ class LabelHead(nn.Module):
 
     By default it holds no weights of its own: it reads the backbone's (possibly tied) output
     embedding at call time, so LoRA or a frozen head are scored the same way everywhere.
-    :meth:`make_trainable` gives it its own copy of the label rows instead.
+    :meth:`make_trainable` gives it its own copy of the label rows instead (first tokens only:
+    a word's later tokens are always scored by the backbone's own vocabulary).
     """
 
-    def __init__(self, token_ids: list[list[int]], softcap: float | None = None) -> None:
+    def __init__(self, token_ids: list[list[list[int]]], softcap: float | None = None) -> None:
         super().__init__()
-        flat = [t for ids in token_ids for t in ids]
+        words = [w for ids in token_ids for w in ids]
         owner = [k for k, ids in enumerate(token_ids) for _ in ids]
         self.flat_ids: torch.Tensor
         self.owner: torch.Tensor
         self.bias: torch.Tensor
-        self.register_buffer("flat_ids", torch.tensor(flat, dtype=torch.long), persistent=False)
+        self.long_words: torch.Tensor
+        self.long_index: torch.Tensor
+        self.register_buffer("flat_ids", torch.tensor([w[0] for w in words], dtype=torch.long), persistent=False)
         self.register_buffer("owner", torch.tensor(owner, dtype=torch.long), persistent=False)
         self.num_labels = len(token_ids)
-        self.one_token_per_label = all(len(ids) == 1 for ids in token_ids)
+        self.one_word_per_label = all(len(ids) == 1 for ids in token_ids)
         self.softcap = softcap
         # Zero-shot calibration: label log-probabilities on a content-free input, subtracted.
         self.register_buffer("bias", torch.zeros(self.num_labels), persistent=False)
         self.rows: nn.Parameter | None = None
+        long = [i for i, w in enumerate(words) if len(w) > 1]
+        span = max((len(words[i]) for i in long), default=1)
+        padded = [words[i] + [-1] * (span - len(words[i])) for i in long]
+        self.register_buffer("long_words", torch.tensor(padded or [[0]], dtype=torch.long), persistent=False)
+        self.register_buffer("long_index", torch.tensor(long, dtype=torch.long), persistent=False)
+
+    @property
+    def scores_whole_words(self) -> bool:
+        """True when some word has later tokens to score (see :func:`continuation_rows`)."""
+        return self.long_index.numel() > 0
 
     def make_trainable(self, output_weight: torch.Tensor, rows: torch.Tensor | None = None) -> None:
         """Gives the head its own label rows: ``rows`` (a trained run's) or a copy of the backbone's.
@@ -117,13 +176,39 @@ class LabelHead(nn.Module):
         value = start if rows is None else rows.to(start.device)
         self.rows = nn.Parameter(value.float().clone())
 
-    def forward(self, hidden: torch.Tensor, output_weight: torch.Tensor) -> torch.Tensor:
-        """Returns label logits (batch, num_labels) from hidden states (batch, hidden)."""
+    def continuation_logprobs(
+        self, hidden: torch.Tensor, targets: torch.Tensor, output_weight: torch.Tensor
+    ) -> torch.Tensor:
+        """Summed log-probabilities of each long word's later tokens, (batch, num_words) with zeros elsewhere.
+
+        Args:
+            hidden: Hidden states at the ``read`` positions of :func:`continuation_rows`
+                (long words * batch, span, hidden).
+            targets: The tokens they predict, -1 where a word has ended.
+            output_weight: The backbone's output projection (vocab, hidden).
+        """
+        logits = (hidden.to(output_weight.dtype) @ output_weight.T).float()
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        picked = logits.log_softmax(-1).gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1)
+        summed = picked.masked_fill(targets < 0, 0.0).sum(-1).view(len(self.long_index), -1)
+        full = summed.new_zeros(summed.shape[1], len(self.flat_ids))
+        return full.index_copy(1, self.long_index, summed.T)
+
+    def forward(
+        self, hidden: torch.Tensor, output_weight: torch.Tensor, later: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Returns label logits (batch, num_labels) from hidden states (batch, hidden).
+
+        ``later`` adds each word's later-token log-probabilities (see :meth:`continuation_logprobs`).
+        """
         rows = self.rows if self.rows is not None else output_weight.index_select(0, self.flat_ids)
         token_logits = hidden.float() @ rows.float().T
         if self.softcap:
             token_logits = torch.tanh(token_logits / self.softcap) * self.softcap
-        if self.one_token_per_label:
+        if later is not None:
+            token_logits = token_logits + later
+        if self.one_word_per_label:
             return token_logits - self.bias
         per_label = [torch.logsumexp(token_logits[:, self.owner == k], dim=-1) for k in range(self.num_labels)]
         return torch.stack(per_label, dim=-1) - self.bias

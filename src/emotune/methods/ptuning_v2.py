@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 class PTuningV2Options(MethodOptions):
     """Options of P-Tuning v2."""
 
-    prompt_length: int = option(32, "virtual tokens per layer (paper: 32)")
+    # 64 beat the paper's 32 on dev at 256 training examples (two seeds, three corpora: mean macro-F1
+    # +2.1, Friends +5.6; benchmarks/results/search/ptuning-v2-256). The paper-layout matrices pin 32.
+    prompt_length: int = option(64, "virtual tokens per layer (paper: 32)")
     prefix_projection: bool = option(False, "reparameterise the prefix through an MLP (P-Tuning v2's option)")
     projection_hidden: int = option(512, "hidden size of that MLP")
 
