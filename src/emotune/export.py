@@ -143,17 +143,15 @@ HOW_WHOLE_WORDS = (
 def label_word_ids(rec: Recogniser) -> list[list[list[int]]]:
     """Every verbaliser word's token ids, per label (one id per word when only first tokens are scored)."""
     words = [[t] for t in rec.head.flat_ids.tolist()]
-    rows = rec.head.long_words.tolist()  # a one-row placeholder when no word is long
-    for n, i in enumerate(rec.head.long_index.tolist()):
-        words[i] = [t for t in rows[n] if t >= 0]
+    for i, row in zip(rec.head.long_index.tolist(), rec.head.long_words.tolist(), strict=True):
+        words[i] = [t for t in row if t >= 0]
     owner = rec.head.owner.tolist()
     return [[w for w, o in zip(words, owner, strict=True) if o == k] for k in range(rec.head.num_labels)]
 
 
 def label_token_ids(rec: Recogniser) -> list[list[int]]:
-    """The output-vocabulary ids each label is scored on."""
-    flat, owner = rec.head.flat_ids.tolist(), rec.head.owner.tolist()
-    return [[t for t, o in zip(flat, owner, strict=True) if o == k] for k in range(rec.head.num_labels)]
+    """The output-vocabulary ids each label is scored on at the answer position (its words' first tokens)."""
+    return [[word[0] for word in words] for words in label_word_ids(rec)]
 
 
 class _OnnxScorer(nn.Module):

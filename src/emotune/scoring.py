@@ -156,7 +156,8 @@ class LabelHead(nn.Module):
         long = [i for i, w in enumerate(words) if len(w) > 1]
         span = max((len(words[i]) for i in long), default=1)
         padded = [words[i] + [-1] * (span - len(words[i])) for i in long]
-        self.register_buffer("long_words", torch.tensor(padded or [[0]], dtype=torch.long), persistent=False)
+        long_words = torch.tensor(padded, dtype=torch.long).view(len(long), span)  # (0, 1) when none is long
+        self.register_buffer("long_words", long_words, persistent=False)
         self.register_buffer("long_index", torch.tensor(long, dtype=torch.long), persistent=False)
 
     @property
