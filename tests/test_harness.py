@@ -80,6 +80,9 @@ def test_matrix_runs_resumes_and_reports(tiny_gemma: str, sentiment_files, tiny_
     assert len(results) == 4 and all(0.0 <= r["accuracy"] <= 1.0 for r in results)
     tfidf = json.loads((out / "cells" / "tiny__tfidf-lr__s1.json").read_text())
     assert tfidf["accuracy"] >= 0.75  # the tiny task's words separate the classes
+    lora = json.loads(first.read_text())
+    assert "cores" in lora["machine"] and "torch threads" in lora["machine"]  # wall times name their hardware
+    assert (lora["recipe"]["device"], lora["recipe"]["precision"]) in {("cpu", "fp32"), ("cpu", "bf16")}
     table = (out / "table.md").read_text()
     assert "| tiny | accuracy / macro_f1 |" in table and "±" in table  # two LoRA seeds: mean ± std
     summary = json.loads((out / "summary.json").read_text())

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -181,6 +183,7 @@ def run_matrix(
         metrics = runner(cell, runs)
         record = {"dataset": cell.dataset, "method": cell.method, "seed": cell.seed, "matrix": matrix.source}
         record |= {"config": cell.config} | {k: metrics.get(k) for k in KEEP} | _recall_and_recipe(metrics)
+        record["machine"] = machine()
         write_json(cells_dir / f"{cell.key}.json", record)
     results = read_cells(out)
     if todo or not (out / "table.md").is_file():
@@ -193,6 +196,25 @@ def _recall_and_recipe(metrics: dict[str, Any]) -> dict[str, Any]:
     per_class = metrics.get("per_class") or {}
     recall = {name: {"recall": c["recall"], "support": c["support"]} for name, c in per_class.items()}
     return {"recall": recall or None, "recipe": metrics.get("recipe")}
+
+
+def machine() -> str:
+    """The hardware a cell ran on, e.g. "AMD EPYC, 2 cores, 2 torch threads": its wall time means
+    little without it, and one matrix may be filled on several machines."""
+    import torch
+
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), "")
+    where = f"{model or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    if torch.cuda.is_available():
+        where += f", {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    return where
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:  # not Linux
+        return []
 
 
 def _eta(started: float, done: int, total: int) -> str:

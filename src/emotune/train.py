@@ -29,7 +29,7 @@ from emotune.losses import class_weights, gold_targets, imbalance_ratio, resolve
 from emotune.methods.base import base_model_of
 from emotune.metrics import tune_threshold
 from emotune.objectives import Objective, get_objective
-from emotune.recogniser import Recogniser
+from emotune.recogniser import Recogniser, autocast_dtype
 from emotune.scoring import epoch_batches
 
 log = logging.getLogger(__name__)
@@ -187,6 +187,9 @@ class Trainer:
             "class_weights": resolve_class_weights(self.gold, n, t.class_weights),
             "imbalance_ratio": round(imbalance_ratio(self.gold, n), 1),
             "label_head": t.label_head,
+            # Where it ran, so a benchmark cell's wall time can be read against its hardware.
+            "device": self.rec.device.type,
+            "precision": "bf16" if autocast_dtype(self.rec.precision, self.rec.device) else "fp32",
         }
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
