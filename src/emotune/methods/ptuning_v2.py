@@ -8,6 +8,7 @@ PEFT's N(0, 1) start wrecks the frozen model at step 0 and learns slowly.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -72,13 +73,20 @@ class PTuningV2(Method):
         batch = input_ids.shape[0]
         cache = wrapped.get_prompt(batch, max_cache_len=input_ids.shape[1] + n)  # type: ignore[operator]
         prefix_mask = torch.ones(batch, n, dtype=attention_mask.dtype, device=attention_mask.device)
-        out = decoder_of(wrapped)(
+        decoder = decoder_of(wrapped)
+        out = decoder(
             input_ids=input_ids,
             attention_mask=torch.cat([prefix_mask, attention_mask], dim=1),
-            past_key_values=cache,
             use_cache=True,
+            **{cache_argument(decoder): cache},
         )
         return out.last_hidden_state
+
+
+def cache_argument(decoder: nn.Module) -> str:
+    """The decoder's name for a key/value cache input: ``cache`` in recent transformers (which warn
+    on ``past_key_values`` and map it over), ``past_key_values`` before that."""
+    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
 
 def real_kv(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, length: int) -> torch.Tensor:
@@ -93,7 +101,7 @@ def real_kv(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, length: 
     ids = torch.tensor([seed_ids(tokenizer, length)], device=model.device)
     with torch.no_grad():
         out = decoder_of(model)(input_ids=ids, use_cache=True)
-    cache = out.past_key_values
+    cache = out.cache if "cache" in type(out).__dataclass_fields__ else out.past_key_values
     per_layer = []
     for layer in range(len(cache.layers)):
         keys, values = cache.layers[layer].keys, cache.layers[layer].values  # (1, heads, L, dim)
