@@ -55,3 +55,14 @@ def test_learning_curve_compares_on_the_seeds_the_default_ran(tmp_path: Path) ->
     assert checks["silent_labels"] == ["b"]
     assert checks["accuracy_drop_vs_old"] == 5.0 and checks["accuracy_ok"] is False
     assert "acc -5.0 vs old (**more than 2 below**)" in curve.markdown(curve.build(tmp_path), "m.yaml")
+
+
+def test_harness_timing_table_tells_a_cell_not_run_from_a_method_that_trains_nothing(tmp_path: Path) -> None:
+    from emotune.report import read_cells, table
+
+    _cell(tmp_path, "sst2", "zero-shot", 42, accuracy=0.7, train_seconds=0.0, train_examples_per_second=None)
+    _cell(tmp_path, "sst2", "lora", 42, accuracy=0.9, train_seconds=100.0, train_examples_per_second=5.0)
+    _cell(tmp_path, "sst5", "zero-shot", 42, accuracy=0.3, train_seconds=0.0, train_examples_per_second=None)
+    timing = table(read_cells(tmp_path)).split("Training time per cell")[1]
+    assert "| sst2 | — (no training) | 100 s, 5.0 ex/s, n=1 |" in timing
+    assert "| sst5 | — (no training) | not run |" in timing  # lora has no sst5 cell

@@ -107,7 +107,10 @@ def table(results: list[dict[str, Any]]) -> str:
     for d in datasets:
         row = []
         for m in methods:
-            s = summary.get((d, m)) or {}
+            s = summary.get((d, m))
+            if s is None:
+                row.append("not run")
+                continue
             secs, rate = s.get("train_seconds"), s.get("train_examples_per_second")
             untrained = secs is None or not rate  # zero-shot trains nothing
             row.append("— (no training)" if untrained else f"{secs:.0f} s, {rate:.1f} ex/s, n={s['seeds']}")
