@@ -37,6 +37,7 @@ from emotune.config import RunConfig
 from emotune.errors import EmotuneError
 from emotune.methods import UNTRAINED
 from emotune.pipeline import run
+from emotune.recogniser import cpuinfo
 from emotune.report import KEEP, read_cells, write_report
 from emotune.storage import write_json
 
@@ -203,18 +204,12 @@ def machine() -> str:
     little without it, and one matrix may be filled on several machines."""
     import torch
 
-    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), "")
+    lines = cpuinfo().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
     where = f"{model or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
     if torch.cuda.is_available():
         where += f", {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
     return where
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:  # not Linux
-        return []
 
 
 def _eta(started: float, done: int, total: int) -> str:

@@ -35,12 +35,17 @@ CONTENT_FREE = "N/A"
 
 
 @lru_cache(maxsize=1)
+def cpuinfo() -> str:
+    """The text of /proc/cpuinfo ("" where there is none, e.g. not Linux)."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def cpu_supports_bf16() -> bool:
     """True when the CPU has native bf16 dot products (avx512_bf16 or AMX), where bf16 pays off."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = cpuinfo()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
