@@ -19,7 +19,7 @@ from emotune.harness import load_matrix, run_matrix
 from emotune.methods import method_class, method_names
 from emotune.pipeline import run
 from emotune.predict import Predictor
-from emotune.recogniser import build_recogniser
+from emotune.recogniser import build_recogniser, forward_context
 from emotune.train import load_trainable, trainable_state
 from helpers import tiny_config
 from test_multilabel import _goemotions
@@ -127,3 +127,15 @@ def test_the_benchmark_harness_on_the_device(tiny_gemma: str, sentiment_files, t
     path.write_text(yaml.safe_dump(spec))
     results = run_matrix(load_matrix(path), tmp_path / "out", tmp_path / "runs")
     assert len(results) == 2 and all(0.0 <= r["accuracy"] <= 1.0 for r in results)
+
+
+def test_forward_passes_on_a_gpu_keep_off_cudnn_attention() -> None:
+    # The flags are process-wide settings, so this runs without a GPU; the context restores them.
+    cuda = torch.backends.cuda
+    before = cuda.cudnn_sdp_enabled()
+    with forward_context("cuda", None):
+        assert not cuda.cudnn_sdp_enabled()
+        assert cuda.flash_sdp_enabled() and cuda.mem_efficient_sdp_enabled() and cuda.math_sdp_enabled()
+    assert cuda.cudnn_sdp_enabled() == before
+    with forward_context("cpu", None):
+        assert cuda.cudnn_sdp_enabled() == before

@@ -9,7 +9,7 @@ import torch
 
 from emotune.pipeline import run
 from emotune.predict import Predictor
-from emotune.recogniser import autocast_dtype
+from emotune.recogniser import autocast_dtype, forward_context
 from helpers import tiny_config
 
 pytestmark = [
@@ -31,3 +31,15 @@ def test_bf16_autocast_is_chosen_where_the_gpu_supports_it() -> None:
     expected = torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     assert autocast_dtype("auto", torch.device("cuda")) == expected
     assert autocast_dtype("fp32", torch.device("cuda")) is None
+
+
+def test_gpu_attention_under_bf16_runs_no_cudnn_kernel() -> None:
+    q = torch.randn(4, 2, 40, 256, device="cuda", requires_grad=True)
+    mask = torch.ones(40, 40, dtype=torch.bool, device="cuda").tril()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        with forward_context("cuda", torch.bfloat16):
+            out = torch.nn.functional.scaled_dot_product_attention(q, q, q, attn_mask=mask)
+        out.float().sum().backward()
+    names = [e.key for e in prof.key_averages()]
+    assert not [n for n in names if "cudnn" in n], names
+    assert [n for n in names if "attention" in n], names

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
@@ -58,6 +59,24 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "bf16" or cpu_supports_bf16():
         return torch.bfloat16
     return None
+
+
+# Attention kernels for forward passes on a GPU: not cuDNN's. On an H200 its attention cost
+# ~1.1 ms of host time per call even warm, 36 calls a LoRA step of the default backbone, whose
+# whole step is ~13 ms of device work (benchmarks/results/gpu-step-probe-h200.log); it also plans
+# anew for every sequence length, which length-bucketed batches keep changing.
+GPU_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
+@contextlib.contextmanager
+def forward_context(device_type: str, dtype: torch.dtype | None) -> Iterator[None]:
+    """Autocast to ``dtype`` (None: fp32) and, on a GPU, the attention kernels of ``GPU_ATTENTION``."""
+    with contextlib.ExitStack() as stack:
+        if device_type == "cuda":
+            stack.enter_context(sdpa_kernel(GPU_ATTENTION))
+        if dtype is not None:
+            stack.enter_context(torch.autocast(device_type, dtype=dtype))
+        yield
 
 
 class LabelScorer(nn.Module):
@@ -127,11 +146,8 @@ class Recogniser:
         return self.eval_batch_size or (256 if self.device.type == "cuda" else 16)
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
-        """Mixed precision for forward passes where the hardware supports bf16."""
-        dtype = autocast_dtype(self.precision, self.device)
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
+        """Mixed precision where the hardware supports bf16, and a GPU's attention kernels, for forward passes."""
+        return forward_context(self.device.type, autocast_dtype(self.precision, self.device))
 
     def encode(self, examples: Sequence[Example]) -> list[list[int]]:
         """Prompt token ids for each example."""
