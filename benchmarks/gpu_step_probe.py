@@ -1,127 +1,181 @@
-"""Where one training step's time goes on a GPU: host (Python + kernel launches) vs device.
+"""Where one training step's time goes on a GPU, and what each loop setting changes.
 
 Speed does not depend on weight values, so the default backbone's architecture is built with
-random weights from its ``config.json`` and tokenizer files (no 253 MB GGUF to carry to a GPU
-machine). LoRA r=8 on q/k/v/o as in ``speed.py``, SST-2 train sentences, emotune's Trainer:
+random weights from its ``config.json`` and tokenizer files: no 253 MB GGUF to carry to a GPU
+machine, one short device call. LoRA r=8 on q/k/v/o as in ``speed.py``, SST-2 train sentences,
+emotune's own Trainer. For each variant and batch size it times the first ``--batches``
+length-bucketed batches of an epoch twice: **cold** (most batches bring a sequence length not
+seen before, as early in training) and **warm** (the same batches again, as later epochs).
 
-- ms/step over ``steps`` length-bucketed batches (the first batches of an epoch, so every new
-  sequence length is seen cold), then the same batches again with plain copies instead of pinned
-  memory, and in fp32 instead of bf16 autocast, and at batch 64;
-- cProfile (Python) and torch.profiler (operators, kernel launches, device time) of warm steps.
+Variants: emotune as it is; cuDNN attention allowed again (what ran before
+``recogniser.GPU_ATTENTION``); bf16 weights (``model.dtype: bfloat16``) instead of fp32 weights
+under bf16 autocast; plain copies instead of pinned memory. ``--profile`` adds an operator
+profile of warm steps (host vs device time, kernel launches).
 
-    python benchmarks/gpu_step_probe.py cuda 20 > benchmarks/results/gpu-step-probe-h200.log
+    python benchmarks/gpu_step_probe.py --device cuda --profile \
+        --out benchmarks/results/gpu-step-probe-<gpu>.json
 
 ``--tok-dir`` holds ``config.json``, ``tokenizer_config.json``, ``generation_config.json`` and
-``tokenizer.json.xz`` (copied from ``$EMOTUNE_CACHE/backbones/gemma3-270m``).
+``tokenizer.json.xz`` (xz of the file in ``$EMOTUNE_CACHE/backbones/gemma3-270m``).
+``benchmarks/results/gpu-step-probe-h200.log`` is the first version's output (2026-11-26).
 """
 
-import cProfile
-import io
+from __future__ import annotations
+
+import argparse
+import json
 import lzma
-import os
-import pstats
 import shutil
-import sys
 import tempfile
 import time
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import torch
-from torch.profiler import ProfilerActivity, profile
-from transformers import AutoConfig, AutoModelForCausalLM
+from torch.nn.attention import SDPBackend
 
+import emotune.recogniser as recogniser
 from emotune.config import RunConfig
 from emotune.data import load_data
-from emotune.recogniser import build_recogniser
 from emotune.scoring import Batch, epoch_batches
 from emotune.train import Trainer
 
-dev = sys.argv[1] if len(sys.argv) > 1 else "cuda"
-steps = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-tok_dir = Path(os.environ.get("PROBE_TOK_DIR", ".gpu/tok"))
-folder = Path(os.environ.get("PROBE_MODEL", "/tmp/rand-gemma"))
+TOKENIZER_FILES = ("config.json", "tokenizer_config.json", "generation_config.json")
 
 
-def random_backbone() -> None:
-    """Writes the default backbone's architecture with random weights to ``folder``."""
+def random_backbone(tok_dir: Path, folder: Path) -> None:
+    """Writes the default backbone's architecture with random weights to ``folder`` (once)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if (folder / "model.safetensors").is_file():
+        return
     folder.mkdir(parents=True, exist_ok=True)
-    for f in ("config.json", "tokenizer_config.json", "generation_config.json"):
-        shutil.copy(tok_dir / f, folder / f)
+    for name in TOKENIZER_FILES:
+        shutil.copy(tok_dir / name, folder / name)
     (folder / "tokenizer.json").write_bytes(lzma.decompress((tok_dir / "tokenizer.json.xz").read_bytes()))
     AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder)).save_pretrained(folder)
 
 
-def build(bs: int) -> tuple:
+def trainer(args: argparse.Namespace, dtype: str) -> Trainer:
     cfg = RunConfig.from_dict(
         {
-            "model": {"name": str(folder)},
+            "model": {"name": str(args.model_dir), "dtype": dtype},
             "method": {"name": "lora", "rank": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
-            "data": {"dataset": "sst2", "data_dir": "../shared/datasets/sst"},
-            "train": {"batch_size": bs, "lr": 2e-4, "checkpoint_every": 0, "log_every": 0},
-            "runtime": {"device": dev},
-            "output": tempfile.mkdtemp(),
+            "data": {"dataset": "sst2", "data_dir": args.data_dir},
+            "train": {"lr": 2e-4, "checkpoint_every": 0, "log_every": 0},
+            "runtime": {"device": args.device},
+            "output": tempfile.mkdtemp(prefix="emotune-probe-"),
         }
     ).validate()
-    ds = load_data(cfg.data, cfg.train.seed)
-    rec = build_recogniser(cfg, ds.labels, ds.language, ds.task)
-    tr = Trainer(rec, ds.split("train"), cfg.train)
+    dataset = load_data(cfg.data, cfg.train.seed)
+    rec = recogniser.build_recogniser(cfg, dataset.labels, dataset.language, dataset.task)
     rec.model.train()
-    return rec, tr
+    return Trainer(rec, dataset.split("train"), cfg.train)
 
 
-def sync() -> None:
-    if dev == "cuda":
+def sync(device: str) -> None:
+    if device == "cuda":
         torch.cuda.synchronize()
 
 
-def timed(tr: Trainer, bs: int, label: str, n: int = steps) -> list[list[int]]:
-    b = epoch_batches([len(r) for r in tr.rows], bs, seed=0)
-    for idx in b[:3]:
+def ms_per_step(tr: Trainer, batches: list[list[int]], device: str) -> float:
+    sync(device)
+    start = time.perf_counter()
+    for idx in batches:
         tr.micro_step(idx)
-    sync()
-    t = time.perf_counter()
-    for idx in b[3 : 3 + n]:
-        tr.micro_step(idx)
-    sync()
-    dt = (time.perf_counter() - t) / n
-    print(f"PROBE {label}: {1000 * dt:.1f} ms/step, {bs / dt:.0f} ex/s", flush=True)
-    return b
+    sync(device)
+    return 1000 * (time.perf_counter() - start) / len(batches)
 
 
-if not (folder / "model.safetensors").exists():
-    random_backbone()
-rec, tr = build(16)
-b = timed(tr, 16, "baseline bs16")
-# Where the host time goes: cProfile of 5 steps.
-pr = cProfile.Profile()
-pr.enable()
-for idx in b[30:35]:
-    tr.micro_step(idx)
-sync()
-pr.disable()
-s = io.StringIO()
-pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(18)
-print(s.getvalue()[-4000:])
-s = io.StringIO()
-pstats.Stats(pr, stream=s).sort_stats("cumtime").print_stats(30)
-print(s.getvalue()[-5000:])
-acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev == "cuda" else [])
-with profile(activities=acts) as prof:
-    for idx in b[40:43]:
-        tr.micro_step(idx)
-    sync()
-print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=22, max_name_column_width=50))
-if dev == "cuda":
-    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=12, max_name_column_width=50))
-# Variant: plain copies instead of pinned memory per batch.
-orig_to = Batch.to
-Batch.to = lambda self, device: Batch(  # type: ignore[method-assign]
-    self.input_ids.to(device), self.attention_mask.to(device), self.last_index.to(device)
-)
-timed(tr, 16, "no pin_memory bs16")
-Batch.to = orig_to  # type: ignore[method-assign]
-# Variant: no autocast (fp32).
-rec.precision = "fp32"
-timed(tr, 16, "fp32 bs16")
-rec.precision = "auto"
-timed(tr, 64, "baseline bs64", 10)
+def cudnn_attention_allowed() -> Callable[[], None]:
+    """Puts cuDNN back among the attention kernels; returns the undo."""
+    before = recogniser.GPU_ATTENTION
+    recogniser.GPU_ATTENTION = [SDPBackend.CUDNN_ATTENTION, *before]
+
+    def undo() -> None:
+        recogniser.GPU_ATTENTION = before
+
+    return undo
+
+
+def plain_copies() -> Callable[[], None]:
+    """Moves batches with plain copies instead of pinned memory; returns the undo."""
+    before = Batch.to
+    Batch.to = lambda self, device: Batch(  # type: ignore[method-assign]
+        self.input_ids.to(device), self.attention_mask.to(device), self.last_index.to(device)
+    )
+
+    def undo() -> None:
+        Batch.to = before  # type: ignore[method-assign]
+
+    return undo
+
+
+VARIANTS: dict[str, tuple[str, Callable[[], Callable[[], None]] | None]] = {
+    "emotune": ("float32", None),
+    "cudnn attention allowed": ("float32", cudnn_attention_allowed),
+    "bf16 weights": ("bfloat16", None),
+    "plain copies": ("float32", plain_copies),
+}
+
+
+def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for name, (dtype, patch) in VARIANTS.items():
+        tr = trainer(args, dtype)
+        undo = patch() if patch else None
+        lengths = [len(r) for r in tr.rows]
+        for bs in args.batch_sizes:
+            batches = epoch_batches(lengths, bs, seed=0)[: args.batches]
+            cold, warm = ms_per_step(tr, batches, args.device), ms_per_step(tr, batches, args.device)
+            row = {"variant": name, "batch_size": bs, "cold_ms_per_step": cold, "warm_ms_per_step": warm}
+            rows.append(
+                row | {"cold_examples_per_second": bs * 1000 / cold, "warm_examples_per_second": bs * 1000 / warm}
+            )
+            print(f"{name:>24} bs {bs:>3}: cold {cold:7.1f} ms/step, warm {warm:7.1f} ms/step", flush=True)
+        if undo:
+            undo()
+        del tr
+    return rows
+
+
+def profile_table(args: argparse.Namespace) -> str:
+    """Operator profile of three warm batch-16 steps of emotune as it is."""
+    from torch.profiler import ProfilerActivity, profile
+
+    tr = trainer(args, "float32")
+    batches = epoch_batches([len(r) for r in tr.rows], 16, seed=0)[:3]
+    ms_per_step(tr, batches, args.device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
+    with profile(activities=activities) as prof:
+        ms_per_step(tr, batches, args.device)
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=50)
+    print(table)
+    return str(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
+    parser.add_argument("--batches", type=int, default=20, help="batches timed per pass")
+    parser.add_argument("--batch-sizes", default="16,64", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--tok-dir", type=Path, default=Path(".gpu/tok"))
+    parser.add_argument("--model-dir", type=Path, default=Path(tempfile.gettempdir()) / "emotune-random-gemma3")
+    parser.add_argument("--data-dir", default="../shared/datasets/sst")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--out", type=Path, help="JSON file for the results")
+    args = parser.parse_args()
+    random_backbone(args.tok_dir, args.model_dir)
+    gpu = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    result = {"date": date.today().isoformat(), "device": gpu, "torch": torch.__version__, "rows": measure(args)}
+    if args.profile:
+        result["profile"] = profile_table(args)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
