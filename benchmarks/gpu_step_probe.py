@@ -27,7 +27,6 @@ import json
 import lzma
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -41,6 +40,7 @@ from emotune.config import RunConfig
 from emotune.data import load_data
 from emotune.scoring import Batch, epoch_batches
 from emotune.train import Trainer
+from speed import timed_steps  # this folder: run as `python benchmarks/gpu_step_probe.py`
 
 TOKENIZER_FILES = ("config.json", "tokenizer_config.json", "generation_config.json")
 
@@ -75,18 +75,8 @@ def trainer(args: argparse.Namespace, dtype: str) -> Trainer:
     return Trainer(rec, dataset.split("train"), cfg.train)
 
 
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def ms_per_step(tr: Trainer, batches: list[list[int]], device: str) -> float:
-    sync(device)
-    start = time.perf_counter()
-    for idx in batches:
-        tr.micro_step(idx)
-    sync(device)
-    return 1000 * (time.perf_counter() - start) / len(batches)
+    return 1000 * timed_steps(tr, batches, torch.device(device)) / len(batches)
 
 
 def cudnn_attention_allowed() -> Callable[[], None]:

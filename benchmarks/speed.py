@@ -56,6 +56,16 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def timed_steps(trainer: Trainer, batches: list[list[int]], device: torch.device) -> float:
+    """Seconds for one training micro-step per batch, queued GPU work included."""
+    sync(device)
+    start = time.perf_counter()
+    for idx in batches:
+        trainer.micro_step(idx)
+    sync(device)
+    return time.perf_counter() - start
+
+
 def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 2048, reps: int = 5) -> float:
     """Achieved FLOP/s of an n x n x n matmul (best of ``reps``)."""
     a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
@@ -117,20 +127,11 @@ def emotune_side(args: argparse.Namespace, batch_size: int) -> dict[str, Any]:
     batches = epoch_batches(lengths, batch_size, seed=0)[: args.train_batches + 1]
     rec.model.train()
     trainer.micro_step(batches[0])  # warm-up
-    sync(device)
-    start = time.perf_counter()
-    for idx in batches[1:]:
-        trainer.micro_step(idx)
-    sync(device)
-    train_s = time.perf_counter() - start
+    train_s = timed_steps(trainer, batches[1:], device)
     # The same batches again: on a GPU the first pass pays for every sequence length seen for the
     # first time (kernel plans, allocator growth), which the standard recipe's one padded shape
     # pays once; the repeat is the steady state of later epochs. On a CPU the two agree.
-    start = time.perf_counter()
-    for idx in batches[1:]:
-        trainer.micro_step(idx)
-    sync(device)
-    repeat_s = time.perf_counter() - start
+    repeat_s = timed_steps(trainer, batches[1:], device)
     n = sum(len(b) for b in batches[1:])
     tokens = sum(lengths[i] for b in batches[1:] for i in b)
     padded = sum(len(b) * max(lengths[i] for i in b) for b in batches[1:])
