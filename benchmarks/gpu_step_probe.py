@@ -36,11 +36,9 @@ import torch
 from torch.nn.attention import SDPBackend
 
 import emotune.recogniser as recogniser
-from emotune.config import RunConfig
-from emotune.data import load_data
 from emotune.scoring import Batch, epoch_batches
 from emotune.train import Trainer
-from speed import timed_steps  # this folder: run as `python benchmarks/gpu_step_probe.py`
+from speed import emotune_recogniser, timed_steps  # this folder: run as `python benchmarks/gpu_step_probe.py`
 
 TOKENIZER_FILES = ("config.json", "tokenizer_config.json", "generation_config.json")
 
@@ -59,18 +57,8 @@ def random_backbone(tok_dir: Path, folder: Path) -> None:
 
 
 def trainer(args: argparse.Namespace, dtype: str) -> Trainer:
-    cfg = RunConfig.from_dict(
-        {
-            "model": {"name": str(args.model_dir), "dtype": dtype},
-            "method": {"name": "lora", "rank": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
-            "data": {"dataset": "sst2", "data_dir": args.data_dir},
-            "train": {"lr": 2e-4, "checkpoint_every": 0, "log_every": 0},
-            "runtime": {"device": args.device},
-            "output": tempfile.mkdtemp(prefix="emotune-probe-"),
-        }
-    ).validate()
-    dataset = load_data(cfg.data, cfg.train.seed)
-    rec = recogniser.build_recogniser(cfg, dataset.labels, dataset.language, dataset.task)
+    """emotune's Trainer over ``speed.py``'s recogniser, on the random backbone in ``dtype``."""
+    rec, dataset, cfg = emotune_recogniser(args, 16, model={"name": str(args.model_dir), "dtype": dtype})
     rec.model.train()
     return Trainer(rec, dataset.split("train"), cfg.train)
 

@@ -94,9 +94,13 @@ def train_flops(decoder: int, head: int, tokens: float, with_head: bool) -> floa
     return 2 * per_token * tokens
 
 
-def emotune_recogniser(args: argparse.Namespace, batch_size: int) -> tuple[Any, Any, RunConfig]:
+def emotune_recogniser(
+    args: argparse.Namespace, batch_size: int, model: dict[str, Any] | None = None
+) -> tuple[Any, Any, RunConfig]:
+    """The recogniser timed here (default backbone unless ``model`` says otherwise), its data and config."""
     cfg = RunConfig.from_dict(
         {
+            **({"model": model} if model else {}),
             # The attention projections the earlier releases adapted by default, so figures compare.
             "method": {"name": "lora", "rank": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
             "data": {"dataset": "sst2", "data_dir": args.data_dir},
