@@ -14,12 +14,13 @@ import pytest
 import torch
 import yaml
 
+import emotune.recogniser as recogniser
 from emotune.data.schema import Example, LabelSet
 from emotune.harness import load_matrix, run_matrix
 from emotune.methods import method_class, method_names
 from emotune.pipeline import run
 from emotune.predict import Predictor
-from emotune.recogniser import build_recogniser, forward_context
+from emotune.recogniser import build_recogniser, forward_context, warn_if_slow_dtype
 from emotune.train import load_trainable, trainable_state
 from helpers import tiny_config
 from test_multilabel import _goemotions
@@ -139,3 +140,15 @@ def test_forward_passes_on_a_gpu_keep_off_cudnn_attention() -> None:
     assert cuda.cudnn_sdp_enabled() == before
     with forward_context("cpu", None):
         assert cuda.cudnn_sdp_enabled() == before
+
+
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_bf16_weights_on_a_cpu_without_native_bf16_warn(monkeypatch, caplog, native_bf16: bool) -> None:
+    monkeypatch.setattr(recogniser, "cpu_supports_bf16", lambda: native_bf16)
+    with caplog.at_level("WARNING", logger="emotune"):
+        warn_if_slow_dtype("bfloat16", torch.device("cpu"))
+        warn_if_slow_dtype("float32", torch.device("cpu"))
+        warn_if_slow_dtype("bfloat16", torch.device("cuda"))
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == (0 if native_bf16 else 1)
+    assert all("model.dtype bfloat16" in m and "float32" in m for m in warned)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,6 +35,8 @@ from emotune.scoring import (
 
 CONTENT_FREE = "N/A"
 
+log = logging.getLogger(__name__)
+
 
 @lru_cache(maxsize=1)
 def cpuinfo() -> str:
@@ -61,10 +64,20 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
+def warn_if_slow_dtype(dtype: str, device: torch.device) -> None:
+    """Warns when bf16 weights will run on a CPU without native bf16 (emulated, far slower than fp32)."""
+    if dtype == "bfloat16" and device.type == "cpu" and not cpu_supports_bf16():
+        log.warning(
+            "model.dtype bfloat16 on a CPU without avx512_bf16/AMX: bf16 matmuls are emulated there and "
+            "much slower than float32; leave model.dtype at float32 (runtime.precision still picks autocast)"
+        )
+
+
 # Attention kernels for forward passes on a GPU: not cuDNN's. On an H200 its attention cost
 # ~1.1 ms of host time per call even warm, 36 calls a LoRA step of the default backbone, whose
 # whole step is ~13 ms of device work (benchmarks/results/gpu-step-probe-h200.log); it also plans
-# anew for every sequence length, which length-bucketed batches keep changing.
+# anew for every sequence length, which length-bucketed batches keep changing. Keeping it off
+# cut a cold batch-16 step from 733 to 175 ms (benchmarks/results/gpu-step-probe-h200.json).
 GPU_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
@@ -255,6 +268,7 @@ def build_recogniser(
     if runtime.threads > 0:
         torch.set_num_threads(runtime.threads)
     device = resolve_device(runtime.device)
+    warn_if_slow_dtype(cfg.model.dtype, device)
     if device.type != "cpu":
         model = model.to(device)  # type: ignore[arg-type]
     method = get_method(cfg.method)
