@@ -8,6 +8,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
+
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
@@ -66,3 +68,22 @@ def test_harness_timing_table_tells_a_cell_not_run_from_a_method_that_trains_not
     timing = table(read_cells(tmp_path)).split("Training time per cell")[1]
     assert "| sst2 | — (no training) | 100 s, 5.0 ex/s, n=1 |" in timing
     assert "| sst5 | — (no training) | not run |" in timing  # lora has no sst5 cell
+
+
+def test_dev_search_reads_dev_scores_never_test(tmp_path: Path) -> None:
+    search = _script("dev_search")
+    dev = {"train": {"eval_split": "dev"}}
+    test = {"train": {"eval_split": "test"}}
+    _cell(tmp_path, "friends", "base", 42, config=dev, accuracy=0.7, macro_f1=0.5, ua=0.4)
+    # Scored on test: only the kept checkpoint's dev metrics may enter the table.
+    kept = {"accuracy": 0.8, "macro_f1": 0.6, "ua": 0.5}
+    _cell(tmp_path, "friends", "context", 42, config=test, accuracy=0.1, macro_f1=0.1, ua=0.1, best_dev=kept)
+    _cell(tmp_path, "friends", "context", 43, config=test, accuracy=0.1, macro_f1=0.1, ua=0.1, best_dev=kept)
+    table = search.load(tmp_path)
+    assert table["context"]["friends"]["macro_f1"] == 0.6 and table["context"]["friends"]["seeds"] == 2
+    text = search.markdown(table, "base", str(tmp_path))
+    assert "60.0 / 80.0 / 50.0 (2 seeds)" in text and "+10.0 / +10.0 / +10.0 (n=1)" in text
+    _cell(tmp_path, "friends", "context", 44, config=test, accuracy=0.1, macro_f1=0.1, ua=0.1)
+    with pytest.raises(SystemExit, match="kept no dev metrics"):
+        search.load(tmp_path)
+    assert "Δ" not in search.markdown({"context": {"friends": kept | {"seeds": 1}}}, "", str(tmp_path))

@@ -36,8 +36,17 @@ def test_friends_drops_non_neutral_keeps_it_as_context_and_fixes_quotes(tmp_path
 def test_context_turns_keeps_only_the_last_k(tmp_path: Path) -> None:
     data = load_data(DataConfig(dataset="friends", data_dir=str(_friends(tmp_path)), context_turns=1))
     assert [t.text for t in data.split("train")[1].context] == ["Really?"]
-    data = load_data(DataConfig(dataset="friends", data_dir=str(tmp_path)))
-    assert all(e.context == () for e in data.split("train"))
+    data = load_data(DataConfig(dataset="friends", data_dir=str(tmp_path), context_turns=0))
+    assert all(e.context == () for e in data.split("train")) and data.context_turns == 0
+
+
+def test_friends_defaults_to_two_turns_of_context_other_corpora_to_none(tmp_path: Path) -> None:
+    # Unset, a run gets the corpus's default: Friends' was chosen on dev, elsewhere the paper's 0.
+    data = load_data(DataConfig(dataset="friends", data_dir=str(_friends(tmp_path))))
+    assert data.context_turns == 2
+    assert [t.text for t in data.split("train")[1].context] == ["I’m fine.", "Really?"]
+    other = load_data(DataConfig(dataset="friends-8", data_dir=str(tmp_path)))
+    assert other.context_turns == 0 and all(e.context == () for e in other.split("train"))
 
 
 def test_friends_unknown_emotion(tmp_path: Path) -> None:

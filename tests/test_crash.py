@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,44 @@ def test_file_prediction_resumes_after_a_crash_and_reports_bad_rows(
     assert json.loads(got[-1])["error"] == "line 41: not valid JSON"
     with pytest.raises(Exception, match="already exists"):
         predict_file(predictor, source, target)
+
+
+def test_a_run_stopped_while_evaluated_is_evaluated_again_without_training(
+    tiny_gemma: str, sentiment_files: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emotune.pipeline as pipeline
+    from emotune.harness import Cell, run_cell
+
+    straight = run(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "straight"), epochs=3))
+    cfg = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "runs" / "c__lora__s42"), epochs=3)
+    scoring = pipeline.final_evaluation
+
+    def stopped(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise KeyboardInterrupt  # Ctrl-C (or a deadline) while the test split is scored
+
+    monkeypatch.setattr(pipeline, "final_evaluation", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
+    folder = Path(cfg.output)
+    assert (folder / "trained.json").is_file() and not (folder / "metrics.json").exists()  # training kept
+    monkeypatch.setattr(pipeline, "final_evaluation", scoring)
+    monkeypatch.setattr(pipeline.Trainer, "fit", lambda self: pytest.fail("trained again"))
+    # The benchmark harness finds the finished training of the same config and only evaluates it.
+    metrics = run_cell(Cell("c", "lora", 42, cfg.to_dict() | {"output": None}), tmp_path / "runs")
+    for key in ("accuracy", "macro_f1", "best_dev_macro_f1", "best_dev_step", "train_examples_seen"):
+        assert metrics[key] == straight[key], key
+    assert metrics["best_dev"] == straight["best_dev"]
+    # A changed config trains again rather than reuse weights trained for another recipe.
+    changed = Cell("c", "lora", 42, cfg.to_dict() | {"output": None, "train": cfg.to_dict()["train"] | {"lr": 1e-3}})
+    with pytest.raises(pytest.fail.Exception, match="trained again"):
+        run_cell(changed, tmp_path / "runs")
+
+
+def test_a_damaged_training_record_is_a_one_line_error(tmp_path: Path) -> None:
+    from emotune import rundir
+    from emotune.errors import EmotuneError
+
+    (tmp_path / "trained.json").write_text("{not json")
+    with pytest.raises(EmotuneError, match="damaged training record"):
+        rundir.read_trained(tmp_path)
+    assert rundir.read_trained(tmp_path / "elsewhere") is None

@@ -76,6 +76,9 @@ def test_lora_fits_the_tiny_task(tiny_gemma: str, sentiment_files, tmp_path: Pat
     metrics = run(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "r"), epochs=10, lr=1e-2))
     assert metrics["best_dev_macro_f1"] >= 0.8
     assert 1 <= metrics["best_dev_step"] <= 40  # 16 examples / batch 4 x 10 epochs = 40 steps
+    # The kept checkpoint's dev metrics travel with the test scores (what a recipe search reads).
+    assert metrics["best_dev"]["macro_f1"] == metrics["best_dev_macro_f1"]
+    assert set(metrics["best_dev"]) >= {"accuracy", "macro_f1", "ua"}
 
 
 @pytest.mark.parametrize("projection", [False, True], ids=["prefix", "prefix-mlp"])

@@ -66,14 +66,15 @@ class DataConfig:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     max_dev_samples: int | None = None
-    context_turns: int = 0
+    # None: the corpus's default (2 for Friends, chosen on dev; 0 elsewhere, the paper's setting).
+    context_turns: int | None = None
     neutral_band: float = 0.0
     drop_neutral: bool = False
 
     def validate(self) -> None:
         if self.neutral_band < 0:
             raise EmotuneError("data.neutral_band must be >= 0")
-        if self.context_turns < 0:
+        if self.context_turns is not None and self.context_turns < 0:
             raise EmotuneError("data.context_turns must be >= 0")
         for key in ("max_train_samples", "max_eval_samples", "max_dev_samples"):
             value = getattr(self, key)

@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from emotune import rundir
 from emotune.baselines import BASELINES, run_baseline
 from emotune.config import RunConfig
 from emotune.errors import EmotuneError
@@ -165,7 +166,25 @@ def run_cell(cell: Cell, runs: Path) -> dict[str, Any]:
     cfg.validate()
     if cell.baseline is not None:
         return run_baseline(cell.baseline, cfg, Path(cfg.output), cell.baseline_model)
-    return run(cfg)
+    return run(cfg, resume=_trained_earlier(cfg))
+
+
+def _trained_earlier(cfg: RunConfig) -> bool:
+    """Whether the cell's run directory holds a finished training of this very config (a cell
+    that died while being evaluated), so only its evaluation runs again."""
+    folder = Path(cfg.output)
+    saved = folder / "config.yaml"
+    if not saved.is_file() or rundir.read_trained(folder) is None:
+        return False
+    if _recipe(RunConfig.from_yaml(saved, saved=True)) != _recipe(cfg):
+        log.info("%s: finished training of another config; training again", folder)
+        return False
+    return True
+
+
+def _recipe(cfg: RunConfig) -> dict[str, Any]:
+    """What a config trains: everything but where the run goes and whether it may be replaced."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in ("output", "overwrite")}
 
 
 def run_matrix(
@@ -193,10 +212,11 @@ def run_matrix(
 
 
 def _recall_and_recipe(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Each label's recall and support, and the recipe training resolved (steps, weighting)."""
+    """Each label's recall and support, the recipe training resolved (steps, weighting), and the
+    kept checkpoint's dev metrics (what a recipe search compares)."""
     per_class = metrics.get("per_class") or {}
     recall = {name: {"recall": c["recall"], "support": c["support"]} for name, c in per_class.items()}
-    return {"recall": recall or None, "recipe": metrics.get("recipe")}
+    return {"recall": recall or None, "recipe": metrics.get("recipe"), "best_dev": metrics.get("best_dev")}
 
 
 def machine() -> str:

@@ -13,6 +13,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,10 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     # An untrained method is only evaluated: it needs just the split it is scored on.
     needed = None if get_method(cfg.method).trainable else {cfg.train.eval_split}
     with open_run(cfg, resume) as folder:
+        finished = rundir.read_trained(folder) if resume else None
+        if finished is not None:
+            known = {k: v for k, v in finished.items() if k in TrainState.__dataclass_fields__}
+            return evaluate_finished(cfg, folder, TrainState(**known))
         dataset = load_data(cfg.data, cfg.train.seed, needed)
         selection = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
         # A resumed multi-label run keeps the label bias it started with (recalibrating would move it).
@@ -73,7 +78,21 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         if state is not None or dataset.multi_label:
             # Records the tuned threshold or corrected label bias, and the recipe training used.
             write_run_files(cfg, dataset, folder, rec, state.recipe if state else None)
+        if state is not None and is_main():
+            rundir.write_trained(folder, asdict(state))
         return final_evaluation(cfg, dataset, rec, selection, folder, state or TrainState())
+
+
+def evaluate_finished(cfg: RunConfig, folder: Path, state: TrainState) -> dict[str, Any]:
+    """Evaluates a run whose training finished earlier (it died while being evaluated): the saved
+    adapter, label head and calibration are loaded instead of training again."""
+    log.info("%s: training finished earlier (step %d); evaluating its saved weights", folder, state.step)
+    dataset = load_data(cfg.data, cfg.train.seed)
+    selection = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
+    rec = Predictor.load(folder).recogniser
+    if not isinstance(rec, Recogniser):
+        raise EmotuneError(f"{folder}: not a trained run directory")
+    return final_evaluation(cfg, dataset, rec, selection, folder, state)
 
 
 def correct_priors(rec: Recogniser, dev: list[Example], metric: str) -> None:
@@ -95,7 +114,7 @@ def open_run(cfg: RunConfig, resume: bool) -> Iterator[Path]:
     """The run directory, with ``train.log`` attached, for the length of the block.
 
     A run that fails before writing its first checkpoint removes the directory it created, so
-    the retry starts clean; one with a checkpoint keeps it for ``--resume``.
+    the retry starts clean; one with a checkpoint or a finished training keeps it for ``--resume``.
     """
     folder = Path(cfg.output)
     existed = folder.exists()
@@ -110,7 +129,7 @@ def open_run(cfg: RunConfig, resume: bool) -> Iterator[Path]:
         if handler is not None:
             _detach(handler)
             handler = None
-        if fresh and is_main() and not rundir.list_checkpoints(folder):
+        if fresh and is_main() and not rundir.has_progress(folder):
             shutil.rmtree(folder, ignore_errors=True)
             if existed:  # an empty folder the user made stays, empty
                 folder.mkdir(parents=True, exist_ok=True)
@@ -219,6 +238,7 @@ def final_evaluation(
         f"best_dev_{dataset.headline_metric}": state.best_score if trained else None,
         "best_dev_score": state.best_score if trained else None,  # the headline metric on dev, any corpus
         "best_dev_step": state.best_step if trained else None,
+        "best_dev": state.best_dev if trained else None,  # every dev metric of the kept weights
         "recipe": state.recipe or None,
         "eval_seconds": round(seconds, 2),
         "eval_examples_per_second": round(len(selection.eval) / seconds, 2),

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from emotune.errors import EmotuneError
-from emotune.storage import atomic_dir
+from emotune.storage import atomic_dir, read_json, write_json
 
 log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
@@ -139,6 +139,43 @@ def read_best(run: Path) -> dict[str, torch.Tensor] | None:
         return load_file(run / "best.safetensors")
     except Exception:  # missing or damaged: the caller falls back
         return None
+
+
+TRAINED = "trained.json"
+
+
+def has_progress(run: Path) -> bool:
+    """Whether the run directory holds work a retry should keep: a checkpoint or a finished training."""
+    return bool(list_checkpoints(run)) or (run / TRAINED).is_file()
+
+
+def write_trained(run: Path, state: dict[str, Any]) -> None:
+    """Marks training as finished, with its final state (steps, best dev scores, recipe).
+
+    Written after the adapter and run files, so a run that dies while it is evaluated can be
+    evaluated again without training it again.
+    """
+    write_json(run / TRAINED, state)
+
+
+def read_trained(run: Path) -> dict[str, Any] | None:
+    """The finished training's state, or None if training did not finish here.
+
+    Raises:
+        EmotuneError: If the marker exists but cannot be read.
+    """
+    path = run / TRAINED
+    if not path.is_file():
+        return None
+    try:
+        state = read_json(path)
+    except Exception as err:  # a damaged marker must not pass for a finished run
+        raise EmotuneError(
+            f"{path}: damaged training record ({type(err).__name__}); delete it to train again"
+        ) from None
+    if not isinstance(state, dict):
+        raise EmotuneError(f"{path}: damaged training record (not a mapping); delete it to train again")
+    return state
 
 
 LABEL_HEAD = "label_head.safetensors"

@@ -44,6 +44,8 @@ class TrainState:
     batch_in_epoch: int = 0
     best_score: float = -1.0
     best_step: int = 0
+    #: Dev metrics of the kept weights: a recipe search compares candidates on these, never on test.
+    best_dev: dict[str, float] = field(default_factory=dict)
     bad_evals: int = 0
     examples_seen: int = 0
     train_seconds: float = 0.0
@@ -288,6 +290,8 @@ class ProgressLog(Callback):
 
 
 MAX_EPOCH_EVALS = 10
+#: The dev metrics kept for the chosen checkpoint.
+DEV_METRICS = ("accuracy", "macro_f1", "weighted_f1", "ua")
 
 
 class DevEvaluation(Callback):
@@ -349,6 +353,7 @@ class DevEvaluation(Callback):
         )
         if metrics[self.headline] > s.best_score:
             s.best_score, s.best_step, s.bad_evals = metrics[self.headline], s.step, 0
+            s.best_dev = {k: float(metrics[k]) for k in DEV_METRICS if k in metrics}
             self.best = trainable_state(rec)
             if self.on_best is not None:
                 self.on_best(self.best)

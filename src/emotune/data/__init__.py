@@ -58,7 +58,9 @@ def load_data(cfg: DataConfig, seed: int = 0, splits: Collection[str] | None = N
         splits=frozenset(splits) if splits is not None else None,
     )
     dataset = _load(cfg.dataset, request)
-    keep_context(dataset, cfg.context_turns)
+    if cfg.context_turns is not None:
+        dataset.context_turns = cfg.context_turns
+    keep_context(dataset, dataset.context_turns)
     if cfg.language:
         dataset.language = cfg.language
     if cfg.task_word:

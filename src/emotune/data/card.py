@@ -23,7 +23,7 @@ def dataset_card(cfg: RunConfig, dataset: Dataset) -> dict[str, Any]:
         "verbalisers": dict(zip(names, dataset.labels.words(dataset.language), strict=True)),
         "multi_label": dataset.multi_label,
         "headline_metric": dataset.headline_metric,
-        "context_turns": cfg.data.context_turns,
+        "context_turns": dataset.context_turns,  # resolved: the config's, else the corpus's default
         "max_train_samples": cfg.data.max_train_samples,
         "max_eval_samples": cfg.data.max_eval_samples,
         "max_dev_samples": cfg.data.max_dev_samples,

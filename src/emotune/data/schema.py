@@ -118,6 +118,8 @@ class Dataset:
         multi_label: Examples may carry several labels (scored with one sigmoid per label).
         headline_metric: The metric the corpus is usually reported with; early stopping on dev
             uses it (M3ED: weighted F1).
+        context_turns: Earlier dialogue turns kept before each utterance when the run config
+            leaves ``data.context_turns`` unset (a corpus's default, chosen on its dev split).
     """
 
     name: str
@@ -127,6 +129,7 @@ class Dataset:
     splits: dict[str, list[Example]]
     multi_label: bool = False
     headline_metric: str = "macro_f1"
+    context_turns: int = 0
 
     def __post_init__(self) -> None:
         if self.headline_metric not in HEADLINE_METRICS:
