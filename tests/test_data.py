@@ -195,9 +195,9 @@ def test_prediction_input_rows_and_errors(tmp_path: Path) -> None:
     jsonl = tmp_path / "in.jsonl"
     jsonl.write_text('{"text": "fine"}\n{broken\n{"text": ""}\n')
     assert list(iter_rows(jsonl, "text")) == [
-        (1, "fine", None),
-        (2, None, "line 2: not valid JSON"),
-        (3, None, "line 3: no text in 'text'"),
+        (1, "fine", None, ()),
+        (2, None, "line 2: not valid JSON", ()),
+        (3, None, "line 3: no text in 'text'", ()),
     ]
     table = tmp_path / "in.csv"
     table.write_text("sentence\nhello\n")
@@ -207,8 +207,30 @@ def test_prediction_input_rows_and_errors(tmp_path: Path) -> None:
         list(iter_rows(tmp_path / "none.csv", "text"))
     lines = tmp_path / "in.txt"
     lines.write_text("one\n\ntwo\n")
-    assert [t for _, t, _ in iter_rows(lines, "text")] == ["one", "two"]
-    assert [t for _, t, _ in iter_rows(table, "sentence")] == ["hello"]
+    assert [r.text for r in iter_rows(lines, "text")] == ["one", "two"]
+    assert [r.text for r in iter_rows(table, "sentence")] == ["hello"]
+
+
+def test_prediction_rows_carry_dialogue_context_to_the_predictor(tmp_path: Path) -> None:
+    from emotune.predict import Prediction
+    from emotune.predict_files import iter_rows, predict_block
+
+    jsonl = tmp_path / "in.jsonl"
+    rows = [{"text": "ok then", "context": ["you broke it", "I did"]}, {"text": "fine"}, {"text": "x", "context": "no"}]
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    read = list(iter_rows(jsonl, "text"))
+    assert read[0].context == ("you broke it", "I did") and read[1].context == ()
+    assert read[2].error == "line 3: 'context' must be a list of earlier turns (strings)"
+
+    class Recorder:  # stands in for a Predictor: records what it is asked
+        def predict(self, texts: list[str], contexts: list[list[str]] | None = None) -> list[Prediction]:
+            self.seen = (texts, contexts)
+            return [Prediction("joy", {"joy": 1.0}) for _ in texts]
+
+    recorder = Recorder()
+    lines, errors = predict_block(recorder, read)  # type: ignore[arg-type]
+    assert recorder.seen == (["ok then", "fine"], [["you broke it", "I did"], []])
+    assert errors == 1 and len(lines.splitlines()) == 3
 
 
 def test_prediction_rows_count_data_rows_and_flag_extra_fields(tmp_path: Path) -> None:
@@ -217,13 +239,13 @@ def test_prediction_rows_count_data_rows_and_flag_extra_fields(tmp_path: Path) -
     table = tmp_path / "in.csv"
     table.write_text("text,id\nhello,1\nwell, that is odd,2\n\nbye,3\n")  # line 3: an unquoted comma
     assert list(iter_rows(table, "text")) == [
-        (1, "hello", None),
-        (2, None, "line 3: more fields than the header (an unquoted comma?)"),
-        (3, "bye", None),
+        (1, "hello", None, ()),
+        (2, None, "line 3: more fields than the header (an unquoted comma?)", ()),
+        (3, "bye", None, ()),
     ]
     lines = tmp_path / "in.txt"
     lines.write_text("one\n\ntwo\n")
-    assert [row for row, _, _ in iter_rows(lines, "text")] == [1, 2]
+    assert [r.row for r in iter_rows(lines, "text")] == [1, 2]
 
 
 def test_files_without_the_label_column_name_file_and_columns(tmp_path: Path) -> None:

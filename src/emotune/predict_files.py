@@ -3,7 +3,8 @@
 Rows go to ``OUTPUT.partial`` chunk by chunk (flushed and synced); a re-run after a crash keeps
 the complete rows there, skips that many input rows and goes on. The finished file is renamed
 to ``OUTPUT`` only at the end, so ``OUTPUT`` is always complete. A bad row (empty text, missing
-column) gets an ``error`` entry instead of stopping the file.
+column) gets an ``error`` entry instead of stopping the file. A JSONL row may carry ``context``,
+the earlier turns of its dialogue (oldest first), for runs trained with dialogue context.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import NamedTuple
 
 from tqdm import tqdm
 
@@ -21,7 +23,14 @@ from emotune.data.files import iter_records
 from emotune.errors import EmotuneError
 from emotune.predict import Predictor
 
-Row = tuple[int, str | None, str | None]  # (row number, text or None, error or None)
+
+class Row(NamedTuple):
+    """One input row: its number, its text (None for a bad row), why it is bad, its context."""
+
+    row: int
+    text: str | None
+    error: str | None
+    context: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,13 +60,13 @@ def iter_rows(path: Path, text_column: str) -> Iterator[Row]:
         lines = _table_lines(path, text_column)
     else:
         lines = _text_lines(path)
-    for row_no, (_lineno, text, err) in enumerate(lines, 1):
-        yield row_no, text, err
+    for row_no, line in enumerate(lines, 1):
+        yield line._replace(row=row_no)
 
 
 def _text_lines(path: Path) -> Iterator[Row]:
     with path.open(encoding="utf-8-sig") as fh:
-        yield from ((i, line.rstrip("\n"), None) for i, line in enumerate(fh, 1) if line.strip())
+        yield from (Row(i, line.rstrip("\n"), None) for i, line in enumerate(fh, 1) if line.strip())
 
 
 def _table_lines(path: Path, text_column: str) -> Iterator[Row]:
@@ -66,7 +75,7 @@ def _table_lines(path: Path, text_column: str) -> Iterator[Row]:
             present = ", ".join(str(c) for c in record if c is not None)
             raise EmotuneError(f"{path}: no column '{text_column}' (columns: {present}); set --text-column")
         if None in record:  # csv.DictReader's key for fields beyond the header
-            yield lineno, None, f"line {lineno}: more fields than the header (an unquoted comma?)"
+            yield Row(lineno, None, f"line {lineno}: more fields than the header (an unquoted comma?)")
             continue
         yield _row(lineno, record.get(text_column), text_column)
 
@@ -79,16 +88,22 @@ def _jsonl_lines(path: Path, text_column: str) -> Iterator[Row]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                yield lineno, None, f"line {lineno}: not valid JSON"
+                yield Row(lineno, None, f"line {lineno}: not valid JSON")
                 continue
-            value = record.get(text_column) if isinstance(record, dict) else None
-            yield _row(lineno, value, text_column)
+            if not isinstance(record, dict):
+                yield _row(lineno, None, text_column)
+                continue
+            context = record.get("context") or []
+            if not isinstance(context, list) or not all(isinstance(turn, str) for turn in context):
+                yield Row(lineno, None, f"line {lineno}: 'context' must be a list of earlier turns (strings)")
+                continue
+            yield _row(lineno, record.get(text_column), text_column)._replace(context=tuple(context))
 
 
 def _row(lineno: int, text: object, text_column: str) -> Row:
     if not isinstance(text, str) or not text.strip():
-        return lineno, None, f"line {lineno}: no text in '{text_column}'"
-    return lineno, text, None
+        return Row(lineno, None, f"line {lineno}: no text in '{text_column}'")
+    return Row(lineno, text, None)
 
 
 def finished_rows(partial: Path) -> int:
@@ -138,11 +153,12 @@ def predict_file(
 
 def predict_block(predictor: Predictor, block: list[Row]) -> tuple[str, int]:
     """JSON lines for one chunk, in input order; returns them and the number of error rows."""
-    texts = [text for _, text, err in block if err is None and text is not None]
-    preds = iter(predictor.predict(texts)) if texts else iter(())
+    good = [r for r in block if r.error is None and r.text is not None]
+    contexts = [list(r.context) for r in good] if any(r.context for r in good) else None
+    preds = iter(predictor.predict([str(r.text) for r in good], contexts)) if good else iter(())
     lines = []
-    for row, text, err in block:
-        result = {"error": err} if err else next(preds).to_dict()
-        record = {"row": row, "text": text, **result}
+    for r in block:
+        result = {"error": r.error} if r.error else next(preds).to_dict()
+        record = {"row": r.row, "text": r.text, **result}
         lines.append(json.dumps(record, ensure_ascii=False) + "\n")
-    return "".join(lines), sum(err is not None for _, _, err in block)
+    return "".join(lines), sum(r.error is not None for r in block)
