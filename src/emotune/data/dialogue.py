@@ -130,7 +130,7 @@ def _friends_label(emotion: str, labels: LabelSet, path: Path) -> int | None:
     folder="friends",
     language="en",
     task="emotion",
-    description="EmotionLines Friends, 7 emotions, dialogue (non-neutral dropped: 8544/964/2223)",
+    description="EmotionLines Friends, 7 emotions (non-neutral dropped: 8544/964/2223), 2 context turns by default",
     files="friends_{train,dev,test}.json",
 )
 def load_friends(request: DataRequest) -> Dataset:
