@@ -117,7 +117,7 @@ def test_resume_gives_the_same_result(tiny_gemma: str, sentiment_files, tmp_path
     assert later, "expected several checkpoints"
     for extra in later:
         shutil.rmtree(extra)
-    for name in ("metrics.json", "adapter"):
+    for name in ("metrics.json", "adapter", "trained.json"):
         shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
     resumed = run(
         tiny_config(tiny_gemma, sentiment_files, str(out), epochs=3, checkpoint_every=2),
