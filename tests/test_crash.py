@@ -102,7 +102,12 @@ def test_a_run_stopped_while_evaluated_is_evaluated_again_without_training(
     for key in ("accuracy", "macro_f1", "best_dev_macro_f1", "best_dev_step", "train_examples_seen"):
         assert metrics[key] == straight[key], key
     assert metrics["best_dev"] == straight["best_dev"]
-    # A changed config trains again rather than reuse weights trained for another recipe.
+    # `--resume` with a changed config (more epochs) goes on training, as it did before.
+    longer = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "runs" / "c__lora__s42"), epochs=4)
+    with pytest.raises(pytest.fail.Exception, match="trained again"):
+        run(longer, resume=True)
+    assert (folder / "trained.json").is_file()  # the finished training is still there
+    # A changed cell trains again rather than reuse weights trained for another recipe.
     changed = Cell("c", "lora", 42, cfg.to_dict() | {"output": None, "train": cfg.to_dict()["train"] | {"lr": 1e-3}})
     with pytest.raises(pytest.fail.Exception, match="trained again"):
         run_cell(changed, tmp_path / "runs")

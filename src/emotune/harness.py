@@ -32,12 +32,11 @@ from typing import Any
 
 import yaml
 
-from emotune import rundir
 from emotune.baselines import BASELINES, run_baseline
 from emotune.config import RunConfig
 from emotune.errors import EmotuneError
 from emotune.methods import UNTRAINED
-from emotune.pipeline import run
+from emotune.pipeline import finished_training, run
 from emotune.recogniser import cpuinfo
 from emotune.report import KEEP, read_cells, write_report
 from emotune.storage import write_json
@@ -166,25 +165,9 @@ def run_cell(cell: Cell, runs: Path) -> dict[str, Any]:
     cfg.validate()
     if cell.baseline is not None:
         return run_baseline(cell.baseline, cfg, Path(cfg.output), cell.baseline_model)
-    return run(cfg, resume=_trained_earlier(cfg))
-
-
-def _trained_earlier(cfg: RunConfig) -> bool:
-    """Whether the cell's run directory holds a finished training of this very config (a cell
-    that died while being evaluated), so only its evaluation runs again."""
-    folder = Path(cfg.output)
-    saved = folder / "config.yaml"
-    if not saved.is_file() or rundir.read_trained(folder) is None:
-        return False
-    if _recipe(RunConfig.from_yaml(saved, saved=True)) != _recipe(cfg):
-        log.info("%s: finished training of another config; training again", folder)
-        return False
-    return True
-
-
-def _recipe(cfg: RunConfig) -> dict[str, Any]:
-    """What a config trains: everything but where the run goes and whether it may be replaced."""
-    return {k: v for k, v in cfg.to_dict().items() if k not in ("output", "overwrite")}
+    # A cell that died while being evaluated has a finished training of this very config in its
+    # run directory: only its evaluation runs again. Anything else starts afresh.
+    return run(cfg, resume=finished_training(Path(cfg.output), cfg) is not None)
 
 
 def run_matrix(

@@ -57,10 +57,9 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     # An untrained method is only evaluated: it needs just the split it is scored on.
     needed = None if get_method(cfg.method).trainable else {cfg.train.eval_split}
     with open_run(cfg, resume) as folder:
-        finished = rundir.read_trained(folder) if resume else None
+        finished = finished_training(folder, cfg) if resume else None
         if finished is not None:
-            known = {k: v for k, v in finished.items() if k in TrainState.__dataclass_fields__}
-            return evaluate_finished(cfg, folder, TrainState(**known))
+            return evaluate_finished(cfg, folder, finished)
         dataset = load_data(cfg.data, cfg.train.seed, needed)
         selection = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
         # A resumed multi-label run keeps the label bias it started with (recalibrating would move it).
@@ -81,6 +80,27 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         if state is not None and is_main():
             rundir.write_trained(folder, asdict(state))
         return final_evaluation(cfg, dataset, rec, selection, folder, state or TrainState())
+
+
+def finished_training(folder: Path, cfg: RunConfig) -> TrainState | None:
+    """The state of a training of this very config that finished in ``folder``, else None.
+
+    A changed config (say, more epochs on ``--resume``) is not finished: it goes on from the
+    newest checkpoint as before.
+    """
+    state = rundir.read_trained(folder)
+    saved = folder / "config.yaml"
+    if state is None or not saved.is_file():
+        return None
+    if _recipe(RunConfig.from_yaml(saved, saved=True)) != _recipe(cfg):
+        log.info("%s: finished training of another config; not reused", folder)
+        return None
+    return TrainState(**{k: v for k, v in state.items() if k in TrainState.__dataclass_fields__})
+
+
+def _recipe(cfg: RunConfig) -> dict[str, Any]:
+    """What a config trains: everything but where the run goes and whether it may be replaced."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in ("output", "overwrite")}
 
 
 def evaluate_finished(cfg: RunConfig, folder: Path, state: TrainState) -> dict[str, Any]:
