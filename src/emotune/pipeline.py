@@ -133,8 +133,8 @@ def seed_everything(seed: int) -> None:
 def open_run(cfg: RunConfig, resume: bool) -> Iterator[Path]:
     """The run directory, with ``train.log`` attached, for the length of the block.
 
-    A run that fails before writing its first checkpoint removes the directory it created, so
-    the retry starts clean; one with a checkpoint or a finished training keeps it for ``--resume``.
+    A run that fails with neither a checkpoint nor a finished training removes the directory it
+    created, so the retry starts clean; otherwise the directory stays for ``--resume``.
     """
     folder = Path(cfg.output)
     existed = folder.exists()
