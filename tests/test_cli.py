@@ -56,7 +56,19 @@ def test_train_then_predict_texts_and_file(tiny_gemma: str, sentiment_files, tmp
     src, dst = tmp_path / "in.txt", tmp_path / "out.jsonl"
     src.write_text("a wonderful film\n\ni hated it\n")
     assert main(["predict", "--run", str(out), "--input", str(src), "--output", str(dst)]) == 0
-    assert len(dst.read_text().splitlines()) == 2
+    alone = [json.loads(x) for x in dst.read_text().splitlines()]
+    assert len(alone) == 2
+
+    # A run trained with two turns of context: a dialogue column gives the second row the first.
+    card = json.loads((out / "dataset_card.json").read_text())
+    (out / "dataset_card.json").write_text(json.dumps(card | {"context_turns": 2}))
+    table, dst = tmp_path / "dialogue.csv", tmp_path / "dialogue.jsonl"
+    table.write_text("scene,who,text\n1,Ann,a wonderful film\n1,Bob,i hated it\n")
+    argv = ["--input", str(table), "--output", str(dst), "--dialogue-column", "scene", "--speaker-column", "who"]
+    assert main(["predict", "--run", str(out), *argv]) == 0
+    rows = [json.loads(x) for x in dst.read_text().splitlines()]
+    assert rows[0]["scores"] == pytest.approx(alone[0]["scores"])  # first turn: no context
+    assert rows[1]["scores"] != pytest.approx(alone[1]["scores"])  # "Ann: a wonderful film" before it
 
 
 def test_evaluate_zero_shot_and_a_trained_run(tiny_gemma: str, sentiment_files, tmp_path: Path, capsys) -> None:
@@ -96,6 +108,8 @@ def test_evaluate_zero_shot_and_a_trained_run(tiny_gemma: str, sentiment_files, 
         (["predict", "--run", "no/such/run", "hi"], "not a run directory"),
         (["predict", "--run", "no/such/run"], "give texts to classify"),
         (["predict", "--run", "no/such/run", "--input", "in.txt"], "--input needs --output"),
+        (["predict", "--run", "r", "hi", "--speaker-column", "s"], "--speaker-column needs --dialogue-column"),
+        (["predict", "--run", "r", "hi", "--dialogue-column", "d"], "--dialogue-column needs --input FILE"),
         (["serve", "--run", "no/such/run"], "not a run directory"),
         (["bench", "--matrix", "none.yaml", "--out", "o"], "none.yaml: matrix file not found"),
         (["train", "--device", "tpu"], "runtime.device must be one of"),

@@ -194,7 +194,7 @@ def test_prediction_input_rows_and_errors(tmp_path: Path) -> None:
 
     jsonl = tmp_path / "in.jsonl"
     jsonl.write_text('{"text": "fine"}\n{broken\n{"text": ""}\n')
-    assert list(iter_rows(jsonl, "text")) == [
+    assert [r[:4] for r in iter_rows(jsonl, "text")] == [
         (1, "fine", None, ()),
         (2, None, "line 2: not valid JSON", ()),
         (3, None, "line 3: no text in 'text'", ()),
@@ -233,12 +233,68 @@ def test_prediction_rows_carry_dialogue_context_to_the_predictor(tmp_path: Path)
     assert errors == 1 and len(lines.splitlines()) == 3
 
 
+def test_a_dialogue_column_gives_each_row_its_earlier_turns(tmp_path: Path) -> None:
+    from emotune.predict_files import DialogueColumns, iter_rows
+
+    table = tmp_path / "in.csv"
+    rows = ["d,who,text", "1,A,hi", "1,B,", "1,B,hello", "1,A,how are you", "1,B,fine", "2,C,yo", "1,A,back"]
+    table.write_text("\n".join([*rows, ",D,alone"]) + "\n")
+    read = list(iter_rows(table, "text", DialogueColumns("d", "who", turns=2)))
+    assert read[1].error == "line 3: no text in 'text'"  # an error row is no turn of its dialogue
+    assert [r.context for r in read] == [
+        (),
+        (),
+        ("A: hi",),
+        ("A: hi", "B: hello"),
+        ("B: hello", "A: how are you"),  # the last two turns only
+        (),  # a new dialogue
+        (),  # dialogue 1 again after another: consecutive rows make a dialogue
+        (),  # no dialogue value: the row stands alone
+    ]
+    assert [r.context for r in iter_rows(table, "text", DialogueColumns("d", turns=1))][3] == ("hello",)
+    with pytest.raises(EmotuneError, match=r"no column 'scene' .*set --dialogue-column"):
+        list(iter_rows(table, "text", DialogueColumns("scene")))
+    with pytest.raises(EmotuneError, match=r"no column 'speaker' .*set --speaker-column"):
+        list(iter_rows(table, "text", DialogueColumns("d", "speaker")))
+    lines = tmp_path / "in.txt"
+    lines.write_text("hi\n")
+    with pytest.raises(EmotuneError, match="a dialogue column needs a CSV, TSV or JSONL file"):
+        list(iter_rows(lines, "text", DialogueColumns("d")))
+
+    jsonl = tmp_path / "in.jsonl"
+    records = [{"d": 7, "text": "hi"}, {"d": 7, "text": "so", "context": ["given"]}, {"d": 7, "text": "ok"}]
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in records))
+    read = list(iter_rows(jsonl, "text", DialogueColumns("d", turns=2)))
+    assert [r.context for r in read] == [(), ("given",), ("hi", "so")]  # a row's own context wins
+
+
+def test_predictor_knows_the_context_its_run_was_trained_with(tmp_path: Path, caplog) -> None:
+    from emotune.predict import Predictor, _context_turns
+    from emotune.predict_files import DialogueColumns, dialogue_columns
+
+    assert _context_turns(tmp_path) == 0  # no dataset card: an export without one
+    (tmp_path / "dataset_card.json").write_text('{"context_turns": 2}')
+    assert _context_turns(tmp_path) == 2
+    (tmp_path / "dataset_card.json").write_text("{oops")
+    with pytest.raises(EmotuneError, match=r"dataset_card\.json: not valid JSON"):
+        _context_turns(tmp_path)
+
+    with_context = Predictor(recogniser=None, context_turns=2)  # type: ignore[arg-type]
+    assert dialogue_columns(with_context, "scene", "who") == DialogueColumns("scene", "who", 2)
+    assert dialogue_columns(with_context, None, None) is None
+    with pytest.raises(EmotuneError, match="--speaker-column needs --dialogue-column"):
+        dialogue_columns(with_context, None, "who")
+    with caplog.at_level("WARNING"):
+        assert dialogue_columns(Predictor(None), "scene", None).turns == 0  # type: ignore[arg-type]
+    assert "trained without dialogue context" in caplog.text
+
+
 def test_prediction_rows_count_data_rows_and_flag_extra_fields(tmp_path: Path) -> None:
     from emotune.predict_files import iter_rows
 
     table = tmp_path / "in.csv"
     table.write_text("text,id\nhello,1\nwell, that is odd,2\n\nbye,3\n")  # line 3: an unquoted comma
-    assert list(iter_rows(table, "text")) == [
+    assert [r[:4] for r in iter_rows(table, "text")] == [
         (1, "hello", None, ()),
         (2, None, "line 3: more fields than the header (an unquoted comma?)", ()),
         (3, "bye", None, ()),

@@ -173,15 +173,20 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from emotune.predict import Predictor
-    from emotune.predict_files import predict_file
+    from emotune.predict_files import dialogue_columns, predict_file
 
     if args.input and not args.output:
         raise EmotuneError("--input needs --output FILE.jsonl")
     if not args.input and not args.texts:
         raise EmotuneError("give texts to classify, or --input FILE --output FILE.jsonl")
+    if args.speaker_column and not args.dialogue_column:
+        raise EmotuneError("--speaker-column needs --dialogue-column")
+    if args.dialogue_column and not args.input:
+        raise EmotuneError("--dialogue-column needs --input FILE")
     predictor = Predictor.load(args.run, batch_size=args.batch_size)  # after the cheap checks
     if args.input:
-        result = predict_file(predictor, Path(args.input), Path(args.output), args.text_column)
+        dialogue = dialogue_columns(predictor, args.dialogue_column, args.speaker_column)
+        result = predict_file(predictor, Path(args.input), Path(args.output), args.text_column, dialogue=dialogue)
         print(json.dumps(asdict(result)))
         return
     for text, pred in zip(args.texts, predictor.predict(args.texts), strict=True):
@@ -308,6 +313,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--input", help="CSV/TSV/JSONL/TXT file to classify")
     p.add_argument("--output", help="JSONL file to write (with --input)")
     p.add_argument("--text-column", default="text", help="text column of --input")
+    p.add_argument("--dialogue-column", help="column grouping consecutive rows of --input into dialogues (context)")
+    p.add_argument("--speaker-column", help="speaker column of --input, for context lines 'speaker: text'")
     p.add_argument("--batch-size", type=int, help="texts per forward pass (default: 16 on a CPU, 256 on a GPU)")
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("serve", help="HTTP prediction service for a run (needs emotune[serve])")

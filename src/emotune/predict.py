@@ -63,9 +63,12 @@ class Predictor:
         'positive'
     """
 
-    def __init__(self, recogniser: ScoringBackend, batch_size: int | None = None) -> None:
+    def __init__(self, recogniser: ScoringBackend, batch_size: int | None = None, context_turns: int = 0) -> None:
         self.recogniser = recogniser
         self.batch_size = batch_size
+        #: Earlier dialogue turns the run was trained with (its dataset card): how much context a
+        #: file's dialogue column supplies per row.
+        self.context_turns = context_turns
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -87,8 +90,8 @@ class Predictor:
         if (folder / "model.onnx").is_file():
             from emotune.onnx_backend import OnnxRecogniser  # torch-free backend, imported only for it
 
-            return cls(OnnxRecogniser.load(folder), batch_size)
-        return cls(_torch_recogniser(folder), batch_size)
+            return cls(OnnxRecogniser.load(folder), batch_size, _context_turns(folder))
+        return cls(_torch_recogniser(folder), batch_size, _context_turns(folder))
 
     def predict(self, texts: str | Sequence[str], contexts: Sequence[Sequence[str]] | None = None) -> list[Prediction]:
         """Predicts a label for each text; always returns a list (one item for one string).
@@ -120,6 +123,14 @@ class Predictor:
         scores = {n: float(v) for n, v in zip(self.labels, row.tolist(), strict=True)}
         names = tuple(self.labels[k] for k in picks)
         return Prediction(names[0], scores, names)
+
+
+def _context_turns(folder: Path) -> int:
+    """The dialogue turns a run put before each utterance (0 for a run or export without a card)."""
+    card = folder / "dataset_card.json"
+    data = read_json(card) if card.is_file() else {}
+    turns = data.get("context_turns") if isinstance(data, dict) else None
+    return turns if isinstance(turns, int) and turns > 0 else 0
 
 
 def _torch_recogniser(folder: Path) -> Any:

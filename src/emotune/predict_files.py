@@ -3,14 +3,18 @@
 Rows go to ``OUTPUT.partial`` chunk by chunk (flushed and synced); a re-run after a crash keeps
 the complete rows there, skips that many input rows and goes on. The finished file is renamed
 to ``OUTPUT`` only at the end, so ``OUTPUT`` is always complete. A bad row (empty text, missing
-column) gets an ``error`` entry instead of stopping the file. A JSONL row may carry ``context``,
-the earlier turns of its dialogue (oldest first), for runs trained with dialogue context.
+column) gets an ``error`` entry instead of stopping the file. Runs trained with dialogue context
+get it in one of two ways: a JSONL row may carry ``context``, the earlier turns of its dialogue
+(oldest first), or a :class:`DialogueColumns` names the column that groups consecutive rows into
+dialogues, and each row gets the rows before it in its dialogue.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -23,14 +27,34 @@ from emotune.data.files import iter_records
 from emotune.errors import EmotuneError
 from emotune.predict import Predictor
 
+log = logging.getLogger(__name__)
+
 
 class Row(NamedTuple):
-    """One input row: its number, its text (None for a bad row), why it is bad, its context."""
+    """One input row: its number, its text (None for a bad row), why it is bad, its context, and
+    (with :class:`DialogueColumns`) its dialogue and speaker."""
 
     row: int
     text: str | None
     error: str | None
     context: tuple[str, ...] = ()
+    dialogue: str | None = None
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class DialogueColumns:
+    """Which columns place a row in its dialogue, so that it can get its earlier turns as context.
+
+    Attributes:
+        dialogue: The column whose value is the same for consecutive rows of one dialogue.
+        speaker: An optional speaker column; context lines then read "speaker: text", as in training.
+        turns: How many earlier rows of the dialogue each row gets (the run's ``context_turns``).
+    """
+
+    dialogue: str
+    speaker: str | None = None
+    turns: int = 2
 
 
 @dataclass(frozen=True)
@@ -43,23 +67,45 @@ class FileResult:
     errors: int
 
 
-def iter_rows(path: Path, text_column: str) -> Iterator[Row]:
-    """Streams ``(row, text, error)`` from ``.txt`` (a line each), ``.csv``/``.tsv`` or ``.jsonl``.
+def dialogue_columns(predictor: Predictor, dialogue: str | None, speaker: str | None) -> DialogueColumns | None:
+    """The :class:`DialogueColumns` for a run: as many turns as it was trained with.
+
+    Raises:
+        EmotuneError: For a speaker column without a dialogue column.
+    """
+    if dialogue is None:
+        if speaker is not None:
+            raise EmotuneError("--speaker-column needs --dialogue-column")
+        return None
+    if predictor.context_turns == 0:
+        log.warning("this run was trained without dialogue context; the dialogue column adds none")
+    return DialogueColumns(dialogue, speaker, predictor.context_turns)
+
+
+def iter_rows(path: Path, text_column: str, dialogue: DialogueColumns | None = None) -> Iterator[Row]:
+    """Streams rows from ``.txt`` (a line each), ``.csv``/``.tsv`` or ``.jsonl``.
 
     ``row`` counts data rows from 1 in every format (a CSV header and blank lines are not rows);
     error messages name the file's line. A JSONL line that is not JSON, a CSV row with more
     fields than the header (an unquoted comma) or a row without text becomes an error row; a
-    table without the text column at all is an error for the whole file.
+    table without the text column (or the dialogue column) at all is an error for the whole file.
+
+    Raises:
+        EmotuneError: For a missing file, a missing column, or ``dialogue`` on a ``.txt`` file.
     """
     suffix = path.suffix.lower()
     if not path.is_file():
         raise EmotuneError(f"{path}: file not found")
     if suffix == ".jsonl":
-        lines = _jsonl_lines(path, text_column)
+        lines = _jsonl_lines(path, text_column, dialogue)
     elif suffix in (".csv", ".tsv"):
-        lines = _table_lines(path, text_column)
+        lines = _table_lines(path, text_column, dialogue)
+    elif dialogue is not None:
+        raise EmotuneError(f"{path}: a dialogue column needs a CSV, TSV or JSONL file")
     else:
         lines = _text_lines(path)
+    if dialogue is not None:
+        lines = _with_context(lines, dialogue.turns)
     for row_no, line in enumerate(lines, 1):
         yield line._replace(row=row_no)
 
@@ -69,18 +115,57 @@ def _text_lines(path: Path) -> Iterator[Row]:
         yield from (Row(i, line.rstrip("\n"), None) for i, line in enumerate(fh, 1) if line.strip())
 
 
-def _table_lines(path: Path, text_column: str) -> Iterator[Row]:
+def _table_lines(path: Path, text_column: str, dialogue: DialogueColumns | None) -> Iterator[Row]:
     for row_no, (lineno, record) in enumerate(iter_records(path), 1):
-        if row_no == 1 and text_column not in record:
-            present = ", ".join(str(c) for c in record if c is not None)
-            raise EmotuneError(f"{path}: no column '{text_column}' (columns: {present}); set --text-column")
+        if row_no == 1:
+            _check_columns(path, record, text_column, dialogue)
         if None in record:  # csv.DictReader's key for fields beyond the header
             yield Row(lineno, None, f"line {lineno}: more fields than the header (an unquoted comma?)")
             continue
-        yield _row(lineno, record.get(text_column), text_column)
+        yield _place(_row(lineno, record.get(text_column), text_column), record, dialogue)
 
 
-def _jsonl_lines(path: Path, text_column: str) -> Iterator[Row]:
+def _check_columns(path: Path, record: dict, text_column: str, dialogue: DialogueColumns | None) -> None:
+    wanted = {text_column: "--text-column"}
+    if dialogue is not None:
+        wanted[dialogue.dialogue] = "--dialogue-column"
+        if dialogue.speaker is not None:
+            wanted[dialogue.speaker] = "--speaker-column"
+    for column, flag in wanted.items():
+        if column not in record:
+            present = ", ".join(str(c) for c in record if c is not None)
+            raise EmotuneError(f"{path}: no column '{column}' (columns: {present}); set {flag}")
+
+
+def _place(row: Row, record: dict, dialogue: DialogueColumns | None) -> Row:
+    """The row with its dialogue and speaker values (None where the record lacks them)."""
+    if dialogue is None:
+        return row
+    return row._replace(dialogue=_cell(record, dialogue.dialogue), speaker=_cell(record, dialogue.speaker))
+
+
+def _cell(record: dict, column: str | None) -> str | None:
+    value = None if column is None else record.get(column)
+    return None if value is None or not str(value).strip() else str(value).strip()
+
+
+def _with_context(rows: Iterator[Row], turns: int) -> Iterator[Row]:
+    """Gives each row the last ``turns`` rows before it in its dialogue (consecutive rows with the
+    same dialogue value; a row without one stands alone). Context a JSONL row carries wins."""
+    history: deque[str] = deque(maxlen=turns)
+    current: str | None = None
+    for row in rows:
+        if row.dialogue is None or row.dialogue != current:
+            history.clear()
+            current = row.dialogue
+        if row.text is None:
+            yield row
+            continue
+        yield row if row.context else row._replace(context=tuple(history))
+        history.append(f"{row.speaker}: {row.text}" if row.speaker else row.text)
+
+
+def _jsonl_lines(path: Path, text_column: str, dialogue: DialogueColumns | None) -> Iterator[Row]:
     with path.open(encoding="utf-8-sig") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -97,7 +182,8 @@ def _jsonl_lines(path: Path, text_column: str) -> Iterator[Row]:
             if not isinstance(context, list) or not all(isinstance(turn, str) for turn in context):
                 yield Row(lineno, None, f"line {lineno}: 'context' must be a list of earlier turns (strings)")
                 continue
-            yield _row(lineno, record.get(text_column), text_column)._replace(context=tuple(context))
+            row = _row(lineno, record.get(text_column), text_column)._replace(context=tuple(context))
+            yield _place(row, record, dialogue)
 
 
 def _row(lineno: int, text: object, text_column: str) -> Row:
@@ -125,19 +211,33 @@ def finished_rows(partial: Path) -> int:
 
 
 def predict_file(
-    predictor: Predictor, source: Path, target: Path, text_column: str = "text", chunk: int = 256
+    predictor: Predictor,
+    source: Path,
+    target: Path,
+    text_column: str = "text",
+    chunk: int = 256,
+    dialogue: DialogueColumns | None = None,
 ) -> FileResult:
     """Classifies every row of ``source`` into ``target`` (JSONL), in bounded memory, resumably.
 
+    Args:
+        predictor: The run to predict with.
+        source: A ``.csv``/``.tsv``, ``.jsonl`` or ``.txt`` file.
+        target: The JSONL file to write, one line per input row.
+        text_column: The text column of a table or JSONL file.
+        chunk: Rows per forward batch group (and per synced write).
+        dialogue: Columns that give each row its earlier dialogue turns as context.
+
     Raises:
-        EmotuneError: For a missing or unreadable source, or a source without the text column.
+        EmotuneError: For a missing or unreadable source, or a source without a named column.
     """
     if target.exists():
         raise EmotuneError(f"{target} already exists (finished); remove it or choose another --output")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     done = finished_rows(partial)
-    rows = islice(iter_rows(source, text_column), done, None)
+    # A resumed file is read from its start, so rows after the resume point keep their context.
+    rows = islice(iter_rows(source, text_column, dialogue), done, None)
     errors, written = 0, done
     with partial.open("a", encoding="utf-8") as out, tqdm(unit="row", initial=done, disable=None) as bar:
         while block := list(islice(rows, chunk)):
