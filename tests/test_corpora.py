@@ -49,6 +49,14 @@ def test_friends_defaults_to_two_turns_of_context_other_corpora_to_none(tmp_path
     assert other.context_turns == 0 and all(e.context == () for e in other.split("train"))
 
 
+def test_cped_m3ed7_defaults_to_two_turns_of_context_cped13_to_none(tmp_path: Path) -> None:
+    _cped(tmp_path)
+    assert load_data(DataConfig(dataset="cped-m3ed7", data_dir=str(tmp_path))).context_turns == 2
+    assert load_data(DataConfig(dataset="cped", data_dir=str(tmp_path))).context_turns == 0
+    pinned = load_data(DataConfig(dataset="cped-m3ed7", data_dir=str(tmp_path), context_turns=0))
+    assert pinned.context_turns == 0 and all(e.context == () for e in pinned.split("train"))
+
+
 def test_friends_unknown_emotion(tmp_path: Path) -> None:
     bad = [[{"speaker": "A", "utterance": "x", "emotion": "bored", "annotation": ""}]]
     for split in ("train", "dev", "test"):
@@ -117,7 +125,8 @@ def test_chnsenticorp_and_smp(tmp_path: Path) -> None:
         load_data(DataConfig(dataset="smp2020-ewect", data_dir=str(tmp_path)))
 
 
-def test_cped_resplits_by_dialogue_and_maps_to_m3ed(tmp_path: Path) -> None:
+def _cped(tmp_path: Path) -> None:
+    """Twenty four-turn CPED dialogues (ten in each published file)."""
     header = "\ufeffTV_ID,Dialogue_ID,Utterance_ID,Speaker,Sentiment,Emotion,DA,Utterance\n"
     emotions = ["happy", "negative-other", "worried", "relaxed"]
     for part, offset in (("valid", 0), ("test", 10)):
@@ -127,6 +136,10 @@ def test_cped_resplits_by_dialogue_and_maps_to_m3ed(tmp_path: Path) -> None:
             for u in range(4)
         ]
         (tmp_path / f"{part}_split.csv").write_text(header + "".join(rows), encoding="utf-8")
+
+
+def test_cped_resplits_by_dialogue_and_maps_to_m3ed(tmp_path: Path) -> None:
+    _cped(tmp_path)
     data = load_data(DataConfig(dataset="cped", data_dir=str(tmp_path)))
     assert sum(len(v) for v in data.splits.values()) == 80
     dialogues = {s: {e.uid.split(":")[0] for e in ex} for s, ex in data.splits.items()}
