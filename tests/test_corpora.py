@@ -73,6 +73,9 @@ def test_meld(tmp_path: Path) -> None:
     data = load_data(DataConfig(dataset="meld", data_dir=str(tmp_path), context_turns=2))
     assert [e.text for e in data.split("test")] == ["Hi", "Wow, great"]
     assert data.split("test")[1].context[0].speaker == "Joey"
+    assert load_data(DataConfig(dataset="meld", data_dir=str(tmp_path))).context_turns == 2  # MELD's default
+    pinned = load_data(DataConfig(dataset="meld", data_dir=str(tmp_path), context_turns=0))
+    assert pinned.context_turns == 0 and all(e.context == () for e in pinned.split("test"))
 
 
 def test_mastodon_dev_is_carved_from_train_by_dialogue(tmp_path: Path) -> None:

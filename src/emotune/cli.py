@@ -49,7 +49,9 @@ FLAGS: dict[str, Flag] = {
     "max-samples": Flag("data.max_eval_samples", int, "seeded subset of the dev and evaluation splits"),
     "max-dev-samples": Flag("data.max_dev_samples", int, "seeded subset of dev only (default: --max-samples)"),
     "context-turns": Flag(
-        "data.context_turns", int, "earlier dialogue turns before the utterance (default: 2 for Friends, else 0)"
+        "data.context_turns",
+        int,
+        "earlier dialogue turns before the utterance (default: 2 on Friends, MELD, CPED-M3ED7, else 0)",
     ),
     "label-tokens": Flag(
         "data.label_tokens", str, "first (default: a label word's first token) or all (multi-token words scored whole)"
