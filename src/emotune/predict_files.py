@@ -24,6 +24,7 @@ from typing import NamedTuple
 from tqdm import tqdm
 
 from emotune.data.files import iter_records
+from emotune.data.schema import Turn
 from emotune.errors import EmotuneError
 from emotune.predict import Predictor
 
@@ -162,7 +163,7 @@ def _with_context(rows: Iterator[Row], turns: int) -> Iterator[Row]:
             yield row
             continue
         yield row if row.context else row._replace(context=tuple(history))
-        history.append(f"{row.speaker}: {row.text}" if row.speaker else row.text)
+        history.append(Turn(row.text, row.speaker).line)  # rendered as the training prompts render it
 
 
 def _jsonl_lines(path: Path, text_column: str, dialogue: DialogueColumns | None) -> Iterator[Row]:

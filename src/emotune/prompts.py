@@ -74,7 +74,7 @@ class PromptBuilder:
         """Renders earlier dialogue turns ("speaker: text" per line), oldest first."""
         if not example.context:
             return ""
-        lines = [f"{t.speaker}: {t.text}" if t.speaker else t.text for t in example.context]
+        lines = [t.line for t in example.context]
         return _CONTEXT_HEADERS.get(self.language, _CONTEXT_HEADERS["en"]) + "\n".join(lines) + "\n"
 
     def frame_ids(self, tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:

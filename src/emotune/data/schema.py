@@ -15,6 +15,11 @@ class Turn:
     text: str
     speaker: str | None = None
 
+    @property
+    def line(self) -> str:
+        """The turn as a prompt shows it: "speaker: text", or the text alone."""
+        return f"{self.speaker}: {self.text}" if self.speaker else self.text
+
 
 @dataclass(frozen=True)
 class Example:
