@@ -143,12 +143,15 @@ def test_forward_passes_on_a_gpu_keep_off_cudnn_attention() -> None:
 
 
 @pytest.mark.parametrize("native_bf16", [False, True])
-def test_bf16_weights_on_a_cpu_without_native_bf16_warn(monkeypatch, caplog, native_bf16: bool) -> None:
+def test_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch, caplog, native_bf16: bool) -> None:
     monkeypatch.setattr(recogniser, "cpu_supports_bf16", lambda: native_bf16)
     with caplog.at_level("WARNING", logger="emotune"):
-        warn_if_slow_dtype("bfloat16", torch.device("cpu"))
-        warn_if_slow_dtype("float32", torch.device("cpu"))
-        warn_if_slow_dtype("bfloat16", torch.device("cuda"))
+        warn_if_slow_dtype("bfloat16", "auto", torch.device("cpu"))
+        warn_if_slow_dtype("float32", "bf16", torch.device("cpu"))
+        warn_if_slow_dtype("float32", "auto", torch.device("cpu"))
+        warn_if_slow_dtype("bfloat16", "bf16", torch.device("cuda"))
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(warned) == (0 if native_bf16 else 1)
-    assert all("model.dtype bfloat16" in m and "float32" in m for m in warned)
+    assert len(warned) == (0 if native_bf16 else 2)
+    if not native_bf16:
+        assert "model.dtype bfloat16" in warned[0] and "float32" in warned[0]
+        assert "runtime.precision bf16" in warned[1] and "auto" in warned[1]

@@ -64,12 +64,25 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
-def warn_if_slow_dtype(dtype: str, device: torch.device) -> None:
-    """Warns when bf16 weights will run on a CPU without native bf16 (emulated, far slower than fp32)."""
-    if dtype == "bfloat16" and device.type == "cpu" and not cpu_supports_bf16():
+def warn_if_slow_dtype(dtype: str, precision: str, device: torch.device) -> None:
+    """Warns when bf16 will run on a CPU without native bf16 (emulated there, far slower than fp32).
+
+    Args:
+        dtype: ``model.dtype`` (bf16 weights).
+        precision: ``runtime.precision``; "bf16" forces autocast where "auto" would skip it.
+        device: Where the model runs.
+    """
+    if device.type != "cpu" or cpu_supports_bf16():
+        return
+    if dtype == "bfloat16":
         log.warning(
             "model.dtype bfloat16 on a CPU without avx512_bf16/AMX: bf16 matmuls are emulated there and "
             "much slower than float32; leave model.dtype at float32 (runtime.precision still picks autocast)"
+        )
+    if precision == "bf16":
+        log.warning(
+            "runtime.precision bf16 on a CPU without avx512_bf16/AMX: bf16 autocast is emulated there and "
+            "several times slower than float32; use runtime.precision auto (bf16 only where the hardware has it)"
         )
 
 
@@ -268,7 +281,7 @@ def build_recogniser(
     if runtime.threads > 0:
         torch.set_num_threads(runtime.threads)
     device = resolve_device(runtime.device)
-    warn_if_slow_dtype(cfg.model.dtype, device)
+    warn_if_slow_dtype(cfg.model.dtype, runtime.precision, device)
     if device.type != "cpu":
         model = model.to(device)  # type: ignore[arg-type]
     method = get_method(cfg.method)
