@@ -187,9 +187,7 @@ def load_meld(request: DataRequest) -> Dataset:
             triples = [(fix_cp1252(r["Utterance"]), r["Speaker"], FRIENDS7.index(r["Emotion"])) for r in turns]
             examples.extend(dialogue_examples(triples, f"meld-{split}-{dia}"))
         splits[split] = examples
-    dataset = Dataset("meld", FRIENDS7, "en", "emotion", splits)
-    dataset.context_turns = 2
-    return dataset
+    return Dataset("meld", FRIENDS7, "en", "emotion", splits, context_turns=2)
 
 
 def _mastodon_dialogues(path: Path) -> list[list[tuple[str, str | None, int | None]]]:
