@@ -20,7 +20,7 @@ from emotune.harness import load_matrix, run_matrix
 from emotune.methods import method_class, method_names
 from emotune.pipeline import run
 from emotune.predict import Predictor
-from emotune.recogniser import build_recogniser, forward_context, warn_if_slow_dtype
+from emotune.recogniser import build_recogniser, forward_context, warn_if_emulated_bf16
 from emotune.train import load_trainable, trainable_state
 from helpers import tiny_config
 from test_multilabel import _goemotions
@@ -146,10 +146,10 @@ def test_forward_passes_on_a_gpu_keep_off_cudnn_attention() -> None:
 def test_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch, caplog, native_bf16: bool) -> None:
     monkeypatch.setattr(recogniser, "cpu_supports_bf16", lambda: native_bf16)
     with caplog.at_level("WARNING", logger="emotune"):
-        warn_if_slow_dtype("bfloat16", "auto", torch.device("cpu"))
-        warn_if_slow_dtype("float32", "bf16", torch.device("cpu"))
-        warn_if_slow_dtype("float32", "auto", torch.device("cpu"))
-        warn_if_slow_dtype("bfloat16", "bf16", torch.device("cuda"))
+        warn_if_emulated_bf16("bfloat16", "auto", torch.device("cpu"))
+        warn_if_emulated_bf16("float32", "bf16", torch.device("cpu"))
+        warn_if_emulated_bf16("float32", "auto", torch.device("cpu"))
+        warn_if_emulated_bf16("bfloat16", "bf16", torch.device("cuda"))
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warned) == (0 if native_bf16 else 2)
     if not native_bf16:

@@ -64,7 +64,7 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
-def warn_if_slow_dtype(dtype: str, precision: str, device: torch.device) -> None:
+def warn_if_emulated_bf16(dtype: str, precision: str, device: torch.device) -> None:
     """Warns when bf16 will run on a CPU without native bf16 (emulated there, far slower than fp32).
 
     Args:
@@ -281,7 +281,7 @@ def build_recogniser(
     if runtime.threads > 0:
         torch.set_num_threads(runtime.threads)
     device = resolve_device(runtime.device)
-    warn_if_slow_dtype(cfg.model.dtype, runtime.precision, device)
+    warn_if_emulated_bf16(cfg.model.dtype, runtime.precision, device)
     if device.type != "cpu":
         model = model.to(device)  # type: ignore[arg-type]
     method = get_method(cfg.method)
