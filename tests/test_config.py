@@ -67,6 +67,8 @@ def test_bad_overrides_are_one_line_errors(key: str, value: str, message: str) -
         ("train.epochs", 0, "positive"),
         ("data.template", "no placeholder", "{text}"),
         ("data.label_tokens", "some", "label_tokens"),
+        ("train.prior_correction", "test", "prior_correction"),
+        ("train.prior_strength", -1.0, "prior_strength"),
     ],
 )
 def test_validation_rejects_bad_values(key: str, value: object, message: str) -> None:

@@ -67,7 +67,12 @@ FLAGS: dict[str, Flag] = {
         "train.class_weights", str, "none (default), balanced (inverse frequency), sqrt, or auto (sqrt when skewed)"
     ),
     "loss": Flag("train.loss", str, "cross-entropy (default) or focal (train.focal_gamma, default 2)"),
-    "prior-correction": Flag("train.prior_correction", str, "none (default) or dev: per-label offsets fitted on dev"),
+    "prior-correction": Flag(
+        "train.prior_correction",
+        str,
+        "none (default), dev (per-label offsets fitted on dev) or train (minus the training label log-frequencies)",
+    ),
+    "prior-strength": Flag("train.prior_strength", float, "scale of --prior-correction train (1: balanced-error rule)"),
     "label-head": Flag(
         "train.label_head", str, "frozen (default: the backbone's label-word rows) or trainable (a trained copy)"
     ),

@@ -23,7 +23,7 @@ OBJECTIVES = ("classify", "generate")
 PRECISIONS = ("auto", "fp32", "bf16")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt", "auto")
 LOSSES = ("cross-entropy", "focal")
-PRIOR_CORRECTIONS = ("none", "dev")
+PRIOR_CORRECTIONS = ("none", "dev", "train")
 LABEL_HEADS = ("frozen", "trainable")
 LABEL_TOKENS = ("first", "all")
 DEVICES = ("auto", "cpu", "cuda")
@@ -115,13 +115,17 @@ class TrainConfig:
     checkpoint_every: int = 100
     log_every: int = 20
     gradient_checkpointing: bool = False
+    # "dev": offsets fitted on dev; "train": logit adjustment by the training label frequencies.
     prior_correction: str = "none"
+    prior_strength: float = 1.0
     # "frozen" scores with the backbone's own label-word rows; "trainable" trains a copy of them.
     label_head: str = "frozen"
 
     def validate(self) -> None:
         if self.prior_correction not in PRIOR_CORRECTIONS:
             raise EmotuneError(f"train.prior_correction must be one of {PRIOR_CORRECTIONS}")
+        if self.prior_strength < 0:
+            raise EmotuneError("train.prior_strength must be >= 0")
         if self.label_head not in LABEL_HEADS:
             raise EmotuneError(f"train.label_head must be one of {LABEL_HEADS}, got '{self.label_head}'")
         if self.objective not in OBJECTIVES:

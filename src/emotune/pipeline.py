@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from emotune import rundir
-from emotune.config import RunConfig
-from emotune.data import Dataset, Example, Selection, load_data, select_splits
+from emotune.config import RunConfig, TrainConfig
+from emotune.data import Dataset, Selection, load_data, select_splits
 from emotune.data.card import dataset_card
 from emotune.distributed import is_main, wait_for_everyone
 from emotune.errors import EmotuneError
@@ -30,7 +30,7 @@ from emotune.evaluate import EvalResult, evaluate, write_result
 from emotune.methods import get_method
 from emotune.objectives import get_objective
 from emotune.predict import Predictor
-from emotune.priors import fit_offsets
+from emotune.priors import fit_offsets, frequency_offsets
 from emotune.recogniser import Recogniser, build_recogniser
 from emotune.storage import read_json, write_json
 from emotune.train import (
@@ -72,8 +72,8 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         state = fit(cfg, rec, selection, folder, dataset.headline_metric, resume) if rec.method.trainable else None
         if dataset.multi_label:
             tune_dev_threshold(rec, selection.dev)
-        elif state is not None and cfg.train.prior_correction == "dev" and selection.dev:
-            correct_priors(rec, selection.dev, dataset.headline_metric)
+        elif state is not None and cfg.train.prior_correction != "none":
+            correct_priors(rec, selection, cfg.train, dataset.headline_metric)
         if state is not None or dataset.multi_label:
             # Records the tuned threshold or corrected label bias, and the recipe training used.
             write_run_files(cfg, dataset, folder, rec, state.recipe if state else None)
@@ -115,12 +115,22 @@ def evaluate_finished(cfg: RunConfig, folder: Path, state: TrainState) -> dict[s
     return final_evaluation(cfg, dataset, rec, selection, folder, state)
 
 
-def correct_priors(rec: Recogniser, dev: list[Example], metric: str) -> None:
-    """Fits per-label offsets on dev (see :mod:`emotune.priors`) into the label head's bias."""
-    probs = rec.probabilities(dev).numpy()
-    offsets = fit_offsets(np.log(probs + 1e-12), [int(e.label) for e in dev], metric)  # type: ignore[arg-type]
+def correct_priors(rec: Recogniser, selection: Selection, settings: TrainConfig, metric: str) -> None:
+    """Moves the label head's bias by per-label offsets (see :mod:`emotune.priors`): fitted on dev,
+    or read off the training label frequencies."""
+    if settings.prior_correction == "train":
+        gold = [int(e.label) for e in selection.train]  # type: ignore[arg-type]
+        offsets = frequency_offsets(gold, len(rec.labels.names), settings.prior_strength)
+        source = f"from the training label frequencies (strength {settings.prior_strength})"
+    elif selection.dev:
+        probs = rec.probabilities(selection.dev).numpy()
+        offsets = fit_offsets(np.log(probs + 1e-12), [int(e.label) for e in selection.dev], metric)  # type: ignore[arg-type]
+        source = f"fitted on dev ({metric})"
+    else:
+        log.warning("prior correction 'dev' skipped: this dataset has no dev split")
+        return
     rec.head.bias.sub_(torch.tensor(offsets, dtype=rec.head.bias.dtype, device=rec.head.bias.device))
-    log.info("prior correction fitted on dev (%s): %s", metric, [round(float(o), 2) for o in offsets])
+    log.info("prior correction %s: %s", source, [round(float(o), 2) for o in offsets])
 
 
 def seed_everything(seed: int) -> None:

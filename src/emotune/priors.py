@@ -1,8 +1,10 @@
-"""Prior correction fitted on dev: per-label logit offsets that maximise the headline metric.
+"""Prior correction: per-label logit offsets added after training.
 
 The trained counterpart of zero-shot calibration. A recogniser trained on skewed data keeps a
-prior for the majority label; adding an offset per label (fitted on dev, never on test) moves the
-decision boundaries without touching the adapter. The offsets go into the label head's bias, which
+prior for the majority label; adding an offset per label moves the decision boundaries without
+touching the adapter. The offsets are either fitted on dev to maximise the headline metric
+(:func:`fit_offsets`, never on test) or read off the training label frequencies
+(:func:`frequency_offsets`, which needs no dev split). They go into the label head's bias, which
 ``run.json`` stores and :class:`~emotune.predict.Predictor` applies.
 """
 
@@ -51,3 +53,16 @@ def fit_offsets(log_probs: np.ndarray, gold: Sequence[int], metric: str = "macro
         if not improved:
             break
     return offsets
+
+
+def frequency_offsets(labels: Sequence[int], k: int, strength: float = 1.0) -> np.ndarray:
+    """Logit adjustment (Menon et al., ICLR 2021): offsets of ``-strength * log`` of each label's
+    training frequency (add-one smoothed), centred on zero.
+
+    A model trained on skewed labels scores roughly ``log p(x|y) + log prior(y)``; subtracting the
+    prior moves it towards the balanced-error rule (strength 1), so a rare label needs less evidence
+    to win. Unlike :func:`fit_offsets` it needs no dev examples, whose rare labels may number a handful.
+    """
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=k).astype(float) + 1.0
+    log_prior = np.log(counts / counts.sum())
+    return -strength * (log_prior - log_prior.mean())

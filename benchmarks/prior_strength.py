@@ -1,0 +1,133 @@
+"""Dev probe of ``--prior-correction train`` (logit adjustment) on trained runs, without retraining.
+
+The adjustment only moves per-label offsets after training, so its effect can be read off runs
+that already exist (any ``emotune bench --runs`` folder). Each run is scored on its dev split once
+(``emotune evaluate --run R --split dev --max-samples N``, kept under ``--work`` and reused), then
+its per-label probabilities are re-decided with offsets of ``-strength * log`` of the run's
+training label frequencies (:func:`emotune.priors.frequency_offsets`, as ``emotune train``
+applies them) for each strength. Dev only: no test split is read. Writes ``prior-strength.json``
+and ``prior-strength.md`` under ``--out``:
+
+    python benchmarks/prior_strength.py --out benchmarks/results/search/prior-strength \\
+        --work runs/prior-strength RUN_DIR [RUN_DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emotune.config import RunConfig
+from emotune.data import load_data, select_splits
+from emotune.harness import machine
+from emotune.priors import frequency_offsets, label_scores
+
+METRICS = ("accuracy", "macro_f1", "ua")
+
+
+def dev_predictions(run: Path, work: Path, max_samples: int) -> Path:
+    """The run's dev ``predictions.jsonl``, evaluated once and kept under ``work``."""
+    out = work / run.name
+    if not (out / "predictions.jsonl").is_file():
+        command = [sys.executable, "-m", "emotune.cli", "evaluate", "--run", str(run), "--split", "dev"]
+        command += ["--max-samples", str(max_samples), "--threads", "1", "--output", str(out)]
+        subprocess.run(command, check=True)
+    return out / "predictions.jsonl"
+
+
+def train_labels(run: Path) -> tuple[list[str], list[int], str]:
+    """The run's label names, the labels of the training examples it used, and its headline metric."""
+    cfg = RunConfig.from_yaml(run / "config.yaml", saved=True)
+    dataset = load_data(cfg.data, cfg.train.seed, {"train"})
+    selection = select_splits(dataset, cfg.data, cfg.train.seed, "train")
+    return list(dataset.labels.names), [int(e.label) for e in selection.train], dataset.headline_metric  # type: ignore[arg-type]
+
+
+def probe(run: Path, work: Path, max_samples: int, strengths: list[float]) -> dict[str, Any]:
+    """Dev metrics of one run at each strength (0 = no correction)."""
+    names, labels, headline = train_labels(run)
+    rows = [json.loads(line) for line in dev_predictions(run, work, max_samples).read_text().splitlines()]
+    gold = np.array([names.index(r["gold"]) for r in rows])
+    log_probs = np.log(np.array([[r["scores"][n] for n in names] for r in rows]) + 1e-12)
+    scores = {}
+    for s in strengths:
+        pred = (log_probs + frequency_offsets(labels, len(names), s)).argmax(1)
+        scores[str(s)] = {m: round(100 * label_scores(gold, pred, len(names), m), 2) for m in METRICS}
+    corpus = run.name.split("__")[0]
+    return {"run": run.name, "corpus": corpus, "headline": headline, "dev": len(rows), "train": len(labels)} | scores
+
+
+def corpus_means(cells: list[dict[str, Any]], strengths: list[float]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per corpus and strength: mean change against strength 0 of accuracy, macro-F1, UA."""
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for cell in cells:
+        grouped[cell["corpus"]].append(cell)
+    means: dict[str, dict[str, dict[str, float]]] = {}
+    for corpus, runs in sorted(grouped.items()):
+        means[corpus] = {
+            str(s): {m: round(float(np.mean([r[str(s)][m] - r["0.0"][m] for r in runs])), 2) for m in METRICS}
+            for s in strengths
+        }
+    return means
+
+
+def markdown(report: dict[str, Any], strengths: list[float]) -> str:
+    """The per-corpus table of mean dev changes, then every run."""
+    head = "| corpus (runs) | " + " | ".join(f"strength {s}: Δacc / ΔmF1 / ΔUA" for s in strengths[1:]) + " |"
+    lines = [f"Command: `{report['command']}`  ", f"Machine: {report['machine']}; {report['date']}", "", head]
+    lines.append("|---" * len(strengths) + "|")
+    counts: defaultdict[str, int] = defaultdict(int)
+    for cell in report["runs"]:
+        counts[cell["corpus"]] += 1
+    for corpus, by_strength in report["corpus_means"].items():
+        cells = [" / ".join(f"{by_strength[str(s)][m]:+.2f}" for m in METRICS) for s in strengths[1:]]
+        lines.append(f"| {corpus} ({counts[corpus]}) | " + " | ".join(cells) + " |")
+    overall = report["mean_over_corpora"]
+    cells = [" / ".join(f"{overall[str(s)][m]:+.2f}" for m in METRICS) for s in strengths[1:]]
+    lines += ["| mean over corpora | " + " | ".join(cells) + " |", ""]
+    lines += ["| run | train | dev | strength 0: acc / mF1 / UA |", "|---|---|---|---|"]
+    for cell in report["runs"]:
+        base = " / ".join(f"{cell['0.0'][m]:.2f}" for m in METRICS)
+        lines.append(f"| {cell['run']} | {cell['train']} | {cell['dev']} | {base} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/search/prior-strength"))
+    parser.add_argument("--work", type=Path, default=Path("runs/prior-strength"))
+    parser.add_argument("--max-samples", type=int, default=1000)
+    parser.add_argument("--strengths", default="0,0.25,0.5,0.75,1")
+    args = parser.parse_args()
+    strengths = [float(s) for s in args.strengths.split(",")]
+    cells = [probe(run, args.work, args.max_samples, strengths) for run in args.runs]
+    means = corpus_means(cells, strengths)
+    overall = {
+        str(s): {m: round(float(np.mean([c[str(s)][m] for c in means.values()])), 2) for m in METRICS}
+        for s in strengths
+    }
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "command": "python " + " ".join(sys.argv),
+        "machine": machine(),
+        "runs": cells,
+        "corpus_means": means,
+        "mean_over_corpora": overall,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "prior-strength.json").write_text(json.dumps(report, indent=1) + "\n")
+    (args.out / "prior-strength.md").write_text(markdown(report, strengths))
+    print(markdown(report, strengths))
+
+
+if __name__ == "__main__":
+    main()
