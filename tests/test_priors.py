@@ -72,3 +72,4 @@ def test_train_prior_correction_is_read_off_the_training_labels(tiny_gemma: str,
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [p.label for p in Predictor.load(out).predict([r["text"] for r in records])] == [r["label"] for r in records]
     assert "prior correction from the training label frequencies (strength 0.5)" in (out / "train.log").read_text()
+    assert json.loads((out / "dataset_card.json").read_text())["training"]["prior_correction"] == "train x0.5"

@@ -180,7 +180,7 @@ class Trainer:
         return groups
 
     def resolved_recipe(self, lr: float) -> dict[str, Any]:
-        """What the settings came to for this data: steps, epochs, learning rate, class weighting."""
+        """What the settings came to for this data: steps, epochs, learning rate, class weighting, prior correction."""
         t, n = self.settings, len(self.rec.labels)
         return {
             "steps": self.total_steps,
@@ -189,6 +189,7 @@ class Trainer:
             "class_weights": resolve_class_weights(self.gold, n, t.class_weights),
             "imbalance_ratio": round(imbalance_ratio(self.gold, n), 1),
             "label_head": t.label_head,
+            "prior_correction": f"train x{t.prior_strength}" if t.prior_correction == "train" else t.prior_correction,
             # Where it ran, so a benchmark cell's wall time can be read against its hardware.
             "device": self.rec.device.type,
             "precision": "bf16" if autocast_dtype(self.rec.precision, self.rec.device) else "fp32",
