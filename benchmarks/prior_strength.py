@@ -5,8 +5,9 @@ that already exist (any ``emotune bench --runs`` folder). Each run is scored on 
 (``emotune evaluate --run R --split dev --max-samples N``, kept under ``--work`` and reused), then
 its per-label probabilities are re-decided with offsets of ``-strength * log`` of the run's
 training label frequencies (:func:`emotune.priors.frequency_offsets`, as ``emotune train``
-applies them) for each strength. Dev only: no test split is read. Writes ``prior-strength.json``
-and ``prior-strength.md`` under ``--out``:
+applies them) for each strength. Writes ``prior-strength.json`` and ``prior-strength.md`` under
+``--out``; ``--split test`` re-decides the test predictions each run wrote when it was scored
+(``prior-strength-test.*``), for reading an option's effect after the choice was made on dev:
 
     python benchmarks/prior_strength.py --out benchmarks/results/search/prior-strength \\
         --work runs/prior-strength RUN_DIR [RUN_DIR ...]
@@ -31,10 +32,18 @@ from emotune.harness import machine
 from emotune.priors import frequency_offsets, label_scores
 
 METRICS = ("accuracy", "macro_f1", "ua")
+#: Every metric a corpus may name as its headline (SMP2020-EWECT: weighted F1).
+SCORED = (*METRICS, "weighted_f1")
+SHOWN = (*METRICS, "headline")
 
 
-def dev_predictions(run: Path, work: Path, max_samples: int) -> Path:
-    """The run's dev ``predictions.jsonl``, evaluated once and kept under ``work``."""
+def predictions(run: Path, work: Path, max_samples: int, split: str) -> Path:
+    """The run's ``predictions.jsonl`` on ``split``: dev is evaluated once and kept under ``work``;
+    test is the one the run wrote when it was scored (read only after a choice made on dev)."""
+    if split == "test":
+        if RunConfig.from_yaml(run / "config.yaml", saved=True).train.eval_split != "test":
+            raise SystemExit(f"{run}: its predictions.jsonl is not on the test split")
+        return run / "predictions.jsonl"
     out = work / run.name
     if not (out / "predictions.jsonl").is_file():
         command = [sys.executable, "-m", "emotune.cli", "evaluate", "--run", str(run), "--split", "dev"]
@@ -51,29 +60,31 @@ def train_labels(run: Path) -> tuple[list[str], list[int], str]:
     return list(dataset.labels.names), [int(e.label) for e in selection.train], dataset.headline_metric  # type: ignore[arg-type]
 
 
-def probe(run: Path, work: Path, max_samples: int, strengths: list[float]) -> dict[str, Any]:
-    """Dev metrics of one run at each strength (0 = no correction)."""
+def probe(run: Path, work: Path, max_samples: int, strengths: list[float], split: str) -> dict[str, Any]:
+    """Metrics of one run on ``split`` at each strength (0 = no correction)."""
     names, labels, headline = train_labels(run)
-    rows = [json.loads(line) for line in dev_predictions(run, work, max_samples).read_text().splitlines()]
+    rows = [json.loads(line) for line in predictions(run, work, max_samples, split).read_text().splitlines()]
     gold = np.array([names.index(r["gold"]) for r in rows])
     log_probs = np.log(np.array([[r["scores"][n] for n in names] for r in rows]) + 1e-12)
     scores = {}
     for s in strengths:
         pred = (log_probs + frequency_offsets(labels, len(names), s)).argmax(1)
-        scores[str(s)] = {m: round(100 * label_scores(gold, pred, len(names), m), 2) for m in METRICS}
+        scores[str(s)] = {m: round(100 * label_scores(gold, pred, len(names), m), 2) for m in SCORED}
+        scores[str(s)]["headline"] = scores[str(s)][headline]
     corpus = run.name.split("__")[0]
-    return {"run": run.name, "corpus": corpus, "headline": headline, "dev": len(rows), "train": len(labels)} | scores
+    return {"run": run.name, "corpus": corpus, "headline": headline, "scored": len(rows), "train": len(labels)} | scores
 
 
 def corpus_means(cells: list[dict[str, Any]], strengths: list[float]) -> dict[str, dict[str, dict[str, float]]]:
-    """Per corpus and strength: mean change against strength 0 of accuracy, macro-F1, UA."""
+    """Per corpus and strength: mean change against strength 0 of accuracy, macro-F1, UA and the
+    corpus's headline metric."""
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for cell in cells:
         grouped[cell["corpus"]].append(cell)
     means: dict[str, dict[str, dict[str, float]]] = {}
     for corpus, runs in sorted(grouped.items()):
         means[corpus] = {
-            str(s): {m: round(float(np.mean([r[str(s)][m] - r["0.0"][m] for r in runs])), 2) for m in METRICS}
+            str(s): {m: round(float(np.mean([r[str(s)][m] - r["0.0"][m] for r in runs])), 2) for m in SHOWN}
             for s in strengths
         }
     return means
@@ -81,22 +92,23 @@ def corpus_means(cells: list[dict[str, Any]], strengths: list[float]) -> dict[st
 
 def markdown(report: dict[str, Any], strengths: list[float]) -> str:
     """The per-corpus table of mean dev changes, then every run."""
-    head = "| corpus (runs) | " + " | ".join(f"strength {s}: Δacc / ΔmF1 / ΔUA" for s in strengths[1:]) + " |"
+    head = "| corpus (runs) | " + " | ".join(f"strength {s}: Δacc / ΔmF1 / ΔUA / Δheadline" for s in strengths[1:])
+    head += " |"
     lines = [f"Command: `{report['command']}`  ", f"Machine: {report['machine']}; {report['date']}", "", head]
     lines.append("|---" * len(strengths) + "|")
     counts: defaultdict[str, int] = defaultdict(int)
     for cell in report["runs"]:
         counts[cell["corpus"]] += 1
     for corpus, by_strength in report["corpus_means"].items():
-        cells = [" / ".join(f"{by_strength[str(s)][m]:+.2f}" for m in METRICS) for s in strengths[1:]]
+        cells = [" / ".join(f"{by_strength[str(s)][m]:+.2f}" for m in SHOWN) for s in strengths[1:]]
         lines.append(f"| {corpus} ({counts[corpus]}) | " + " | ".join(cells) + " |")
     overall = report["mean_over_corpora"]
-    cells = [" / ".join(f"{overall[str(s)][m]:+.2f}" for m in METRICS) for s in strengths[1:]]
+    cells = [" / ".join(f"{overall[str(s)][m]:+.2f}" for m in SHOWN) for s in strengths[1:]]
     lines += ["| mean over corpora | " + " | ".join(cells) + " |", ""]
-    lines += ["| run | train | dev | strength 0: acc / mF1 / UA |", "|---|---|---|---|"]
+    lines += ["| run | headline | train | scored | strength 0: acc / mF1 / UA |", "|---|---|---|---|---|"]
     for cell in report["runs"]:
         base = " / ".join(f"{cell['0.0'][m]:.2f}" for m in METRICS)
-        lines.append(f"| {cell['run']} | {cell['train']} | {cell['dev']} | {base} |")
+        lines.append(f"| {cell['run']} | {cell['headline']} | {cell['train']} | {cell['scored']} | {base} |")
     return "\n".join(lines) + "\n"
 
 
@@ -107,13 +119,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/prior-strength"))
     parser.add_argument("--max-samples", type=int, default=1000)
     parser.add_argument("--strengths", default="0,0.25,0.5,0.75,1")
+    parser.add_argument("--split", choices=("dev", "test"), default="dev")
     args = parser.parse_args()
     strengths = [float(s) for s in args.strengths.split(",")]
-    cells = [probe(run, args.work, args.max_samples, strengths) for run in args.runs]
+    cells = [probe(run, args.work, args.max_samples, strengths, args.split) for run in args.runs]
     means = corpus_means(cells, strengths)
     overall = {
-        str(s): {m: round(float(np.mean([c[str(s)][m] for c in means.values()])), 2) for m in METRICS}
-        for s in strengths
+        str(s): {m: round(float(np.mean([c[str(s)][m] for c in means.values()])), 2) for m in SHOWN} for s in strengths
     }
     report = {
         "date": datetime.date.today().isoformat(),
@@ -124,8 +136,9 @@ def main() -> None:
         "mean_over_corpora": overall,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "prior-strength.json").write_text(json.dumps(report, indent=1) + "\n")
-    (args.out / "prior-strength.md").write_text(markdown(report, strengths))
+    stem = "prior-strength" if args.split == "dev" else "prior-strength-test"
+    (args.out / f"{stem}.json").write_text(json.dumps(report | {"split": args.split}, indent=1) + "\n")
+    (args.out / f"{stem}.md").write_text(markdown(report, strengths))
     print(markdown(report, strengths))
 
 
