@@ -75,12 +75,15 @@ def test_multilabel_training_tunes_a_threshold_and_predicts_label_sets(tiny_gemm
             "model": {"name": tiny_gemma},
             "method": {"name": "lora"},
             "data": {"dataset": "goemotions", "data_dir": str(_goemotions(tmp_path / "data"))},
-            "train": {"batch_size": 4, "epochs": 12, "min_steps": 0, "lr": 2e-2, "checkpoint_every": 0},
+            # A prior correction is for single-label tasks: ignored here, with a warning.
+            "train": {"batch_size": 4, "epochs": 12, "min_steps": 0, "lr": 2e-2, "checkpoint_every": 0}
+            | {"prior_correction": "train"},
             "runtime": {"precision": "fp32"},
             "output": str(tmp_path / "run"),
         }
     ).validate()
     metrics = run(cfg)
+    assert "train.prior_correction ignored" in (tmp_path / "run" / "train.log").read_text()
     assert metrics["multi_label"] and metrics["micro_f1"] >= 0.8
     assert 0.05 <= metrics["threshold"] <= 0.95
     predictor = Predictor.load(tmp_path / "run")

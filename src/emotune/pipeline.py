@@ -71,6 +71,8 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         write_run_files(cfg, dataset, folder, rec)
         state = fit(cfg, rec, selection, folder, dataset.headline_metric, resume) if rec.method.trainable else None
         if dataset.multi_label:
+            if cfg.train.prior_correction != "none":
+                log.warning("train.prior_correction ignored: a multi-label run tunes its threshold on dev instead")
             tune_dev_threshold(rec, selection.dev)
         elif state is not None and cfg.train.prior_correction != "none":
             correct_priors(rec, selection, cfg.train, dataset.headline_metric)
