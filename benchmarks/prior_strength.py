@@ -29,6 +29,7 @@ import numpy as np
 from emotune.config import RunConfig
 from emotune.data import load_data, select_splits
 from emotune.harness import machine
+from emotune.losses import gold_targets, label_counts
 from emotune.priors import frequency_offsets, label_scores
 
 METRICS = ("accuracy", "macro_f1", "ua")
@@ -52,27 +53,31 @@ def predictions(run: Path, work: Path, max_samples: int, split: str) -> Path:
     return out / "predictions.jsonl"
 
 
-def train_labels(run: Path) -> tuple[list[str], list[int], str]:
-    """The run's label names, the labels of the training examples it used, and its headline metric."""
+def train_counts(run: Path) -> tuple[list[str], np.ndarray, str]:
+    """The run's label names, the label counts of the training examples it used (as ``emotune
+    train`` counts them), and its headline metric."""
     cfg = RunConfig.from_yaml(run / "config.yaml", saved=True)
     dataset = load_data(cfg.data, cfg.train.seed, {"train"})
     selection = select_splits(dataset, cfg.data, cfg.train.seed, "train")
-    return list(dataset.labels.names), [int(e.label) for e in selection.train], dataset.headline_metric  # type: ignore[arg-type]
+    k = len(dataset.labels.names)
+    counts = label_counts(gold_targets(selection.train, k, multi_label=False), k).numpy()
+    return list(dataset.labels.names), counts, dataset.headline_metric
 
 
 def probe(run: Path, work: Path, max_samples: int, strengths: list[float], split: str) -> dict[str, Any]:
     """Metrics of one run on ``split`` at each strength (0 = no correction)."""
-    names, labels, headline = train_labels(run)
+    names, counts, headline = train_counts(run)
     rows = [json.loads(line) for line in predictions(run, work, max_samples, split).read_text().splitlines()]
     gold = np.array([names.index(r["gold"]) for r in rows])
     log_probs = np.log(np.array([[r["scores"][n] for n in names] for r in rows]) + 1e-12)
     scores = {}
     for s in strengths:
-        pred = (log_probs + frequency_offsets(labels, len(names), s)).argmax(1)
+        pred = (log_probs + frequency_offsets(counts, s)).argmax(1)
         scores[str(s)] = {m: round(100 * label_scores(gold, pred, len(names), m), 2) for m in SCORED}
         scores[str(s)]["headline"] = scores[str(s)][headline]
     corpus = run.name.split("__")[0]
-    return {"run": run.name, "corpus": corpus, "headline": headline, "scored": len(rows), "train": len(labels)} | scores
+    sizes = {"scored": len(rows), "train": int(counts.sum())}
+    return {"run": run.name, "corpus": corpus, "headline": headline} | sizes | scores
 
 
 def corpus_means(cells: list[dict[str, Any]], strengths: list[float]) -> dict[str, dict[str, dict[str, float]]]:

@@ -52,12 +52,12 @@ def test_prior_correction_is_stored_and_applied_by_the_predictor(tiny_gemma: str
 
 
 def test_frequency_offsets_favour_rare_labels_by_their_log_frequency() -> None:
-    offsets = frequency_offsets([0] * 59 + [1] * 24 + [2] * 14, 3)
+    offsets = frequency_offsets(np.array([59, 24, 14]))
     prior = np.array([60.0, 25.0, 15.0]) / 100  # add-one smoothed counts
     assert offsets[2] > offsets[1] > offsets[0] and offsets.sum() == pytest.approx(0.0)
     assert offsets[2] - offsets[0] == pytest.approx(np.log(prior[0] / prior[2]))
-    assert np.allclose(frequency_offsets([0, 1, 1, 1], 2, strength=0.5), 0.5 * frequency_offsets([0, 1, 1, 1], 2))
-    assert np.all(frequency_offsets([0, 0, 1, 1], 2) == 0)
+    assert np.allclose(frequency_offsets(np.array([1, 3]), strength=0.5), 0.5 * frequency_offsets(np.array([1, 3])))
+    assert np.all(frequency_offsets(np.array([2, 2])) == 0)
 
 
 def test_train_prior_correction_is_read_off_the_training_labels(tiny_gemma: str, sentiment_files, tmp_path) -> None:
@@ -67,7 +67,7 @@ def test_train_prior_correction_is_read_off_the_training_labels(tiny_gemma: str,
     out = tmp_path / "run"
     run(tiny_config(tiny_gemma, sentiment_files, str(out), epochs=1, prior_correction="train", prior_strength=0.5))
     positives = sum(r["label"] == "positive" for r in skewed)
-    expected = -frequency_offsets([0, 0] + [1] * positives, 2, strength=0.5)  # labels: negative, positive
+    expected = -frequency_offsets(np.array([2, positives]), strength=0.5)  # labels: negative, positive
     assert json.loads((out / "run.json").read_text())["head_bias"] == pytest.approx(expected.tolist(), abs=1e-6)
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [p.label for p in Predictor.load(out).predict([r["text"] for r in records])] == [r["label"] for r in records]

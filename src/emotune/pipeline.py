@@ -27,6 +27,7 @@ from emotune.data.card import dataset_card
 from emotune.distributed import is_main, wait_for_everyone
 from emotune.errors import EmotuneError
 from emotune.evaluate import EvalResult, evaluate, write_result
+from emotune.losses import gold_targets, label_counts
 from emotune.methods import get_method
 from emotune.objectives import get_objective
 from emotune.predict import Predictor
@@ -121,8 +122,9 @@ def correct_priors(rec: Recogniser, selection: Selection, settings: TrainConfig,
     """Moves the label head's bias by per-label offsets (see :mod:`emotune.priors`): fitted on dev,
     or read off the training label frequencies."""
     if settings.prior_correction == "train":
-        gold = [int(e.label) for e in selection.train]  # type: ignore[arg-type]
-        offsets = frequency_offsets(gold, len(rec.labels.names), settings.prior_strength)
+        k = len(rec.labels.names)
+        counts = label_counts(gold_targets(selection.train, k, multi_label=False), k).numpy()
+        offsets = frequency_offsets(counts, settings.prior_strength)
         source = f"from the training label frequencies (strength {settings.prior_strength})"
     elif selection.dev:
         probs = rec.probabilities(selection.dev).numpy()

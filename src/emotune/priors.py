@@ -55,14 +55,14 @@ def fit_offsets(log_probs: np.ndarray, gold: Sequence[int], metric: str = "macro
     return offsets
 
 
-def frequency_offsets(labels: Sequence[int], k: int, strength: float = 1.0) -> np.ndarray:
+def frequency_offsets(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
     """Logit adjustment (Menon et al., ICLR 2021): offsets of ``-strength * log`` of each label's
-    training frequency (add-one smoothed), centred on zero.
+    training frequency (``counts`` per label, add-one smoothed), centred on zero.
 
     A model trained on skewed labels scores roughly ``log p(x|y) + log prior(y)``; subtracting the
     prior moves it towards the balanced-error rule (strength 1), so a rare label needs less evidence
     to win. Unlike :func:`fit_offsets` it needs no dev examples, whose rare labels may number a handful.
     """
-    counts = np.bincount(np.asarray(labels, dtype=int), minlength=k).astype(float) + 1.0
-    log_prior = np.log(counts / counts.sum())
+    smoothed = np.asarray(counts, dtype=float) + 1.0
+    log_prior = np.log(smoothed / smoothed.sum())
     return -strength * (log_prior - log_prior.mean())
