@@ -140,6 +140,28 @@ def test_a_rerun_keeps_the_table_and_a_second_matrix_joins_its_header(tmp_path: 
     assert cell["matrix"] == second.source
 
 
+def test_a_rerun_rebuilds_the_report_after_cells_are_copied_in(tmp_path: Path) -> None:
+    """A cell finished on another machine (a GPU lane) and copied into ``cells/`` joins the table
+    on the next re-run, although that re-run has nothing to train."""
+    path = tmp_path / "m.yaml"
+    spec = {"seeds": [1, 2], "datasets": {"d": {"dataset": "sst2"}}, "methods": {"x": {"method": {"name": "lora"}}}}
+    path.write_text(yaml.safe_dump(spec))
+    matrix = load_matrix(path)
+
+    def fake(cell: Cell, where: Path) -> dict[str, Any]:
+        return {"n": 10, "accuracy": 0.5, "macro_f1": 0.25 * cell.seed, "ua": 0.5}
+
+    out = tmp_path / "out"
+    run_matrix(matrix.only(seeds=[1]), out, tmp_path / "runs", runner=fake)
+    elsewhere = tmp_path / "gpu"
+    run_matrix(matrix.only(seeds=[2]), elsewhere, tmp_path / "runs", runner=fake)
+    (out / "cells" / "d__x__s2.json").write_bytes((elsewhere / "cells" / "d__x__s2.json").read_bytes())
+    run_matrix(matrix, out, tmp_path / "runs", runner=lambda c, w: pytest.fail(f"{c.key} ran again"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["d/x"]["seeds"] == 2 and summary["d/x"]["macro_f1"] == pytest.approx(0.375)
+    assert "37.50" in (out / "table.md").read_text()  # the mean of both seeds' macro-F1
+
+
 def test_part_of_a_matrix_runs_by_dataset_and_method_keys(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
     spec = {

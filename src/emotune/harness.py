@@ -38,7 +38,7 @@ from emotune.errors import EmotuneError
 from emotune.methods import UNTRAINED
 from emotune.pipeline import finished_training, run
 from emotune.recogniser import cpuinfo
-from emotune.report import KEEP, read_cells, write_report
+from emotune.report import KEEP, read_cells, report_is_current, write_report
 from emotune.storage import write_json
 
 log = logging.getLogger(__name__)
@@ -174,8 +174,9 @@ def run_matrix(
     matrix: Matrix, out: Path, runs: Path, runner: Callable[[Cell, Path], dict[str, Any]] = run_cell
 ) -> list[dict[str, Any]]:
     """Runs every unfinished cell, logging cells done and left with an ETA, then writes the
-    report; returns all cell results. When every cell was done earlier, the report is left as it
-    is (it may combine several matrices written into the same folder)."""
+    report; returns all cell results. When every cell was done earlier and the report already
+    covers every cell file, it is left as it is (it may combine several matrices written into the
+    same folder)."""
     cells_dir = out / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
     todo = [c for c in matrix.cells if not (cells_dir / f"{c.key}.json").is_file()]
@@ -189,7 +190,7 @@ def run_matrix(
         record["machine"] = machine()
         write_json(cells_dir / f"{cell.key}.json", record)
     results = read_cells(out)
-    if todo or not (out / "table.md").is_file():
+    if todo or not report_is_current(results, out):
         write_report(results, out, matrix_sources(out, matrix.source))
     return results
 

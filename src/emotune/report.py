@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -122,9 +123,25 @@ def write_report(results: list[dict[str, Any]], out: Path, sources: str) -> None
     """Writes ``table.md`` (headed by the matrices ``sources``), ``summary.json`` and (with
     matplotlib) ``bars.png`` into ``out``."""
     write_text(out / "table.md", f"Matrix: {sources}\n\n" + table(results))
-    summary = {f"{d}/{m}": s for (d, m), s in summarise(results).items()}
-    write_json(out / "summary.json", summary)
+    write_json(out / "summary.json", _summary_json(results))
     plot(results, out / "bars.png")
+
+
+def report_is_current(results: list[dict[str, Any]], out: Path) -> bool:
+    """Whether ``out``'s table and summary already describe exactly these cells.
+
+    Cells copied in from another machine (a GPU run, a second lane) leave the report stale even
+    when a re-run finds nothing to do; comparing contents rather than file times keeps a fresh
+    clone, where every file is equally new, from rewriting a current report.
+    """
+    path = out / "summary.json"
+    if not (out / "table.md").is_file() or not path.is_file():
+        return False
+    return bool(read_json(path) == json.loads(json.dumps(_summary_json(results))))
+
+
+def _summary_json(results: list[dict[str, Any]]) -> dict[str, Any]:
+    return {f"{d}/{m}": s for (d, m), s in summarise(results).items()}
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
