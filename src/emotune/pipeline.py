@@ -121,14 +121,15 @@ def evaluate_finished(cfg: RunConfig, folder: Path, state: TrainState) -> dict[s
 def correct_priors(rec: Recogniser, selection: Selection, settings: TrainConfig, metric: str) -> None:
     """Moves the label head's bias by per-label offsets (see :mod:`emotune.priors`): fitted on dev,
     or read off the training label frequencies."""
+    k = len(rec.labels.names)
     if settings.prior_correction == "train":
-        k = len(rec.labels.names)
         counts = label_counts(gold_targets(selection.train, k, multi_label=False), k).numpy()
         offsets = frequency_offsets(counts, settings.prior_strength)
         source = f"from the training label frequencies (strength {settings.prior_strength})"
     elif selection.dev:
         probs = rec.probabilities(selection.dev).numpy()
-        offsets = fit_offsets(np.log(probs + 1e-12), [int(e.label) for e in selection.dev], metric)  # type: ignore[arg-type]
+        gold = gold_targets(selection.dev, k, multi_label=False).tolist()
+        offsets = fit_offsets(np.log(probs + 1e-12), gold, metric)
         source = f"fitted on dev ({metric})"
     else:
         log.warning("prior correction 'dev' skipped: this dataset has no dev split")
