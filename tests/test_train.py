@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from emotune import rundir
+from emotune.config import TrainConfig
 from emotune.errors import EmotuneError
+from emotune.losses import label_loss
 from emotune.pipeline import run
 from emotune.predict import Predictor
 from emotune.scoring import epoch_batches
@@ -179,7 +182,7 @@ def test_class_weights_are_inverse_frequency() -> None:
 
 def test_multilabel_targets_and_pos_weight() -> None:
     from emotune.data.schema import Example
-    from emotune.losses import class_weights, gold_targets, label_loss
+    from emotune.losses import class_weights, gold_targets
 
     examples = [Example("a", 0, labels=(0, 2)), Example("b", 1, labels=(1,)), Example("c", 0, labels=(0,))]
     targets = gold_targets(examples, 3, multi_label=True)
@@ -216,6 +219,43 @@ def test_focal_loss_reduces_to_cross_entropy_and_down_weights_easy_examples() ->
     per_focal = torch.stack([focal_loss(logits[i : i + 1], gold[i : i + 1], None, 2.0) for i in range(2)])
     ratio = per_focal / per_ce
     assert ratio[0] < ratio[1] < 1.0  # the confident (easy) example is scaled down most
+
+
+def test_label_smoothing_softens_the_targets_of_both_losses() -> None:
+    import torch.nn.functional as F
+
+    logits = torch.tensor([[4.0, -1.0, 0.5], [0.1, 0.2, 3.0]])
+    gold = torch.tensor([0, 2])
+    smoothed = label_loss(logits, gold, None, "cross-entropy", 2.0, 0.2)
+    # By hand: 0.8 on the gold label plus 0.2 / 3 on every label.
+    soft = torch.full((2, 3), 0.2 / 3)
+    soft[torch.arange(2), gold] += 0.8
+    torch.testing.assert_close(smoothed, -(soft * logits.log_softmax(-1)).sum(-1).mean())
+    assert smoothed > label_loss(logits, gold, None, "cross-entropy", 2.0)  # confident logits cost more
+    targets = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    expected = F.binary_cross_entropy_with_logits(logits, targets * 0.8 + 0.1)
+    torch.testing.assert_close(label_loss(logits, targets, None, "cross-entropy", 2.0, 0.2), expected)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\)"),
+        ({"label_smoothing": -0.1}, r"label_smoothing must be in \[0, 1\)"),
+        ({"label_smoothing": 0.1, "loss": "focal"}, "needs train.loss cross-entropy"),
+        ({"label_smoothing": 0.1, "objective": "generate"}, "objective classify"),
+    ],
+)
+def test_label_smoothing_refuses_what_it_cannot_apply_to(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(EmotuneError, match=message):
+        TrainConfig(**settings).validate()
+
+
+def test_label_smoothing_trains_end_to_end_and_is_recorded(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
+    metrics = run(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "s"), label_smoothing=0.1))
+    assert 0.0 <= metrics["macro_f1"] <= 1.0 and metrics["recipe"]["label_smoothing"] == 0.1
+    plain = run(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "n"), epochs=1))
+    assert "label_smoothing" not in plain["recipe"]  # default runs record what they always did
 
 
 def test_focal_loss_trains_end_to_end(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:

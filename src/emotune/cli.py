@@ -67,6 +67,7 @@ FLAGS: dict[str, Flag] = {
         "train.class_weights", str, "none (default), balanced (inverse frequency), sqrt, or auto (sqrt when skewed)"
     ),
     "loss": Flag("train.loss", str, "cross-entropy (default) or focal (train.focal_gamma, default 2)"),
+    "label-smoothing": Flag("train.label_smoothing", float, "share of each target spread over the labels (default 0)"),
     "prior-correction": Flag(
         "train.prior_correction",
         str,

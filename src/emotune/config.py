@@ -109,6 +109,9 @@ class TrainConfig:
     class_weights: str = "none"
     loss: str = "cross-entropy"
     focal_gamma: float = 2.0
+    # Share of the target mass spread evenly over the labels (cross-entropy; multi-label: each
+    # sigmoid's 0/1 target moves this far towards 1/2). Issue 12's candidate; 0 is the paper's.
+    label_smoothing: float = 0.0
     eval_split: str = "test"
     eval_every: int = 0
     patience: int = 3
@@ -120,6 +123,13 @@ class TrainConfig:
     prior_strength: float = 1.0
     # "frozen" scores with the backbone's own label-word rows; "trainable" trains a copy of them.
     label_head: str = "frozen"
+
+    def _validate_smoothing(self) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise EmotuneError(f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        # Focal loss reads 0/1 targets and the LM objective scores label text: neither takes it.
+        if self.label_smoothing and (self.loss != "cross-entropy" or self.objective != "classify"):
+            raise EmotuneError("train.label_smoothing needs train.loss cross-entropy and train.objective classify")
 
     def validate(self) -> None:
         if self.prior_correction not in PRIOR_CORRECTIONS:
@@ -134,6 +144,7 @@ class TrainConfig:
             raise EmotuneError(f"train.loss must be one of {LOSSES}")
         if self.class_weights not in CLASS_WEIGHTS:
             raise EmotuneError(f"train.class_weights must be one of {CLASS_WEIGHTS}")
+        self._validate_smoothing()
         if self.min_steps < 0:
             raise EmotuneError("train.min_steps must be >= 0 (0: no floor)")
         if self.epochs <= 0 or self.batch_size < 1 or self.grad_accum < 1:

@@ -92,13 +92,23 @@ def sigmoid_focal_loss(
 
 
 def label_loss(
-    logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None, loss: str, gamma: float
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    weight: torch.Tensor | None,
+    loss: str,
+    gamma: float,
+    smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """The configured loss ("cross-entropy" or "focal"); multi-label when ``targets`` is a matrix."""
+    """The configured loss ("cross-entropy" or "focal"); multi-label when ``targets`` is a matrix.
+
+    ``smoothing`` (cross-entropy only) spreads that share of each target over the labels; for
+    multi-label it moves every 0/1 target that far towards 1/2.
+    """
     if targets.dim() == 2:
         if loss == "focal":
             return sigmoid_focal_loss(logits, targets, weight, gamma)
-        return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=weight)
+        soft = targets * (1 - smoothing) + smoothing / 2
+        return F.binary_cross_entropy_with_logits(logits, soft, pos_weight=weight)
     if loss == "focal":
         return focal_loss(logits, targets, weight, gamma)
-    return F.cross_entropy(logits, targets, weight=weight)
+    return F.cross_entropy(logits, targets, weight=weight, label_smoothing=smoothing)

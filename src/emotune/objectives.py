@@ -67,7 +67,9 @@ class Classify(Objective):
         with rec.autocast():
             logits = engine(batch.input_ids, batch.attention_mask, batch.last_index).float()
         weight = None if weight is None else weight.to(logits.device)
-        return label_loss(logits, gold.to(logits.device), weight, settings.loss, settings.focal_gamma)
+        return label_loss(
+            logits, gold.to(logits.device), weight, settings.loss, settings.focal_gamma, settings.label_smoothing
+        )
 
     def predict(
         self, rec: Recogniser, examples: Sequence[Example], batch_size: int

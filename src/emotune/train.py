@@ -187,6 +187,7 @@ class Trainer:
             "epochs": round(self.total_steps * t.grad_accum / self.batches_per_epoch, 2),
             "lr": lr,
             "class_weights": resolve_class_weights(self.gold, n, t.class_weights),
+            **({"label_smoothing": t.label_smoothing} if t.label_smoothing else {}),
             "imbalance_ratio": round(imbalance_ratio(self.gold, n), 1),
             "label_head": t.label_head,
             "prior_correction": f"train x{t.prior_strength}" if t.prior_correction == "train" else t.prior_correction,
