@@ -95,6 +95,18 @@ def test_mastodon_dev_is_carved_from_train_by_dialogue(tmp_path: Path) -> None:
         load_data(DataConfig(dataset="mastodon", data_dir=str(tmp_path)))
 
 
+def test_mastodon_defaults_to_two_posts_of_thread_context(tmp_path: Path) -> None:
+    (tmp_path / "datatrainJoint.txt").write_text("0 +_S first post\n1 -_I a reply\n2 *_D a third\n3 +_D a fourth\n")
+    (tmp_path / "datatestJoint.txt").write_text("0 *_S alone\n1 +_S answered\n")
+    data = load_data(DataConfig(dataset="mastodon", data_dir=str(tmp_path)))
+    assert data.context_turns == 2
+    assert [t.text for t in data.split("test")[1].context] == ["alone"]
+    last = next(e for e in data.split("train") + data.split("dev") if e.text == "a fourth")
+    assert [t.text for t in last.context] == ["a reply", "a third"]
+    pinned = load_data(DataConfig(dataset="mastodon", data_dir=str(tmp_path), context_turns=0))
+    assert pinned.context_turns == 0 and all(e.context == () for e in pinned.split("test"))
+
+
 def test_mosi_thresholds(tmp_path: Path) -> None:
     rows = "video_id,clip_id,start,end,text,label,split\nv,1,0,1,bad,-0.4,x\nv,2,0,1,meh,0.0,x\nv,3,0,1,good,2.2,x\n"
     for split in ("train", "valid", "test"):

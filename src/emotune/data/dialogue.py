@@ -212,11 +212,17 @@ def _mastodon_dialogues(path: Path) -> list[list[tuple[str, str | None, int | No
     folder="mastodon",
     language="en",
     task="sentiment",
-    description="Mastodon dialogue sentiment, 3 classes (train 1063 incl. a seeded 10% dev by dialogue; test 1142)",
+    description="Mastodon dialogue sentiment, 3 classes (train 1063 incl. a seeded 10% dev by dialogue; test 1142), "
+    "2 context turns by default",
     files="data{train,test}Joint.txt",
 )
 def load_mastodon(request: DataRequest) -> Dataset:
-    """Mastodon posts; the dev split is carved from train by dialogue (never from test)."""
+    """Mastodon posts; the dev split is carved from train by dialogue (never from test).
+
+    Runs put the two earlier posts of the thread before each post unless ``data.context_turns``
+    says otherwise: chosen on dev at full budget (benchmarks/results/search/mastodon-context-full)
+    and at 256 examples (benchmarks/results/search/mastodon-context-small).
+    """
     folder = require_dir(request.data_dir, "mastodon", "data{train,test}Joint.txt")
     train = _mastodon_dialogues(folder / "datatrainJoint.txt")
     test = _mastodon_dialogues(folder / "datatestJoint.txt")
@@ -229,7 +235,7 @@ def load_mastodon(request: DataRequest) -> Dataset:
         "dev": pick(sorted(dev_ids), "dev"),
         "test": [e for i, d in enumerate(test) for e in dialogue_examples(d, f"mastodon-test-{i}")],
     }
-    return Dataset("mastodon", MASTODON, "en", "sentiment", splits)
+    return Dataset("mastodon", MASTODON, "en", "sentiment", splits, context_turns=2)
 
 
 # 42: the split every CPED figure in benchmarks/results was scored on.
