@@ -70,6 +70,18 @@ def test_harness_timing_table_tells_a_cell_not_run_from_a_method_that_trains_not
     assert "| sst5 | — (no training) | not run |" in timing  # lora has no sst5 cell
 
 
+def test_report_table_says_when_its_cells_were_scored_on_dev(tmp_path: Path) -> None:
+    from emotune.report import read_cells, write_report
+
+    _cell(tmp_path / "test", "mastodon", "lora", 42, accuracy=0.7, macro_f1=0.7)
+    write_report(read_cells(tmp_path / "test"), tmp_path / "test", "`m.yaml`")
+    assert "Scored on" not in (tmp_path / "test" / "table.md").read_text()
+    _cell(tmp_path / "dev", "mastodon", "lora", 42, accuracy=0.7, macro_f1=0.7, config={"train": {"eval_split": "dev"}})
+    write_report(read_cells(tmp_path / "dev"), tmp_path / "dev", "`m.yaml`")
+    lines = (tmp_path / "dev" / "table.md").read_text().splitlines()
+    assert lines[2] == "Scored on the dev split (`train.eval_split`); the paper's columns are test figures."
+
+
 def test_dev_search_reads_dev_scores_never_test(tmp_path: Path) -> None:
     search = _script("dev_search")
     dev = {"train": {"eval_split": "dev"}}

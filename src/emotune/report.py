@@ -122,9 +122,18 @@ def table(results: list[dict[str, Any]]) -> str:
 def write_report(results: list[dict[str, Any]], out: Path, sources: str) -> None:
     """Writes ``table.md`` (headed by the matrices ``sources``), ``summary.json`` and (with
     matplotlib) ``bars.png`` into ``out``."""
-    write_text(out / "table.md", f"Matrix: {sources}\n\n" + table(results))
+    write_text(out / "table.md", f"Matrix: {sources}\n\n" + _split_note(results) + table(results))
     write_json(out / "summary.json", _summary_json(results))
     plot(results, out / "bars.png")
+
+
+def _split_note(results: list[dict[str, Any]]) -> str:
+    """A line naming the split when cells were scored on dev (``train.eval_split``): the paper's
+    columns are test figures, so a dev score beside them must say what it is."""
+    splits = sorted({(r.get("config") or {}).get("train", {}).get("eval_split", "test") for r in results})
+    if splits == ["test"]:
+        return ""
+    return f"Scored on the {' and '.join(splits)} split (`train.eval_split`); the paper's columns are test figures.\n\n"
 
 
 def report_is_current(results: list[dict[str, Any]], out: Path) -> bool:
