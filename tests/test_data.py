@@ -268,16 +268,37 @@ def test_a_dialogue_column_gives_each_row_its_earlier_turns(tmp_path: Path) -> N
     assert [r.context for r in read] == [(), ("given",), ("hi", "so")]  # a row's own context wins
 
 
+def test_evaluating_a_run_keeps_the_context_it_was_trained_with(tmp_path: Path, monkeypatch) -> None:
+    # Mastodon's default became two turns; a run trained before, with 0, must be scored with 0.
+    from emotune import pipeline
+    from emotune.config import RunConfig
+
+    seen: list[int | None] = []
+
+    def loaded(data: DataConfig, *_: object) -> None:
+        seen.append(data.context_turns)
+        raise EmotuneError("stop here")
+
+    monkeypatch.setattr(pipeline, "load_data", loaded)
+    (tmp_path / "dataset_card.json").write_text('{"context_turns": 0}')
+    for given in (None, 1):  # unset: the run's own; given: the caller's
+        cfg = RunConfig()
+        cfg.data.dataset, cfg.data.context_turns = "mastodon", given
+        with pytest.raises(EmotuneError, match="stop here"):
+            pipeline.evaluate_saved(tmp_path, cfg)
+    assert seen == [0, 1]
+
+
 def test_predictor_knows_the_context_its_run_was_trained_with(tmp_path: Path, caplog) -> None:
-    from emotune.predict import Predictor, _context_turns
+    from emotune.predict import Predictor, trained_context_turns
     from emotune.predict_files import DialogueColumns, dialogue_columns
 
-    assert _context_turns(tmp_path) == 0  # no dataset card: an export without one
+    assert trained_context_turns(tmp_path) == 0  # no dataset card: an export without one
     (tmp_path / "dataset_card.json").write_text('{"context_turns": 2}')
-    assert _context_turns(tmp_path) == 2
+    assert trained_context_turns(tmp_path) == 2
     (tmp_path / "dataset_card.json").write_text("{oops")
     with pytest.raises(EmotuneError, match=r"dataset_card\.json: not valid JSON"):
-        _context_turns(tmp_path)
+        trained_context_turns(tmp_path)
 
     with_context = Predictor(recogniser=None, context_turns=2)  # type: ignore[arg-type]
     assert dialogue_columns(with_context, "scene", "who") == DialogueColumns("scene", "who", 2)

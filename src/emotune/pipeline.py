@@ -30,7 +30,7 @@ from emotune.evaluate import EvalResult, evaluate, write_result
 from emotune.losses import gold_targets, label_counts
 from emotune.methods import get_method
 from emotune.objectives import get_objective
-from emotune.predict import Predictor
+from emotune.predict import Predictor, trained_context_turns
 from emotune.priors import fit_offsets, frequency_offsets
 from emotune.recogniser import Recogniser, build_recogniser
 from emotune.storage import read_json, write_json
@@ -297,7 +297,11 @@ def evaluate_saved(folder: Path, cfg: RunConfig, output: str | None = None) -> d
     """Evaluates a trained run directory on ``cfg.train.eval_split``.
 
     Results go to ``output`` (default ``RUN/eval-SPLIT``), never over the run's own metrics.
+    Left unset, ``data.context_turns`` is the one the run was trained with (its dataset card), so a
+    corpus default that changed since (Mastodon's did) does not change an older run's scores.
     """
+    if cfg.data.context_turns is None:
+        cfg.data.context_turns = trained_context_turns(folder)
     dataset = load_data(cfg.data, cfg.train.seed, {cfg.train.eval_split})
     rec = Predictor.load(folder).recogniser
     if not isinstance(rec, Recogniser):

@@ -90,8 +90,8 @@ class Predictor:
         if (folder / "model.onnx").is_file():
             from emotune.onnx_backend import OnnxRecogniser  # torch-free backend, imported only for it
 
-            return cls(OnnxRecogniser.load(folder), batch_size, _context_turns(folder))
-        return cls(_torch_recogniser(folder), batch_size, _context_turns(folder))
+            return cls(OnnxRecogniser.load(folder), batch_size, trained_context_turns(folder))
+        return cls(_torch_recogniser(folder), batch_size, trained_context_turns(folder))
 
     def predict(self, texts: str | Sequence[str], contexts: Sequence[Sequence[str]] | None = None) -> list[Prediction]:
         """Predicts a label for each text; always returns a list (one item for one string).
@@ -125,7 +125,7 @@ class Predictor:
         return Prediction(names[0], scores, names)
 
 
-def _context_turns(folder: Path) -> int:
+def trained_context_turns(folder: Path) -> int:
     """The dialogue turns a run put before each utterance (0 for a run or export without a card)."""
     card = folder / "dataset_card.json"
     data = read_json(card) if card.is_file() else {}
