@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from emotune.report import read_cells
+from emotune.report import read_cells, scored_split
 
 METRICS = ("macro_f1", "accuracy", "ua")
 
@@ -37,7 +37,7 @@ def load(out: Path) -> dict[str, dict[str, dict[str, float]]]:
 
 def dev_scores(cell: dict[str, Any], out: Path) -> dict[str, Any]:
     """The cell's dev metrics: its own scores when it was scored on dev, else its ``best_dev``."""
-    if cell["config"]["train"].get("eval_split") == "dev":
+    if scored_split(cell) == "dev":
         return cell
     if cell.get("best_dev"):
         return cell["best_dev"]

@@ -127,10 +127,15 @@ def write_report(results: list[dict[str, Any]], out: Path, sources: str) -> None
     plot(results, out / "bars.png")
 
 
+def scored_split(cell: dict[str, Any]) -> str:
+    """The split a cell's metrics were scored on (its config's ``train.eval_split``; test by default)."""
+    return str((cell.get("config") or {}).get("train", {}).get("eval_split", "test"))
+
+
 def _split_note(results: list[dict[str, Any]]) -> str:
     """A line naming the split when cells were scored on dev (``train.eval_split``): the paper's
     columns are test figures, so a dev score beside them must say what it is."""
-    splits = sorted({(r.get("config") or {}).get("train", {}).get("eval_split", "test") for r in results})
+    splits = sorted({scored_split(r) for r in results})
     if splits == ["test"]:
         return ""
     return f"Scored on the {' and '.join(splits)} split (`train.eval_split`); the paper's columns are test figures.\n\n"
