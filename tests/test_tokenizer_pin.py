@@ -1,6 +1,6 @@
 """The default backbone's tokenizer, pinned: fixed strings map to fixed ids of the GGUF's own
-vocabulary (the transformers version that converts it must agree), and a conversion that splits
-whole words is refused."""
+vocabulary (the transformers version that converts it must agree), a conversion that splits
+whole words is refused, and two processes converting at once both end with a usable copy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from emotune.backbones import check_gguf_tokenizer
+from emotune import backbones
+from emotune.backbones import check_gguf_tokenizer, convert_gguf
 from emotune.errors import EmotuneError
 
 # (text with the prefix the prompt puts before it, ids, the GGUF's pieces for those ids)
@@ -64,3 +65,47 @@ def test_a_conversion_that_splits_whole_words_is_refused(tmp_path: Path) -> None
     writer.close()
     with pytest.raises(EmotuneError, match=r"converts the tokenizer of tiny.gguf wrongly: ' negative' becomes"):
         check_gguf_tokenizer(path, _Splitter())  # type: ignore[arg-type]
+
+
+def _tiny_conversion(monkeypatch: pytest.MonkeyPatch, tiny_gemma: str) -> None:
+    """Stands a tiny checkpoint in for the GGUF reader, so the conversion's own steps run."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    def load(path: Path, dtype: object) -> tuple[object, object]:
+        return AutoModelForCausalLM.from_pretrained(tiny_gemma), AutoTokenizer.from_pretrained(tiny_gemma)
+
+    monkeypatch.setattr(backbones, "_load_gguf", load)
+    monkeypatch.setattr(backbones, "check_gguf_tokenizer", lambda path, tokenizer: None)
+
+
+def test_a_conversion_that_loses_the_race_uses_the_winners_copy(
+    tmp_path: Path, tiny_gemma: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the slower of two concurrent first loads sees when it renames: the folder is there.
+    _tiny_conversion(monkeypatch, tiny_gemma)
+    target = tmp_path / "backbones" / "tiny"
+    target.mkdir(parents=True)
+    (target / "config.json").write_text('{"written_by": "the other process"}')
+    convert_gguf(tmp_path / "tiny.gguf", target)
+    assert (target / "config.json").read_text() == '{"written_by": "the other process"}'
+    assert [p.name for p in target.parent.iterdir()] == ["tiny"]  # no half-written folder left behind
+
+
+def test_a_conversion_blocked_by_a_broken_folder_says_which(
+    tmp_path: Path, tiny_gemma: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tiny_conversion(monkeypatch, tiny_gemma)
+    target = tmp_path / "backbones" / "tiny"
+    target.mkdir(parents=True)
+    (target / "model.safetensors").write_bytes(b"truncated")
+    with pytest.raises(EmotuneError, match=r"cannot put the converted backbone at .*tiny .*remove that folder"):
+        convert_gguf(tmp_path / "tiny.gguf", target)
+    assert [p.name for p in target.parent.iterdir()] == ["tiny"]
+
+
+def test_a_fresh_conversion_lands_whole(tmp_path: Path, tiny_gemma: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _tiny_conversion(monkeypatch, tiny_gemma)
+    target = tmp_path / "backbones" / "tiny"
+    convert_gguf(tmp_path / "tiny.gguf", target)
+    assert (target / "config.json").is_file() and (target / "tokenizer.json").is_file()
+    assert [p.name for p in target.parent.iterdir()] == ["tiny"]

@@ -149,9 +149,25 @@ def convert_gguf(gguf: Path, target: Path) -> None:
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        os.replace(tmp, target)
+        _publish(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Renames a finished conversion into place; two processes that convert the same backbone
+    at once (``emotune bench`` lanes, server workers on a fresh machine) both succeed."""
+    try:
+        os.replace(tmp, target)
+    except OSError as err:
+        # The rename cannot replace a non-empty folder: when that folder is a complete
+        # conversion, another process won the race and its copy is as good as ours.
+        if (target / "config.json").is_file():
+            log.info("%s was converted by another process meanwhile; using that copy", target)
+            return
+        raise EmotuneError(
+            f"cannot put the converted backbone at {target} ({err.strerror}); remove that folder and retry"
+        ) from err
 
 
 def resolve_source(model: str) -> str:
