@@ -289,6 +289,30 @@ def test_evaluating_a_run_keeps_the_context_it_was_trained_with(tmp_path: Path, 
     assert seen == [0, 1]
 
 
+def test_resuming_a_run_keeps_the_context_it_started_with(tmp_path: Path, monkeypatch) -> None:
+    # A Mastodon run started with 0 turns, before the default became two, goes on with 0.
+    from emotune import pipeline
+    from emotune.config import RunConfig
+
+    seen: list[int | None] = []
+
+    def loaded(data: DataConfig, *_: object) -> None:
+        seen.append(data.context_turns)
+        raise EmotuneError("stop here")
+
+    monkeypatch.setattr(pipeline, "load_data", loaded)
+    started, fresh = tmp_path / "started", tmp_path / "fresh"
+    started.mkdir()
+    (started / "dataset_card.json").write_text('{"context_turns": 0}')
+    for folder, given in ((started, None), (started, 1), (fresh, None)):
+        cfg = RunConfig(output=str(folder))
+        cfg.data.dataset, cfg.data.context_turns = "mastodon", given
+        with pytest.raises(EmotuneError, match="stop here"):
+            pipeline.run(cfg, resume=True)
+        assert cfg.data.context_turns == given  # the config (and its saved copy) stays as given
+    assert seen == [0, 1, None]  # the run's own; the caller's; nothing started yet: the corpus default
+
+
 def test_predictor_knows_the_context_its_run_was_trained_with(tmp_path: Path, caplog) -> None:
     from emotune.predict import Predictor, trained_context_turns
     from emotune.predict_files import DialogueColumns, dialogue_columns

@@ -13,7 +13,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from emotune import rundir
-from emotune.config import RunConfig, TrainConfig
+from emotune.config import DataConfig, RunConfig, TrainConfig
 from emotune.data import Dataset, Selection, load_data, select_splits
 from emotune.data.card import dataset_card
 from emotune.distributed import is_main, wait_for_everyone
@@ -58,10 +58,11 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     # An untrained method is only evaluated: it needs just the split it is scored on.
     needed = None if get_method(cfg.method).trainable else {cfg.train.eval_split}
     with open_run(cfg, resume) as folder:
+        data = resumed_data(cfg.data, folder) if resume else cfg.data
         finished = finished_training(folder, cfg) if resume else None
         if finished is not None:
-            return evaluate_finished(cfg, folder, finished)
-        dataset = load_data(cfg.data, cfg.train.seed, needed)
+            return evaluate_finished(cfg, folder, finished, data)
+        dataset = load_data(data, cfg.train.seed, needed)
         selection = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
         # A resumed multi-label run keeps the label bias it started with (recalibrating would move it).
         meta = folder / "run.json"
@@ -106,11 +107,20 @@ def _recipe(cfg: RunConfig) -> dict[str, Any]:
     return {k: v for k, v in cfg.to_dict().items() if k not in ("output", "overwrite")}
 
 
-def evaluate_finished(cfg: RunConfig, folder: Path, state: TrainState) -> dict[str, Any]:
+def resumed_data(data: DataConfig, folder: Path) -> DataConfig:
+    """The data a resumed run reads: left unset, ``context_turns`` is the one the run started with
+    (its dataset card), so a corpus default that changed since (Mastodon's did) does not switch
+    the context halfway through a training."""
+    if data.context_turns is not None or not (folder / "dataset_card.json").is_file():
+        return data
+    return replace(data, context_turns=trained_context_turns(folder))
+
+
+def evaluate_finished(cfg: RunConfig, folder: Path, state: TrainState, data: DataConfig) -> dict[str, Any]:
     """Evaluates a run whose training finished earlier (it died while being evaluated): the saved
     adapter, label head and calibration are loaded instead of training again."""
     log.info("%s: training finished earlier (step %d); evaluating its saved weights", folder, state.step)
-    dataset = load_data(cfg.data, cfg.train.seed)
+    dataset = load_data(data, cfg.train.seed)
     selection = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
     rec = Predictor.load(folder).recogniser
     if not isinstance(rec, Recogniser):
