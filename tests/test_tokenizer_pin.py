@@ -67,8 +67,10 @@ def test_a_conversion_that_splits_whole_words_is_refused(tmp_path: Path) -> None
         check_gguf_tokenizer(path, _Splitter())  # type: ignore[arg-type]
 
 
-def _tiny_conversion(monkeypatch: pytest.MonkeyPatch, tiny_gemma: str) -> None:
-    """Stands a tiny checkpoint in for the GGUF reader, so the conversion's own steps run."""
+def _converting_onto(monkeypatch: pytest.MonkeyPatch, tiny_gemma: str, tmp_path: Path, already: dict[str, str]) -> Path:
+    """The target of a conversion that reads a tiny checkpoint in place of the GGUF (so the
+    conversion's own steps run), holding ``already`` (file name: text) before it renames, or
+    absent when ``already`` is None."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     def load(path: Path, dtype: object) -> tuple[object, object]:
@@ -76,36 +78,39 @@ def _tiny_conversion(monkeypatch: pytest.MonkeyPatch, tiny_gemma: str) -> None:
 
     monkeypatch.setattr(backbones, "_load_gguf", load)
     monkeypatch.setattr(backbones, "check_gguf_tokenizer", lambda path, tokenizer: None)
+    target = tmp_path / "backbones" / "tiny"
+    if already is None:
+        return target
+    target.mkdir(parents=True)
+    for name, text in already.items():
+        (target / name).write_text(text)
+    return target
 
 
 def test_a_conversion_that_loses_the_race_uses_the_winners_copy(
     tmp_path: Path, tiny_gemma: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # What the slower of two concurrent first loads sees when it renames: the folder is there.
-    _tiny_conversion(monkeypatch, tiny_gemma)
-    target = tmp_path / "backbones" / "tiny"
-    target.mkdir(parents=True)
-    (target / "config.json").write_text('{"written_by": "the other process"}')
+    target = _converting_onto(monkeypatch, tiny_gemma, tmp_path, {"config.json": '{"by": "the other process"}'})
     convert_gguf(tmp_path / "tiny.gguf", target)
-    assert (target / "config.json").read_text() == '{"written_by": "the other process"}'
+    assert (target / "config.json").read_text() == '{"by": "the other process"}'
     assert [p.name for p in target.parent.iterdir()] == ["tiny"]  # no half-written folder left behind
 
 
 def test_a_conversion_blocked_by_a_broken_folder_says_which(
     tmp_path: Path, tiny_gemma: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _tiny_conversion(monkeypatch, tiny_gemma)
-    target = tmp_path / "backbones" / "tiny"
-    target.mkdir(parents=True)
-    (target / "model.safetensors").write_bytes(b"truncated")
+    target = _converting_onto(monkeypatch, tiny_gemma, tmp_path, {"model.safetensors": "truncated"})
     with pytest.raises(EmotuneError, match=r"cannot put the converted backbone at .*tiny .*remove that folder"):
         convert_gguf(tmp_path / "tiny.gguf", target)
     assert [p.name for p in target.parent.iterdir()] == ["tiny"]
 
 
-def test_a_fresh_conversion_lands_whole(tmp_path: Path, tiny_gemma: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    _tiny_conversion(monkeypatch, tiny_gemma)
-    target = tmp_path / "backbones" / "tiny"
+@pytest.mark.parametrize("already", [None, {}], ids=["no-folder", "empty-folder"])
+def test_a_fresh_conversion_lands_whole(
+    tmp_path: Path, tiny_gemma: str, monkeypatch: pytest.MonkeyPatch, already: dict[str, str] | None
+) -> None:
+    target = _converting_onto(monkeypatch, tiny_gemma, tmp_path, already)
     convert_gguf(tmp_path / "tiny.gguf", target)
     assert (target / "config.json").is_file() and (target / "tokenizer.json").is_file()
     assert [p.name for p in target.parent.iterdir()] == ["tiny"]
