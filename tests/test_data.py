@@ -268,10 +268,9 @@ def test_a_dialogue_column_gives_each_row_its_earlier_turns(tmp_path: Path) -> N
     assert [r.context for r in read] == [(), ("given",), ("hi", "so")]  # a row's own context wins
 
 
-def test_evaluating_a_run_keeps_the_context_it_was_trained_with(tmp_path: Path, monkeypatch) -> None:
-    # Mastodon's default became two turns; a run trained before, with 0, must be scored with 0.
+def _context_loaded(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """The ``context_turns`` each data load of the pipeline asks for; the load then stops the run."""
     from emotune import pipeline
-    from emotune.config import RunConfig
 
     seen: list[int | None] = []
 
@@ -280,6 +279,15 @@ def test_evaluating_a_run_keeps_the_context_it_was_trained_with(tmp_path: Path, 
         raise EmotuneError("stop here")
 
     monkeypatch.setattr(pipeline, "load_data", loaded)
+    return seen
+
+
+def test_evaluating_a_run_keeps_the_context_it_was_trained_with(tmp_path: Path, monkeypatch) -> None:
+    # Mastodon's default became two turns; a run trained before, with 0, must be scored with 0.
+    from emotune import pipeline
+    from emotune.config import RunConfig
+
+    seen = _context_loaded(monkeypatch)
     (tmp_path / "dataset_card.json").write_text('{"context_turns": 0}')
     for given in (None, 1):  # unset: the run's own; given: the caller's
         cfg = RunConfig()
@@ -294,13 +302,7 @@ def test_resuming_a_run_keeps_the_context_it_started_with(tmp_path: Path, monkey
     from emotune import pipeline
     from emotune.config import RunConfig
 
-    seen: list[int | None] = []
-
-    def loaded(data: DataConfig, *_: object) -> None:
-        seen.append(data.context_turns)
-        raise EmotuneError("stop here")
-
-    monkeypatch.setattr(pipeline, "load_data", loaded)
+    seen = _context_loaded(monkeypatch)
     started, fresh = tmp_path / "started", tmp_path / "fresh"
     started.mkdir()
     (started / "dataset_card.json").write_text('{"context_turns": 0}')

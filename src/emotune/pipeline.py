@@ -58,7 +58,9 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     # An untrained method is only evaluated: it needs just the split it is scored on.
     needed = None if get_method(cfg.method).trainable else {cfg.train.eval_split}
     with open_run(cfg, resume) as folder:
-        data = resumed_data(cfg.data, folder) if resume else cfg.data
+        # A run that has started (it wrote its dataset card) resumes with the context it began with.
+        started = resume and (folder / "dataset_card.json").is_file()
+        data = trained_data(cfg.data, folder) if started else cfg.data
         finished = finished_training(folder, cfg) if resume else None
         if finished is not None:
             return evaluate_finished(cfg, folder, finished, data)
@@ -107,11 +109,12 @@ def _recipe(cfg: RunConfig) -> dict[str, Any]:
     return {k: v for k, v in cfg.to_dict().items() if k not in ("output", "overwrite")}
 
 
-def resumed_data(data: DataConfig, folder: Path) -> DataConfig:
-    """The data a resumed run reads: left unset, ``context_turns`` is the one the run started with
-    (its dataset card), so a corpus default that changed since (Mastodon's did) does not switch
-    the context halfway through a training."""
-    if data.context_turns is not None or not (folder / "dataset_card.json").is_file():
+def trained_data(data: DataConfig, folder: Path) -> DataConfig:
+    """The data of the run in ``folder``: left unset, ``context_turns`` is the one the run was
+    trained with (its dataset card), so a corpus default that changed since (Mastodon's did)
+    neither switches the context halfway through a resumed training nor changes an older run's
+    scores."""
+    if data.context_turns is not None:
         return data
     return replace(data, context_turns=trained_context_turns(folder))
 
@@ -307,12 +310,9 @@ def evaluate_saved(folder: Path, cfg: RunConfig, output: str | None = None) -> d
     """Evaluates a trained run directory on ``cfg.train.eval_split``.
 
     Results go to ``output`` (default ``RUN/eval-SPLIT``), never over the run's own metrics.
-    Left unset, ``data.context_turns`` is the one the run was trained with (its dataset card), so a
-    corpus default that changed since (Mastodon's did) does not change an older run's scores.
+    Left unset, ``data.context_turns`` is the one the run was trained with (``trained_data``).
     """
-    if cfg.data.context_turns is None:
-        cfg.data.context_turns = trained_context_turns(folder)
-    dataset = load_data(cfg.data, cfg.train.seed, {cfg.train.eval_split})
+    dataset = load_data(trained_data(cfg.data, folder), cfg.train.seed, {cfg.train.eval_split})
     rec = Predictor.load(folder).recogniser
     if not isinstance(rec, Recogniser):
         raise EmotuneError(f"{folder}: an ONNX export; evaluate the run it came from (or predict a file with it)")
