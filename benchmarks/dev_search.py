@@ -6,7 +6,9 @@ change against a reference candidate.
 
 Reads ``OUT/cells/*.json`` and writes ``OUT/search.md``. A cell scored on dev (``train.eval_split:
 dev``) is read as it is; a cell scored on test is read only through ``best_dev``, the dev metrics of
-the checkpoint it kept, so the table never shows a test number.
+the checkpoint it kept, so the table never shows a test number. Where the cells kept each label's
+dev recall, a score also says how many dev examples of the rarest label were recalled
+(``neutral 1/13``), summed over seeds.
 """
 
 from __future__ import annotations
@@ -19,20 +21,45 @@ from typing import Any
 from emotune.report import read_cells, scored_split
 
 METRICS = ("macro_f1", "accuracy", "ua")
+RAREST_NOTE = (
+    "`label k/n`: of the n dev examples of the corpus's rarest dev label, k were recalled (summed over seeds)."
+)
 
 
-def load(out: Path) -> dict[str, dict[str, dict[str, float]]]:
+def load(out: Path) -> dict[str, dict[str, dict[str, Any]]]:
     """{candidate: {dataset: mean scores over its seeds}}, refusing cells scored on anything but dev.
 
-    Each mean also carries ``seeds``, how many cells it averages.
+    Each mean also carries ``seeds``, how many cells it averages, and ``rarest`` (see
+    :func:`rarest_recalled`).
     """
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for cell in read_cells(out):
         runs.setdefault(cell["method"], {}).setdefault(cell["dataset"], []).append(dev_scores(cell, out))
     return {
-        name: {d: {m: statistics.mean(c[m] for c in cs) for m in METRICS} | {"seeds": len(cs)} for d, cs in per.items()}
+        name: {d: {m: statistics.mean(c[m] for c in cs) for m in METRICS} | summary(cs) for d, cs in per.items()}
         for name, per in runs.items()
     }
+
+
+def summary(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many cells a mean averages, and how many dev examples of the rarest label they recalled."""
+    return {"seeds": len(cells), "rarest": rarest_recalled(cells)}
+
+
+def rarest_recalled(cells: list[dict[str, Any]]) -> tuple[str, int, int] | None:
+    """(label, recalled, support) of the label with the fewest dev examples, summed over the
+    cells; None when a cell kept no per-label dev recall (cells from before it was stored).
+
+    A macro-F1 gain on a small dev split is often one or two sentences of a rare label; this
+    says so in the table instead of needing an ``evaluate --split dev`` pass per run.
+    """
+    recalls = [c.get("recall") for c in cells]
+    if not all(recalls):
+        return None
+    support = {label: sum(int(r[label]["support"]) for r in recalls) for label in recalls[0]}
+    label = min(support, key=lambda name: (support[name], name))
+    recalled = sum(round(r[label]["recall"] * r[label]["support"]) for r in recalls)
+    return label, recalled, support[label]
 
 
 def dev_scores(cell: dict[str, Any], out: Path) -> dict[str, Any]:
@@ -40,18 +67,19 @@ def dev_scores(cell: dict[str, Any], out: Path) -> dict[str, Any]:
     if scored_split(cell) == "dev":
         return cell
     if cell.get("best_dev"):
-        return cell["best_dev"]
+        return cell["best_dev"] | {"recall": cell.get("best_dev_recall")}
     where = f"{out}: {cell['method']} on {cell['dataset']} (seed {cell['seed']})"
     raise SystemExit(f"{where} is scored on test and kept no dev metrics; a recipe search must not read test")
 
 
-def markdown(table: dict[str, dict[str, dict[str, float]]], reference: str | None, source: str) -> str:
+def markdown(table: dict[str, dict[str, dict[str, Any]]], reference: str | None, source: str) -> str:
     """The search table; without a reference (one that ran elsewhere) it has no change column."""
     datasets = sorted({d for cells in table.values() for d in cells})
     head = " | ".join(f"{d} mF1 / acc / UA" for d in datasets)
     change = f" mean Δ vs `{reference}` (mF1 / acc / UA) |" if reference else ""
     lines = [
         f"Dev-only recipe search from `{source}` (dev split, %; one seed unless a cell says how many it averages).",
+        *([RAREST_NOTE] if any(c.get("rarest") for cells in table.values() for c in cells.values()) else []),
         "",
         f"| candidate | {head} |{change}",
         "|---|" + "---|" * (len(datasets) + (1 if reference else 0)),
@@ -63,13 +91,16 @@ def markdown(table: dict[str, dict[str, dict[str, float]]], reference: str | Non
     return "\n".join(lines) + "\n"
 
 
-def score_text(cell: dict[str, float]) -> str:
-    """``mF1 / acc / UA`` in %, with the seed count when it is more than one."""
+def score_text(cell: dict[str, Any]) -> str:
+    """``mF1 / acc / UA`` in %, the rarest label's recall count where known, and the seed count
+    when it is more than one."""
     text = " / ".join(f"{100 * cell[m]:.1f}" for m in METRICS)
+    if cell.get("rarest"):
+        text += " · {} {}/{}".format(*cell["rarest"])
     return text + (f" ({int(cell['seeds'])} seeds)" if cell["seeds"] > 1 else "")
 
 
-def delta(cells: dict[str, dict[str, float]], ref: dict[str, dict[str, float]] | None) -> str:
+def delta(cells: dict[str, dict[str, Any]], ref: dict[str, dict[str, Any]] | None) -> str:
     """Mean difference over the corpora both have."""
     shared = sorted(set(cells) & set(ref or {}))
     if not ref or not shared:

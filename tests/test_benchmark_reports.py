@@ -99,3 +99,31 @@ def test_dev_search_reads_dev_scores_never_test(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="kept no dev metrics"):
         search.load(tmp_path)
     assert "Δ" not in search.markdown({"context": {"friends": kept | {"seeds": 1}}}, "", str(tmp_path))
+
+
+def test_dev_search_counts_the_rarest_labels_dev_hits_over_seeds(tmp_path: Path) -> None:
+    search = _script("dev_search")
+    test = {"train": {"eval_split": "test"}}
+    kept = {"accuracy": 0.8, "macro_f1": 0.6, "ua": 0.5}
+
+    def recall(neutral: float) -> dict[str, dict[str, float]]:
+        return {"neutral": {"recall": neutral, "support": 4}, "positive": {"recall": 0.9, "support": 10}}
+
+    # The test split's recall must not count: only the kept checkpoint's dev recall does.
+    for seed, neutral in ((42, 0.25), (43, 0.5)):
+        _cell(
+            tmp_path,
+            "mosi3",
+            "x",
+            seed,
+            config=test,
+            best_dev=kept,
+            recall=recall(1.0),
+            best_dev_recall=recall(neutral),
+        )
+    text = search.markdown(search.load(tmp_path), "", str(tmp_path))
+    assert "60.0 / 80.0 / 50.0 · neutral 3/8 (2 seeds)" in text and search.RAREST_NOTE in text
+    # One cell from before per-label dev recall was kept: no count rather than a partial one.
+    _cell(tmp_path, "mosi3", "x", 44, config=test, best_dev=kept)
+    text = search.markdown(search.load(tmp_path), "", str(tmp_path))
+    assert "60.0 / 80.0 / 50.0 (3 seeds)" in text and search.RAREST_NOTE not in text

@@ -102,6 +102,7 @@ def test_a_run_stopped_while_evaluated_is_evaluated_again_without_training(
     for key in ("accuracy", "macro_f1", "best_dev_macro_f1", "best_dev_step", "train_examples_seen"):
         assert metrics[key] == straight[key], key
     assert metrics["best_dev"] == straight["best_dev"]
+    assert metrics["best_dev_recall"] == straight["best_dev_recall"]
     # `--resume` with a changed config (more epochs) goes on training, as it did before.
     longer = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "runs" / "c__lora__s42"), epochs=4)
     with pytest.raises(pytest.fail.Exception, match="trained again"):

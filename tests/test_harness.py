@@ -205,8 +205,12 @@ def test_a_cell_keeps_per_label_recall_and_the_recipe(tmp_path: Path) -> None:
 
     def fake(cell: Cell, where: Path) -> dict[str, Any]:
         per_class = {"negative": {"recall": 0.0, "support": 3}, "positive": {"recall": 1.0, "support": 7}}
-        return {"n": 10, "accuracy": 0.7, "macro_f1": 0.4, "per_class": per_class, "recipe": {"steps": 200}}
+        dev_recall = {"negative": {"recall": 0.5, "support": 2}, "positive": {"recall": 1.0, "support": 4}}
+        kept = {"best_dev": {"macro_f1": 0.6}, "best_dev_recall": dev_recall}
+        return {"n": 10, "accuracy": 0.7, "macro_f1": 0.4, "per_class": per_class, "recipe": {"steps": 200}} | kept
 
     run_matrix(load_matrix(path), tmp_path / "out", tmp_path / "runs", runner=fake)
     cell = json.loads((tmp_path / "out" / "cells" / "d__x__s1.json").read_text())
     assert cell["recall"]["negative"] == {"recall": 0.0, "support": 3} and cell["recipe"] == {"steps": 200}
+    # The kept checkpoint's dev recall per label: a search can count rare-label hits without a re-evaluation.
+    assert cell["best_dev_recall"]["negative"] == {"recall": 0.5, "support": 2}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,11 @@ def test_lora_fits_the_tiny_task(tiny_gemma: str, sentiment_files, tmp_path: Pat
     # The kept checkpoint's dev metrics travel with the test scores (what a recipe search reads).
     assert metrics["best_dev"]["macro_f1"] == metrics["best_dev_macro_f1"]
     assert set(metrics["best_dev"]) >= {"accuracy", "macro_f1", "ua"}
+    # ... and so does each label's dev recall there, which macro-F1 is the mean of.
+    recall = metrics["best_dev_recall"]
+    assert set(recall) == {"negative", "positive"}
+    assert all(c["support"] > 0 for c in recall.values())
+    assert statistics.mean(c["recall"] for c in recall.values()) == pytest.approx(metrics["best_dev"]["ua"])
 
 
 @pytest.mark.parametrize("projection", [False, True], ids=["prefix", "prefix-mlp"])

@@ -36,6 +36,7 @@ from emotune.baselines import BASELINES, run_baseline
 from emotune.config import RunConfig
 from emotune.errors import EmotuneError
 from emotune.methods import UNTRAINED
+from emotune.metrics import recall_by_label
 from emotune.pipeline import finished_training, run
 from emotune.recogniser import cpuinfo
 from emotune.report import KEEP, read_cells, report_is_current, write_report
@@ -197,10 +198,9 @@ def run_matrix(
 
 def _recall_and_recipe(metrics: dict[str, Any]) -> dict[str, Any]:
     """Each label's recall and support, the recipe training resolved (steps, weighting), and the
-    kept checkpoint's dev metrics (what a recipe search compares)."""
-    per_class = metrics.get("per_class") or {}
-    recall = {name: {"recall": c["recall"], "support": c["support"]} for name, c in per_class.items()}
-    return {"recall": recall or None, "recipe": metrics.get("recipe"), "best_dev": metrics.get("best_dev")}
+    kept checkpoint's dev metrics and dev recall per label (what a recipe search compares)."""
+    kept = {k: metrics.get(k) for k in ("recipe", "best_dev", "best_dev_recall")}
+    return {"recall": recall_by_label(metrics) or None} | kept
 
 
 def machine() -> str:

@@ -75,6 +75,13 @@ def multilabel_metrics(
     }
 
 
+def recall_by_label(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each label's recall and support from a metrics dict: what shows whether a rare label is
+    ever predicted, kept small enough to store with every benchmark cell and checkpoint."""
+    per_class = metrics.get("per_class") or {}
+    return {name: {"recall": c["recall"], "support": c["support"]} for name, c in per_class.items()}
+
+
 def multi_hot(sets: Sequence[Sequence[int]], num_labels: int) -> np.ndarray:
     """An (n, num_labels) 0/1 matrix from label index sets."""
     matrix = np.zeros((len(sets), num_labels), dtype=np.int64)

@@ -287,6 +287,7 @@ def final_evaluation(
         "best_dev_score": state.best_score if trained else None,  # the headline metric on dev, any corpus
         "best_dev_step": state.best_step if trained else None,
         "best_dev": state.best_dev if trained else None,  # every dev metric of the kept weights
+        "best_dev_recall": state.best_dev_recall if trained else None,  # and each label's dev recall
         "recipe": state.recipe or None,
         "eval_seconds": round(seconds, 2),
         "eval_examples_per_second": round(len(selection.eval) / seconds, 2),

@@ -27,7 +27,7 @@ from emotune.errors import EmotuneError
 from emotune.evaluate import evaluate
 from emotune.losses import class_weights, gold_targets, imbalance_ratio, resolve_class_weights
 from emotune.methods.base import base_model_of
-from emotune.metrics import tune_threshold
+from emotune.metrics import recall_by_label, tune_threshold
 from emotune.objectives import Objective, get_objective
 from emotune.recogniser import Recogniser, autocast_dtype
 from emotune.scoring import epoch_batches
@@ -46,6 +46,8 @@ class TrainState:
     best_step: int = 0
     #: Dev metrics of the kept weights: a recipe search compares candidates on these, never on test.
     best_dev: dict[str, float] = field(default_factory=dict)
+    #: Each label's dev recall and support at the kept weights: whether a rare label was ever found.
+    best_dev_recall: dict[str, dict[str, float]] = field(default_factory=dict)
     bad_evals: int = 0
     examples_seen: int = 0
     train_seconds: float = 0.0
@@ -356,6 +358,7 @@ class DevEvaluation(Callback):
         if metrics[self.headline] > s.best_score:
             s.best_score, s.best_step, s.bad_evals = metrics[self.headline], s.step, 0
             s.best_dev = {k: float(metrics[k]) for k in DEV_METRICS if k in metrics}
+            s.best_dev_recall = recall_by_label(metrics)
             self.best = trainable_state(rec)
             if self.on_best is not None:
                 self.on_best(self.best)
