@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from emotune.metrics import classification_metrics, write_confusion
+from emotune.metrics import classification_metrics, recall_by_label, unrecalled_labels, write_confusion
 
 
 def test_known_values() -> None:
@@ -29,6 +29,13 @@ def test_invalid_predictions_are_wrong_and_counted() -> None:
     assert m["invalid"] == 2
     assert m["invalid_rate"] == 0.5
     assert sum(map(sum, m["confusion"])) == 2  # invalid answers are in no predicted column
+
+
+def test_unrecalled_labels_are_those_with_examples_never_right() -> None:
+    # "b" is predicted but never correctly, "c" is right once, "d" has no example to recall.
+    m = classification_metrics([0, 0, 1, 2, 2], [0, 1, 0, 2, 0], ["a", "b", "c", "d"])
+    assert unrecalled_labels(recall_by_label(m)) == ["b"]
+    assert unrecalled_labels({}) == []
 
 
 def test_confusion_files(tmp_path: Path) -> None:

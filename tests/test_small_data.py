@@ -68,12 +68,22 @@ def test_default_recipe_does_not_collapse_where_one_epoch_did(
     old = tmp_path / "old"
     # A random tiny model needs a larger step than the real backbone's default: the same for both.
     old_recipe = {"epochs": 1, "min_steps": 0}
-    run(skewed_config(tiny_gemma, skewed_files, str(old), lr=LR, train=old_recipe, targets=["peft-default"]))
+    collapsed = run(
+        skewed_config(tiny_gemma, skewed_files, str(old), lr=LR, train=old_recipe, targets=["peft-default"])
+    )
     assert predicted_labels(old) == {"neutral"}  # one epoch, 5 steps: the majority label only
+    # The collapse is named, not just visible in a low macro-F1: in metrics.json and the log, with
+    # the options that trade accuracy for rare labels suggested from dev.
+    assert collapsed["unrecalled"] == ["negative", "positive"]
+    assert json.loads((old / "metrics.json").read_text())["unrecalled"] == ["negative", "positive"]
+    logged = (old / "train.log").read_text()
+    assert "test: never predicted correctly: negative (4 examples), positive (4 examples)" in logged
+    assert "dev: the kept weights never get negative, positive right; --prior-correction train" in logged
     new = tmp_path / "new"
     metrics = run(skewed_config(tiny_gemma, skewed_files, str(new), lr=LR))  # the defaults otherwise
     assert predicted_labels(new) == {"negative", "neutral", "positive"}
     assert min(c["recall"] for c in metrics["per_class"].values()) > 0
+    assert metrics["unrecalled"] == [] and "never" not in (new / "train.log").read_text()
     card = json.loads((new / "dataset_card.json").read_text())
     assert card["training"]["class_weights"] == "none" and card["training"]["imbalance_ratio"] == 8.0
     assert card["training"]["steps"] == RunConfig().train.min_steps == 200  # 40 examples: 5 steps an epoch

@@ -298,6 +298,7 @@ def _summary(metrics: dict[str, object]) -> dict[str, object]:
         "ua",
         "invalid_rate",
         "train_seconds",
+        "unrecalled",
     )
     return {k: metrics[k] for k in keys if k in metrics}
 

@@ -82,6 +82,15 @@ def recall_by_label(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {name: {"recall": c["recall"], "support": c["support"]} for name, c in per_class.items()}
 
 
+def unrecalled_labels(recall: dict[str, dict[str, float]]) -> list[str]:
+    """Labels with examples in the scored split that were never predicted correctly (recall 0).
+
+    That is how a skewed training set fails: accuracy hides a rare label that never wins, and
+    macro-F1 only says that something is wrong, not which label (``recall``: from
+    :func:`recall_by_label`)."""
+    return [name for name, c in recall.items() if c["support"] > 0 and c["recall"] == 0]
+
+
 def multi_hot(sets: Sequence[Sequence[int]], num_labels: int) -> np.ndarray:
     """An (n, num_labels) 0/1 matrix from label index sets."""
     matrix = np.zeros((len(sets), num_labels), dtype=np.int64)

@@ -29,6 +29,7 @@ from emotune.errors import EmotuneError
 from emotune.evaluate import EvalResult, evaluate, write_result
 from emotune.losses import gold_targets, label_counts
 from emotune.methods import get_method
+from emotune.metrics import recall_by_label, unrecalled_labels
 from emotune.objectives import get_objective
 from emotune.predict import Predictor, trained_context_turns
 from emotune.priors import fit_offsets, frequency_offsets
@@ -291,7 +292,10 @@ def final_evaluation(
         "recipe": state.recipe or None,
         "eval_seconds": round(seconds, 2),
         "eval_examples_per_second": round(len(selection.eval) / seconds, 2),
+        "unrecalled": warn_unrecalled(cfg.train.eval_split, result.metrics),
     }
+    if not dataset.multi_label and cfg.train.prior_correction == "none":
+        advise_on_dev(state)
     if is_main():
         write_result(result, folder, extra)
     m = result.metrics
@@ -324,6 +328,35 @@ def evaluate_saved(folder: Path, cfg: RunConfig, output: str | None = None) -> d
     examples = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split).eval
     result = evaluate(rec, examples, get_objective(cfg.train.objective))
     target = Path(output) if output else folder / f"eval-{cfg.train.eval_split}"
-    extra = {"split": cfg.train.eval_split, "method": rec.method.name, "model": cfg.model.name, "run": str(folder)}
+    extra = {
+        "split": cfg.train.eval_split,
+        "method": rec.method.name,
+        "model": cfg.model.name,
+        "run": str(folder),
+        "unrecalled": warn_unrecalled(cfg.train.eval_split, result.metrics),
+    }
     write_result(result, target, extra)
     return {**result.metrics, **extra}
+
+
+def warn_unrecalled(split: str, metrics: dict[str, Any]) -> list[str]:
+    """Logs the labels of ``split`` that were never predicted correctly and returns their names
+    (``unrecalled`` in ``metrics.json``): accuracy hides a rare label that never wins."""
+    recall = recall_by_label(metrics)
+    names = unrecalled_labels(recall)
+    if names:
+        counts = ", ".join(f"{name} ({int(recall[name]['support'])} examples)" for name in names)
+        log.warning("%s: never predicted correctly: %s", split, counts)
+    return names
+
+
+def advise_on_dev(state: TrainState) -> None:
+    """Names the dev labels the kept weights never got right, and the options that trade accuracy
+    for them. It reads dev, not the evaluation split, so acting on it keeps test out of the choice."""
+    names = unrecalled_labels(state.best_dev_recall)
+    if names:
+        log.warning(
+            "dev: the kept weights never get %s right; --prior-correction train or --class-weights sqrt "
+            "trade accuracy for rare labels (README, 'Small data')",
+            ", ".join(names),
+        )
