@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import socket
 import statistics
 import subprocess
@@ -22,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+
+from emotune.harness import machine
 
 SENTENCES = [
     "what a wonderful film , full of warmth and wit",
@@ -109,7 +110,7 @@ def main() -> None:
     result = {
         "date": datetime.date.today().isoformat(),
         "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.processor() or platform.machine()}, loopback",
+        "machine": f"{machine()}, loopback",
         "run": args.run,
         "levels": levels,
         "forward_passes": batches,

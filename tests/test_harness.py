@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 from transformers import BertConfig, BertModel
 
@@ -82,6 +83,8 @@ def test_matrix_runs_resumes_and_reports(tiny_gemma: str, sentiment_files, tiny_
     assert tfidf["accuracy"] >= 0.75  # the tiny task's words separate the classes
     lora = json.loads(first.read_text())
     assert "cores" in lora["machine"] and "torch threads" in lora["machine"]  # wall times name their hardware
+    # and whether the CPU has the bf16 units runtime.precision auto uses (AVX-512) or runs fp32
+    assert torch.backends.cpu.get_cpu_capability() in lora["machine"]
     assert (lora["recipe"]["device"], lora["recipe"]["precision"]) in {("cpu", "fp32"), ("cpu", "bf16")}
     table = (out / "table.md").read_text()
     assert "| tiny | accuracy / macro_f1 |" in table and "±" in table  # two LoRA seeds: mean ± std

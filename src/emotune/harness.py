@@ -204,13 +204,16 @@ def _recall_and_recipe(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def machine() -> str:
-    """The hardware a cell ran on, e.g. "AMD EPYC, 2 cores, 2 torch threads": its wall time means
-    little without it, and one matrix may be filled on several machines."""
+    """The hardware a cell ran on, e.g. "AMD EPYC, 2 cores, 2 torch threads, AVX2": its wall time
+    means little without it, and one matrix may be filled on several machines. torch's CPU
+    capability tells an AVX-512 machine, whose bf16 units ``runtime.precision: auto`` uses, from an
+    AVX2 one that runs fp32: the same config then gives other scores as well as other times."""
     import torch
 
     lines = cpuinfo().splitlines()
     model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
     where = f"{model or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    where += f", {torch.backends.cpu.get_cpu_capability()}"
     if torch.cuda.is_available():
         where += f", {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
     return where
