@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from emotune.harness import machine
+
 
 def timed_load(model: str) -> float:
     from emotune.backbones import load_backbone
@@ -41,6 +43,7 @@ def main() -> None:
         "cached_load_seconds": [round(c, 2) for c in cached],
         "date": datetime.date.today().isoformat(),
         "threads": torch.get_num_threads(),
+        "machine": machine(),
         "command": f"python benchmarks/load_times.py --model {args.model}",
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,14 @@ def timed(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def where() -> str:
+    """The CPU model, cores and torch's CPU capability: whether the quickstart trained under bf16
+    autocast (AVX-512 with bf16) or in fp32 changes both its time and its scores."""
+    from emotune.harness import machine
+
+    return f"{machine()}, python {platform.python_version()}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="benchmarks/results/quickstart.json")
@@ -66,7 +74,7 @@ def main() -> None:
     result = {
         "date": datetime.date.today().isoformat(),
         "command": "python benchmarks/quickstart.py",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "machine": where(),
         "quickstart": {"seconds": quick["seconds"], "peak_rss_mb": quick["peak_rss_mb"], "empty_cache": True},
         "quickstart_table": table,
         "startup_seconds": {name: r["seconds"] for name, r in startup.items()},

@@ -47,24 +47,30 @@ def test_default_backbone_tokenizer_is_pinned_to_the_gguf_vocabulary() -> None:
 
 
 class _Splitter:
-    """A tokenizer that spells every word in fragments (what transformers 5.17 did)."""
+    """A tokenizer whose vocabulary holds " negative" whole but that spells it in fragments (what
+    transformers 5.17 did with Gemma 3's GGUF)."""
+
+    def get_vocab(self) -> dict[str, int]:
+        return {"<pad>": 0, "<bos>": 1, "<eos>": 2, "▁n": 3, "eg": 4, "ative": 5, "▁negative": 6}
 
     def __call__(self, text: str, add_special_tokens: bool = False) -> object:
         return type("Encoding", (), {"input_ids": [3, 4, 5]})()
 
 
 def test_a_conversion_that_splits_whole_words_is_refused(tmp_path: Path) -> None:
-    import gguf
-
-    path = tmp_path / "tiny.gguf"
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_token_list(["<pad>", "<bos>", "<eos>", "▁n", "eg", "ative", "▁negative"])
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
     with pytest.raises(EmotuneError, match=r"converts the tokenizer of tiny.gguf wrongly: ' negative' becomes"):
-        check_gguf_tokenizer(path, _Splitter())  # type: ignore[arg-type]
+        check_gguf_tokenizer(tmp_path / "tiny.gguf", _Splitter())  # type: ignore[arg-type]
+
+
+class _Whole(_Splitter):
+    """The same vocabulary, spelling " negative" as its one piece (and other words in fragments)."""
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> object:
+        return type("Encoding", (), {"input_ids": [6] if text == " negative" else [3, 4, 5]})()
+
+
+def test_a_conversion_that_keeps_whole_words_passes(tmp_path: Path) -> None:
+    check_gguf_tokenizer(tmp_path / "tiny.gguf", _Whole())  # type: ignore[arg-type]  # no error
 
 
 def _converting_onto(monkeypatch: pytest.MonkeyPatch, tiny_gemma: str, tmp_path: Path, already: dict[str, str]) -> Path:
