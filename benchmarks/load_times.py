@@ -2,7 +2,9 @@
 
     python benchmarks/load_times.py            # writes benchmarks/results/load-times.json
 
-The first load runs in a fresh temporary cache so it measures the real conversion.
+The first load runs in a fresh temporary cache so it measures the real conversion. For a
+registered GGUF backbone it also times one parse of the GGUF's metadata by the ``gguf`` library
+(``GGUFReader``), the step transformers repeats for the config, the weights and the tokenizer.
 """
 
 from __future__ import annotations
@@ -28,6 +30,20 @@ def timed_load(model: str) -> float:
     return time.perf_counter() - started
 
 
+def timed_gguf_read(model: str) -> float | None:
+    """Seconds for one ``gguf.GGUFReader`` over the backbone's GGUF file (None: not a GGUF backbone)."""
+    import gguf
+
+    from emotune.backbones import BACKBONES, cache_dir
+
+    if model not in BACKBONES:
+        return None
+    path = BACKBONES[model].locate_gguf(cache_dir())
+    started = time.perf_counter()
+    gguf.GGUFReader(str(path))
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="gemma3-270m")
@@ -37,10 +53,12 @@ def main() -> None:
         os.environ["EMOTUNE_CACHE"] = cache
         first = timed_load(args.model)
         cached = [timed_load(args.model) for _ in range(3)]
+        read = timed_gguf_read(args.model)
     result = {
         "model": args.model,
         "first_load_seconds": round(first, 1),
         "cached_load_seconds": [round(c, 2) for c in cached],
+        "gguf_metadata_read_seconds": None if read is None else round(read, 1),
         "date": datetime.date.today().isoformat(),
         "threads": torch.get_num_threads(),
         "machine": machine(),

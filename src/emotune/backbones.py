@@ -115,8 +115,9 @@ def check_gguf_tokenizer(gguf: Path, tokenizer: PreTrainedTokenizerBase) -> None
     transformers 5.17 converts Gemma 3's GGUF tokenizer with the GGUF's vocabulary (" negative" is
     piece 5676 in both) but spells " negative" as four fragments the model never saw in
     pretraining; training then runs on garbage input. The vocabulary is checked against the GGUF
-    file itself by the slow pinned test, so this check reads no GGUF: a second read of its 262k
-    tokens took 18.6 s of a 95 s first load on a 2-core CPU.
+    file itself by the slow pinned test, so this check parses no GGUF: one parse of its 262k tokens
+    takes 18.3 s on a 2-core CPU (``gguf_metadata_read_seconds`` in
+    benchmarks/results/load-times.json), and transformers already does three.
 
     Raises:
         EmotuneError: Naming the word, both tokenisations and the fix.

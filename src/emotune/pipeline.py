@@ -294,7 +294,7 @@ def final_evaluation(
         "eval_examples_per_second": round(len(selection.eval) / seconds, 2),
         "unrecalled": warn_unrecalled(cfg.train.eval_split, result.metrics),
     }
-    if not dataset.multi_label and cfg.train.prior_correction == "none":
+    if is_main() and not dataset.multi_label and cfg.train.prior_correction == "none":
         advise_on_dev(state)
     if is_main():
         write_result(result, folder, extra)
@@ -344,7 +344,7 @@ def warn_unrecalled(split: str, metrics: dict[str, Any]) -> list[str]:
     (``unrecalled`` in ``metrics.json``): accuracy hides a rare label that never wins."""
     recall = recall_by_label(metrics)
     names = unrecalled_labels(recall)
-    if names:
+    if names and is_main():  # one report, not one per process
         counts = ", ".join(f"{name} ({int(recall[name]['support'])} examples)" for name in names)
         log.warning("%s: never predicted correctly: %s", split, counts)
     return names
