@@ -73,6 +73,26 @@ def test_a_conversion_that_keeps_whole_words_passes(tmp_path: Path) -> None:
     check_gguf_tokenizer(tmp_path / "tiny.gguf", _Whole())  # type: ignore[arg-type]  # no error
 
 
+def test_one_conversion_parses_the_gguf_once(tmp_path: Path) -> None:
+    import gguf
+
+    from emotune.backbones import _one_gguf_parse
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_token_list(["<pad>", "<bos>", "<eos>", "▁negative"])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    original = gguf.GGUFReader
+    with _one_gguf_parse():
+        # transformers imports the reader by name at each load: config, weights, tokenizer
+        first, again = gguf.GGUFReader(str(path)), gguf.GGUFReader(path)
+        assert first is again and "tokenizer.ggml.tokens" in first.fields
+    assert gguf.GGUFReader is original and gguf.GGUFReader(str(path)) is not first
+
+
 def _converting_onto(monkeypatch: pytest.MonkeyPatch, tiny_gemma: str, tmp_path: Path, already: dict[str, str]) -> Path:
     """The target of a conversion that reads a tiny checkpoint in place of the GGUF (so the
     conversion's own steps run), holding ``already`` (file name: text) before it renames, or

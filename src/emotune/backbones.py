@@ -16,10 +16,11 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emotune.errors import EmotuneError
 
@@ -90,12 +91,41 @@ def cache_dir() -> Path:
     return Path(base) / "emotune"
 
 
+@contextmanager
+def _one_gguf_parse() -> Iterator[None]:
+    """Within the block, every ``gguf.GGUFReader`` of the same file is one reader.
+
+    transformers parses a GGUF's metadata once for the config, once for the weights and once for
+    the tokenizer, each time from scratch: 18.3 s a parse for the default backbone's 262k tokens
+    on a 2-core CPU (``gguf_metadata_read_seconds`` in benchmarks/results/load-times.json). The
+    reader only reads (a read-only memmap), so the three can share one. transformers imports
+    ``GGUFReader`` from the ``gguf`` package when it loads, which is where the shared one goes.
+    """
+    import gguf
+
+    original = gguf.GGUFReader
+    readers: dict[tuple[str, str], Any] = {}
+
+    def shared(path: str | os.PathLike[str], mode: str = "r") -> Any:
+        key = (os.path.realpath(path), mode)
+        if key not in readers:
+            readers[key] = original(path, mode)  # type: ignore[arg-type]
+        return readers[key]
+
+    gguf.GGUFReader = shared  # type: ignore[assignment,misc]
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = original  # type: ignore[misc]
+
+
 def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"gguf_file": path.name}
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), dtype=dtype, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), **kwargs)
+    with _one_gguf_parse():
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), dtype=dtype, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), **kwargs)
     # The weights are already dequantised; transformers still marks the model as GGUF-quantised
     # and refuses to save it, so drop that marker (reloading gives identical logits).
     setattr(model, "hf_quantizer", None)  # noqa: B010  (typed as a module attribute)
@@ -117,7 +147,8 @@ def check_gguf_tokenizer(gguf: Path, tokenizer: PreTrainedTokenizerBase) -> None
     pretraining; training then runs on garbage input. The vocabulary is checked against the GGUF
     file itself by the slow pinned test, so this check parses no GGUF: one parse of its 262k tokens
     takes 18.3 s on a 2-core CPU (``gguf_metadata_read_seconds`` in
-    benchmarks/results/load-times.json), and transformers already does three.
+    benchmarks/results/load-times.json), and the conversion's own loads share one
+    (:func:`_one_gguf_parse`).
 
     Raises:
         EmotuneError: Naming the word, both tokenisations and the fix.
