@@ -96,8 +96,8 @@ def _one_gguf_parse() -> Iterator[None]:
     """Within the block, every ``gguf.GGUFReader`` of the same file is one reader.
 
     transformers parses a GGUF's metadata once for the config, once for the weights and once for
-    the tokenizer, each time from scratch: 18.3 s a parse for the default backbone's 262k tokens
-    on a 2-core CPU (``gguf_metadata_read_seconds`` in benchmarks/results/load-times.json). The
+    the tokenizer, each time from scratch: about 20 s a parse for the default backbone's 262k
+    tokens on a 2-core CPU (``gguf_metadata_read_seconds`` in benchmarks/results/load-times.json). The
     reader only reads (a read-only memmap), so the three can share one. transformers imports
     ``GGUFReader`` from the ``gguf`` package when it loads, which is where the shared one goes.
     """
@@ -146,7 +146,7 @@ def check_gguf_tokenizer(gguf: Path, tokenizer: PreTrainedTokenizerBase) -> None
     piece 5676 in both) but spells " negative" as four fragments the model never saw in
     pretraining; training then runs on garbage input. The vocabulary is checked against the GGUF
     file itself by the slow pinned test, so this check parses no GGUF: one parse of its 262k tokens
-    takes 18.3 s on a 2-core CPU (``gguf_metadata_read_seconds`` in
+    takes about 20 s on a 2-core CPU (``gguf_metadata_read_seconds`` in
     benchmarks/results/load-times.json), and the conversion's own loads share one
     (:func:`_one_gguf_parse`).
 
