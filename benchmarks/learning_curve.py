@@ -22,6 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from emotune.metrics import unrecalled_labels
 from emotune.report import read_cells
 
 DEFAULT, OLD = "lora", "lora-1epoch"
@@ -52,7 +53,7 @@ def silent_labels(cells: list[dict[str, Any]]) -> list[str]:
     for cell in cells:
         recall = cell.get("recall") or {}
         total = sum(r["support"] for r in recall.values())
-        silent |= {n for n, r in recall.items() if r["support"] >= MIN_SHARE * total and r["recall"] == 0}
+        silent |= set(unrecalled_labels({n: r for n, r in recall.items() if r["support"] >= MIN_SHARE * total}))
     return sorted(silent)
 
 
