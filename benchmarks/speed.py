@@ -39,7 +39,8 @@ from emotune.backbones import load_backbone
 from emotune.config import RunConfig
 from emotune.data import load_data, subsample
 from emotune.methods.base import base_model_of
-from emotune.recogniser import autocast_dtype, build_recogniser
+from emotune.precision import autocast_dtype
+from emotune.recogniser import build_recogniser
 from emotune.scoring import epoch_batches
 from emotune.train import Trainer
 
@@ -146,7 +147,7 @@ def emotune_side(args: argparse.Namespace, batch_size: int) -> dict[str, Any]:
     tokens = sum(lengths[i] for b in batches[1:] for i in b)
     padded = sum(len(b) * max(lengths[i] for i in b) for b in batches[1:])
     decoder, head = param_counts(rec.model)
-    dtype = autocast_dtype(cfg.runtime.precision, device)
+    dtype = trainer.rec.autocast_dtype()
     return {
         "batch_size": batch_size,
         "precision": "bf16 autocast" if dtype == torch.bfloat16 else "fp32",

@@ -14,13 +14,14 @@ import pytest
 import torch
 import yaml
 
-import emotune.recogniser as recogniser
+import emotune.precision as precision
 from emotune.data.schema import Example, LabelSet
 from emotune.harness import load_matrix, run_matrix
 from emotune.methods import method_class, method_names
 from emotune.pipeline import run
+from emotune.precision import forward_context, warn_if_emulated_bf16
 from emotune.predict import Predictor
-from emotune.recogniser import build_recogniser, forward_context, warn_if_emulated_bf16
+from emotune.recogniser import build_recogniser
 from emotune.train import load_trainable, trainable_state
 from helpers import tiny_config
 from test_multilabel import _goemotions
@@ -145,7 +146,7 @@ def test_forward_passes_on_a_gpu_keep_off_cudnn_attention() -> None:
 
 @pytest.mark.parametrize("native_bf16", [False, True])
 def test_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch, caplog, native_bf16: bool) -> None:
-    monkeypatch.setattr(recogniser, "cpu_supports_bf16", lambda: native_bf16)
+    monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: native_bf16)
     with caplog.at_level("WARNING", logger="emotune"):
         warn_if_emulated_bf16("bfloat16", "auto", torch.device("cpu"))
         warn_if_emulated_bf16("float32", "bf16", torch.device("cpu"))

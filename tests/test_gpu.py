@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from emotune.pipeline import run
+from emotune.precision import autocast_dtype, forward_context
 from emotune.predict import Predictor
-from emotune.recogniser import autocast_dtype, forward_context
 from helpers import tiny_config
 
 pytestmark = [

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emotune.errors import EmotuneError
+from emotune.precision import WeightFormat, quantization_config
 
 if TYPE_CHECKING:
     import torch
@@ -222,13 +223,20 @@ def resolve_source(model: str) -> str:
 
 
 def load_backbone(
-    model: str, *, dtype: str = "float32", trust_remote_code: bool = False
+    model: str,
+    fmt: WeightFormat | None = None,
+    device: torch.device | None = None,
+    *,
+    trust_remote_code: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Loads a causal LM and its tokenizer by registered name, folder, GGUF file or Hub id.
 
     Args:
         model: ``gemma3-270m``, ``smollm2-135m``, a folder, a ``.gguf`` file or a Hub id.
-        dtype: Weight dtype name (``float32`` or ``bfloat16``).
+        fmt: Weight dtype and quantisation, resolved (:func:`emotune.precision.resolve_format`);
+            default fp32.
+        device: Where the weights go (default: the CPU). A quantised backbone is placed there by
+            transformers as it loads, the others are moved after.
         trust_remote_code: Allow model code from the Hub (needed for ChatGLM2-style models).
 
     Raises:
@@ -237,10 +245,14 @@ def load_backbone(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    fmt = fmt or WeightFormat("float32")
+    device = device or torch.device("cpu")
     source = resolve_source(model)
-    torch_dtype = getattr(torch, dtype)
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, fmt.dtype), "trust_remote_code": trust_remote_code}
+    if fmt.quantized:
+        kwargs |= {"quantization_config": quantization_config(fmt), "device_map": {"": device}}
     try:
-        net = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+        net = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -250,5 +262,7 @@ def load_backbone(
         ) from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if not fmt.quantized and device.type != "cpu":
+        net = net.to(device)  # type: ignore[arg-type]
     net.eval()
     return net, tokenizer

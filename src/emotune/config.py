@@ -18,6 +18,7 @@ import yaml
 from emotune.errors import EmotuneError
 from emotune.methods import MethodOptions, default_options, method_class, method_name_of
 from emotune.methods.targets import PEFT_DEFAULT
+from emotune.precision import DTYPES, QUANTIZATIONS
 
 OBJECTIVES = ("classify", "generate")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -36,12 +37,18 @@ class ModelConfig:
     """Which backbone to load and how."""
 
     name: str = "gemma3-270m"
-    dtype: str = "float32"
+    # auto: bf16 weights on a GPU with bf16, fp16 on one without, fp32 (with bf16 autocast where
+    # the CPU has native bf16) on a CPU; see emotune.precision.
+    dtype: str = "auto"
+    # 8bit / 4bit (nf4, double quantisation): bitsandbytes, pip install 'emotune[qlora]'.
+    quantization: str = "none"
     trust_remote_code: bool = False
 
     def validate(self) -> None:
-        if self.dtype not in ("float32", "bfloat16"):
-            raise EmotuneError(f"model.dtype must be float32 or bfloat16, got '{self.dtype}'")
+        if self.dtype not in DTYPES:
+            raise EmotuneError(f"model.dtype must be one of {DTYPES}, got '{self.dtype}'")
+        if self.quantization not in QUANTIZATIONS:
+            raise EmotuneError(f"model.quantization must be one of {QUANTIZATIONS}, got '{self.quantization}'")
 
 
 @dataclass

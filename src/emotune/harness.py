@@ -38,7 +38,7 @@ from emotune.errors import EmotuneError
 from emotune.methods import UNTRAINED
 from emotune.metrics import recall_by_label
 from emotune.pipeline import finished_training, run
-from emotune.recogniser import cpuinfo
+from emotune.precision import cpuinfo
 from emotune.report import KEEP, read_cells, report_is_current, write_report
 from emotune.storage import write_json
 

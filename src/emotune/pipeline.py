@@ -31,6 +31,7 @@ from emotune.losses import gold_targets, label_counts
 from emotune.methods import get_method
 from emotune.metrics import recall_by_label, unrecalled_labels
 from emotune.objectives import get_objective
+from emotune.precision import preflight
 from emotune.predict import Predictor, trained_context_turns
 from emotune.priors import fit_offsets, frequency_offsets
 from emotune.recogniser import Recogniser, build_recogniser
@@ -55,6 +56,8 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         The metrics on ``cfg.train.eval_split`` (also written to ``metrics.json``).
     """
     cfg.validate()
+    # What the device or bitsandbytes cannot do is said before the run directory exists.
+    preflight(cfg.model.dtype, cfg.model.quantization, cfg.runtime.device)
     seed_everything(cfg.train.seed)
     # An untrained method is only evaluated: it needs just the split it is scored on.
     needed = None if get_method(cfg.method).trainable else {cfg.train.eval_split}

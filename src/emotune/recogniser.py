@@ -5,13 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
@@ -23,6 +21,14 @@ from emotune.decisions import decide_labels
 from emotune.distributed import gather_rows, my_share, resolve_device, world_size
 from emotune.methods import Method, get_method
 from emotune.methods.base import base_model_of
+from emotune.precision import (
+    WeightFormat,
+    autocast_dtype,
+    forward_context,
+    keep_trainable_fp32,
+    resolve_format,
+    warn_if_emulated_bf16,
+)
 from emotune.prompts import PromptBuilder
 from emotune.scoring import (
     Batch,
@@ -36,73 +42,6 @@ from emotune.scoring import (
 CONTENT_FREE = "N/A"
 
 log = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=1)
-def cpuinfo() -> str:
-    """The text of /proc/cpuinfo ("" where there is none, e.g. not Linux)."""
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-
-
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 dot products (avx512_bf16 or AMX), where bf16 pays off."""
-    flags = cpuinfo()
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` ("auto", "fp32", "bf16") on ``device``; None = fp32."""
-    if precision == "fp32":
-        return None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if precision == "bf16" or cpu_supports_bf16():
-        return torch.bfloat16
-    return None
-
-
-def warn_if_emulated_bf16(dtype: str, precision: str, device: torch.device) -> None:
-    """Warns when bf16 will run on a CPU without native bf16 (emulated there, far slower than fp32).
-
-    Args:
-        dtype: ``model.dtype`` (bf16 weights).
-        precision: ``runtime.precision``; "bf16" forces autocast where "auto" would skip it.
-        device: Where the model runs.
-    """
-    if device.type != "cpu" or cpu_supports_bf16():
-        return
-    if dtype == "bfloat16":
-        log.warning(
-            "model.dtype bfloat16 on a CPU without avx512_bf16/AMX: bf16 matmuls are emulated there and "
-            "much slower than float32; leave model.dtype at float32 (runtime.precision still picks autocast)"
-        )
-    if precision == "bf16":
-        log.warning(
-            "runtime.precision bf16 on a CPU without avx512_bf16/AMX: bf16 autocast is emulated there and "
-            "several times slower than float32; use runtime.precision auto (bf16 only where the hardware has it)"
-        )
-
-
-# Attention kernels for forward passes on a GPU: not cuDNN's. On an H200 its attention cost
-# ~1.1 ms of host time per call even warm, 36 calls a LoRA step of the default backbone, whose
-# whole step is ~13 ms of device work (benchmarks/results/gpu-step-probe-h200.log); it also plans
-# anew for every sequence length, which length-bucketed batches keep changing. Keeping it off
-# cut a cold batch-16 step from 733 to 175 ms (benchmarks/results/gpu-step-probe-h200.json).
-GPU_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
-
-
-@contextlib.contextmanager
-def forward_context(device_type: str, dtype: torch.dtype | None) -> Iterator[None]:
-    """Autocast to ``dtype`` (None: fp32) and, on a GPU, the attention kernels of ``GPU_ATTENTION``."""
-    with contextlib.ExitStack() as stack:
-        if device_type == "cuda":
-            stack.enter_context(sdpa_kernel(GPU_ATTENTION))
-        if dtype is not None:
-            stack.enter_context(torch.autocast(device_type, dtype=dtype))
-        yield
 
 
 class LabelScorer(nn.Module):
@@ -157,6 +96,7 @@ class Recogniser:
     multi_label: bool = False
     threshold: float = 0.5
     eval_batch_size: int = 0
+    weights: WeightFormat = field(default_factory=lambda: WeightFormat("float32"))
 
     def __post_init__(self) -> None:
         self.scorer = LabelScorer(self.model, self.method, self.head)
@@ -171,9 +111,14 @@ class Recogniser:
         where small batches leave the device idle between launches."""
         return self.eval_batch_size or (256 if self.device.type == "cuda" else 16)
 
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The dtype forward passes autocast to (None: none); see :func:`emotune.precision.autocast_dtype`."""
+        half = None if self.weights.quantized else getattr(torch, self.weights.dtype)
+        return autocast_dtype(self.precision, self.device, half)
+
     def autocast(self) -> contextlib.AbstractContextManager[None]:
-        """Mixed precision where the hardware supports bf16, and a GPU's attention kernels, for forward passes."""
-        return forward_context(self.device.type, autocast_dtype(self.precision, self.device))
+        """Mixed precision where the hardware supports it, and a GPU's attention kernels, for forward passes."""
+        return forward_context(self.device.type, self.autocast_dtype())
 
     def encode(self, examples: Sequence[Example]) -> list[list[int]]:
         """Prompt token ids for each example."""
@@ -248,6 +193,15 @@ class Recogniser:
             yield idx, self.collate([rows[i] for i in idx])
 
 
+def prepare_kbit(model: nn.Module) -> None:
+    """PEFT's k-bit preparation of a quantised backbone for training: frozen, with its norms and
+    other unquantised weights in fp32. Checkpointing is left to the trainer, which turns it on
+    after the method is attached (PEFT refuses prefix tuning on a model that already has it)."""
+    from peft import prepare_model_for_kbit_training
+
+    prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+
+
 def build_recogniser(
     cfg: RunConfig,
     labels: LabelSet,
@@ -274,26 +228,28 @@ def build_recogniser(
         head_rows: A trained label head's rows (the run's ``label_head.safetensors``).
         threshold: Multi-label decision threshold on each label's probability.
     """
-    model, tokenizer = load_backbone(
-        cfg.model.name, dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code
-    )
     runtime = cfg.runtime
     if runtime.threads > 0:
         torch.set_num_threads(runtime.threads)
     device = resolve_device(runtime.device)
-    warn_if_emulated_bf16(cfg.model.dtype, runtime.precision, device)
-    if device.type != "cpu":
-        model = model.to(device)  # type: ignore[arg-type]
+    fmt = resolve_format(cfg.model.dtype, cfg.model.quantization, device)  # before any weights load
+    warn_if_emulated_bf16(fmt.dtype, runtime.precision, device)
+    model, tokenizer = load_backbone(cfg.model.name, fmt, device, trust_remote_code=cfg.model.trust_remote_code)
     method = get_method(cfg.method)
     prompt = PromptBuilder(labels, language, task, cfg.data.template)
     head = LabelHead(
         verbaliser_token_ids(tokenizer, labels, prompt, whole_words=cfg.data.label_tokens == "all"),
         getattr(model.config, "final_logit_softcapping", None),
-    ).to(model.device)
+    ).to(device)
+    training = adapter_dir is None and method.trainable
+    if training and fmt.quantized:
+        prepare_kbit(model)
     wrapped = method.load(model, adapter_dir) if adapter_dir is not None else method.attach(model, tokenizer)
+    keep_trainable_fp32(wrapped)
     if head_rows is not None or (adapter_dir is None and cfg.train.label_head == "trainable"):
         head.make_trainable(output_weight(base_model_of(wrapped)), head_rows)
     rec = Recogniser(wrapped, method, tokenizer, labels, prompt, head, runtime.max_length, runtime.precision)
+    rec.weights = fmt
     rec.multi_label, rec.threshold, rec.eval_batch_size = multi_label, threshold, runtime.eval_batch_size
     if head_bias is not None:
         head.bias.copy_(torch.tensor(list(head_bias), dtype=head.bias.dtype))

@@ -29,7 +29,8 @@ from emotune.losses import class_weights, gold_targets, imbalance_ratio, resolve
 from emotune.methods.base import base_model_of
 from emotune.metrics import recall_by_label, tune_threshold
 from emotune.objectives import Objective, get_objective
-from emotune.recogniser import Recogniser, autocast_dtype
+from emotune.precision import grad_scaler
+from emotune.recogniser import Recogniser
 from emotune.scoring import epoch_batches
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,10 @@ def enable_gradient_checkpointing(rec: Recogniser) -> None:
     base.config.use_cache = False
 
 
+def _precision_name(dtype: torch.dtype | None) -> str:
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32") if dtype else "fp32"
+
+
 def step_budget(settings: TrainConfig, batches_per_epoch: int) -> int:
     """Optimiser steps of a run: ``epochs`` over the data, but at least ``min_steps``.
 
@@ -164,6 +169,7 @@ class Trainer:
         # The fused kernel is one launch per step on a GPU; on a CPU the default is as fast.
         fused = rec.device.type == "cuda" or None
         self.optimizer = torch.optim.AdamW(self.param_groups(lr), weight_decay=settings.weight_decay, fused=fused)
+        self.scaler = grad_scaler({rec.autocast_dtype(), getattr(torch, rec.weights.dtype)}, rec.device)
         self.batches_per_epoch = math.ceil(len(self.rows) / settings.batch_size)
         self.total_steps = step_budget(settings, self.batches_per_epoch)
         warmup = int(settings.warmup_ratio * self.total_steps)
@@ -195,7 +201,9 @@ class Trainer:
             "prior_correction": f"train x{t.prior_strength}" if t.prior_correction == "train" else t.prior_correction,
             # Where it ran, so a benchmark cell's wall time can be read against its hardware.
             "device": self.rec.device.type,
-            "precision": "bf16" if autocast_dtype(self.rec.precision, self.rec.device) else "fp32",
+            "precision": _precision_name(self.rec.autocast_dtype()),
+            "weights": self.rec.weights.describe(),
+            **({"gradient_checkpointing": True} if t.gradient_checkpointing else {}),
         }
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
@@ -245,19 +253,31 @@ class Trainer:
         t, s = self.settings, self.state
         start = time.perf_counter()
         loss = self.loss(idx)
-        self.accelerator.backward(loss / t.grad_accum)
+        scaled = loss / t.grad_accum
+        self.accelerator.backward(self.scaler.scale(scaled) if self.scaler else scaled)
         self._loss_total += loss.detach()
         s.loss_count += 1
         s.batch_in_epoch += 1
         s.examples_seen += len(idx)
         if s.batch_in_epoch % t.grad_accum == 0 or s.batch_in_epoch == self.batches_per_epoch:
-            torch.nn.utils.clip_grad_norm_(self.params, t.max_grad_norm)
-            self.optimizer.step()
+            self.optimizer_step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             s.step += 1
             self._emit(Callback.on_step_end)
         s.train_seconds += time.perf_counter() - start
+
+    def optimizer_step(self) -> None:
+        """Clips and applies the gradients; with fp16 weights, through the loss scaler, which skips
+        a step whose gradients overflowed and lowers its scale."""
+        if self.scaler is None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.settings.max_grad_norm)
+            self.optimizer.step()
+            return
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.params, self.settings.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
 
     def flush_loss(self) -> None:
         """Moves the on-device loss sum into the state (one host sync)."""

@@ -74,6 +74,14 @@ class Method:
         """Whether label scores are calibrated on a content-free input before use."""
         return False
 
+    def peft_config(self, model: PreTrainedModel) -> Any:
+        """The PEFT config this method attaches to ``model``; None for a method without one.
+
+        It needs only the model's structure, so ``emotune plan`` calls it on a model built on the
+        meta device (no weights) to count the trainable parameters a run would have.
+        """
+        return None
+
     def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
         """Returns the backbone wrapped with fresh trainable parameters."""
         raise NotImplementedError

@@ -7,7 +7,7 @@ instruction text, which trains faster than a random start.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emotune.errors import EmotuneError
 from emotune.methods.base import Method, MethodOptions, decoder_of, option, register_method
@@ -39,15 +39,20 @@ class PromptTuning(Method):
     default_lr = 3e-3
     options: PromptTuningOptions
 
+    def peft_config(self, model: PreTrainedModel) -> Any:
+        from peft import PromptTuningConfig
+
+        return PromptTuningConfig(num_virtual_tokens=self.options.prompt_length, task_type="CAUSAL_LM")
+
     def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
         import torch
-        from peft import PromptTuningConfig, get_peft_model
+        from peft import get_peft_model
 
         n = self.options.prompt_length
         ids = torch.tensor(seed_ids(tokenizer, n), device=model.device)
         with torch.no_grad():
             seed = model.get_input_embeddings()(ids).detach()  # type: ignore[operator]
-        wrapped = get_peft_model(model, PromptTuningConfig(num_virtual_tokens=n, task_type="CAUSAL_LM"))
+        wrapped = get_peft_model(model, self.peft_config(model))
         embedding: torch.Tensor = wrapped.prompt_encoder["default"].embedding.weight  # type: ignore[index,union-attr,assignment]
         with torch.no_grad():
             embedding.copy_(seed.to(embedding.device, embedding.dtype))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from emotune.errors import EmotuneError
 from emotune.methods.base import Method, MethodOptions, decoder_of, option, register_method
@@ -48,18 +49,23 @@ class PTuningV2(Method):
     default_lr = 5e-2
     options: PTuningV2Options
 
-    def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
-        import torch
-        from peft import PrefixTuningConfig, get_peft_model
+    def peft_config(self, model: PreTrainedModel) -> Any:
+        from peft import PrefixTuningConfig
 
-        config = PrefixTuningConfig(
+        return PrefixTuningConfig(
             num_virtual_tokens=self.options.prompt_length,
             prefix_projection=self.options.prefix_projection,
             encoder_hidden_size=self.options.projection_hidden,
             task_type="CAUSAL_LM",
         )
+
+    def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
+        import torch
+        from peft import get_peft_model
+
         seed = None if self.options.prefix_projection else real_kv(model, tokenizer, self.options.prompt_length)
-        wrapped = get_peft_model(model, config)
+        wrapped = get_peft_model(model, self.peft_config(model))
+        keep_prefix_under_checkpointing(wrapped)
         if seed is not None:
             embedding: torch.Tensor = wrapped.prompt_encoder["default"].embedding.weight  # type: ignore[index,union-attr,assignment]
             with torch.no_grad():
@@ -71,7 +77,7 @@ class PTuningV2(Method):
 
         n = self.options.prompt_length
         batch = input_ids.shape[0]
-        cache = wrapped.get_prompt(batch, max_cache_len=input_ids.shape[1] + n)  # type: ignore[operator]
+        cache = read_only(wrapped.get_prompt(batch, max_cache_len=input_ids.shape[1] + n))  # type: ignore[operator]
         prefix_mask = torch.ones(batch, n, dtype=attention_mask.dtype, device=attention_mask.device)
         decoder = decoder_of(wrapped)
         out = decoder(
@@ -81,6 +87,43 @@ class PTuningV2(Method):
             **{cache_argument(decoder): cache},
         )
         return out.last_hidden_state
+
+    def load(self, model: PreTrainedModel, adapter_dir: Path) -> nn.Module:
+        wrapped = super().load(model, adapter_dir)
+        keep_prefix_under_checkpointing(wrapped)
+        return wrapped
+
+
+def read_only(cache: Any) -> Any:
+    """The prefix cache with each layer's ``update`` returning prefix + new states without storing them.
+
+    The decoder appends every forward's keys and values to the cache it is given. Gradient
+    checkpointing replays each layer in backward, which would append them a second time; with
+    nothing stored, the replay reads the same prefix the forward did. The cache is built anew for
+    each forward, so nothing needs the appended states.
+    """
+    import torch
+
+    for layer in cache.layers:
+
+        def update(keys: torch.Tensor, values: torch.Tensor, *_: Any, _layer: Any = layer, **__: Any) -> Any:
+            return torch.cat([_layer.keys, keys], dim=-2), torch.cat([_layer.values, values], dim=-2)
+
+        layer.update = update
+    return cache
+
+
+def keep_prefix_under_checkpointing(wrapped: nn.Module) -> None:
+    """Lets each decoder layer keep its cache argument under gradient checkpointing.
+
+    transformers drops a layer's cache when it checkpoints the layer, because a layer that writes
+    to the cache would write twice; P-Tuning v2's prefix *is* that cache, so without this the
+    prefix would vanish (PEFT refuses the pair for this reason, PEFT #869). The prefix cache is
+    :func:`read_only`, so the replay is safe.
+    """
+    for module in decoder_of(wrapped).modules():
+        if hasattr(type(module), "_can_checkpoint_with_cache"):
+            setattr(module, "_can_checkpoint_with_cache", True)  # noqa: B010  (a class flag, set per instance)
 
 
 def cache_argument(decoder: nn.Module) -> str:

@@ -1,0 +1,44 @@
+"""Every trainable method on nine architectures: trains, saves, reloads, predicts the same scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from archs import ARCHITECTURES, build_arch
+from conftest import build_tokenizer
+from emotune.methods import method_class, method_names
+from emotune.pipeline import run
+from emotune.predict import Predictor
+from helpers import assert_same_predictions, run_records, tiny_config
+
+TRAINABLE = [m for m in method_names() if method_class(m).trainable]
+
+
+@pytest.fixture(scope="module", params=sorted(ARCHITECTURES))
+def arch_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp(f"arch-{request.param}")
+    build_arch(request.param, folder, len(build_tokenizer(folder)))
+    return str(folder)
+
+
+@pytest.mark.parametrize("method", TRAINABLE)
+def test_method_trains_saves_and_reloads_on_each_architecture(
+    arch_model: str, method: str, sentiment_files: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    metrics = run(tiny_config(arch_model, sentiment_files, str(out), method=method, epochs=1))
+    assert metrics["n"] == 8
+    assert (out / "trained.json").is_file() and (out / "adapter").is_dir()
+    assert_same_predictions(run_records(out), Predictor.load(str(out)), 1e-5)
+
+
+def test_ia3_finds_its_modules_where_peft_has_no_table(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from emotune.methods.ia3 import structural_targets
+
+    build_arch("phi3", tmp_path, 64)
+    targets, feedforward = structural_targets(AutoModelForCausalLM.from_pretrained(tmp_path))
+    assert targets == ["qkv_proj", "down_proj"] and feedforward == ["down_proj"]
