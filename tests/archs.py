@@ -24,8 +24,13 @@ COMMON: dict[str, Any] = dict(
 )
 
 
+def _head(kw: dict[str, Any]) -> dict[str, Any]:
+    """An explicit head width (16 unless overridden) for the families whose config takes one."""
+    return {"head_dim": 16} | kw
+
+
 def _llama(**kw: Any) -> Any:
-    return transformers.LlamaForCausalLM(transformers.LlamaConfig(**kw, head_dim=16, tie_word_embeddings=False))
+    return transformers.LlamaForCausalLM(transformers.LlamaConfig(**_head(kw), tie_word_embeddings=False))
 
 
 def _qwen2(**kw: Any) -> Any:
@@ -33,11 +38,11 @@ def _qwen2(**kw: Any) -> Any:
 
 
 def _qwen3(**kw: Any) -> Any:
-    return transformers.Qwen3ForCausalLM(transformers.Qwen3Config(**kw, head_dim=16))
+    return transformers.Qwen3ForCausalLM(transformers.Qwen3Config(**_head(kw)))
 
 
 def _mistral(**kw: Any) -> Any:
-    return transformers.MistralForCausalLM(transformers.MistralConfig(**kw, head_dim=16, sliding_window=64))
+    return transformers.MistralForCausalLM(transformers.MistralConfig(**_head(kw), sliding_window=64))
 
 
 def _phi3(**kw: Any) -> Any:
@@ -45,13 +50,13 @@ def _phi3(**kw: Any) -> Any:
 
 
 def _gemma2(**kw: Any) -> Any:
-    config = transformers.Gemma2Config(**kw, head_dim=16, sliding_window=64, query_pre_attn_scalar=16)
+    config = transformers.Gemma2Config(**_head(kw), sliding_window=64, query_pre_attn_scalar=16)
     return transformers.Gemma2ForCausalLM(config)
 
 
 def _gemma3(**kw: Any) -> Any:
     layers = ["sliding_attention", "full_attention"] * (kw["num_hidden_layers"] // 2)
-    config = transformers.Gemma3TextConfig(**kw, head_dim=16, sliding_window=64, layer_types=layers)
+    config = transformers.Gemma3TextConfig(**_head(kw), sliding_window=64, layer_types=layers)
     return transformers.Gemma3ForCausalLM(config)
 
 
@@ -61,7 +66,7 @@ def _gpt_neox(**kw: Any) -> Any:
 
 
 def _glm4(**kw: Any) -> Any:
-    return transformers.Glm4ForCausalLM(transformers.Glm4Config(**(kw | {"eos_token_id": [2]}), head_dim=16))
+    return transformers.Glm4ForCausalLM(transformers.Glm4Config(**(_head(kw) | {"eos_token_id": [2]})))
 
 
 ARCHITECTURES: dict[str, Callable[..., Any]] = {

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,14 +53,19 @@ def export(run: Path, fmt: str, output: Path, *, quantize: bool = False, overwri
         raise EmotuneError(f"unknown export format '{fmt}'; expected one of {FORMATS}")
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise EmotuneError(f"{output}: exists; pass --overwrite")
-    predictor = Predictor.load(run)
+    # A quantised run is exported de-quantised: bitsandbytes' k-bit weights neither merge an
+    # adapter losslessly nor trace to ONNX, so its adapter goes into the full-precision backbone.
+    predictor = Predictor.load(run, dequantize=True)
     rec = predictor.recogniser
     if not isinstance(rec, Recogniser):
         raise EmotuneError(f"{run}: already an ONNX export; export the trained run instead")
     with atomic_dir(output) as tmp:
-        if fmt == "onnx":
-            return _onnx(run, rec, tmp, output, quantize)
-        return _merged(run, rec, tmp, output)
+        result = _onnx(run, rec, tmp, output, quantize) if fmt == "onnx" else _merged(run, rec, tmp, output)
+    quantized = RunConfig.from_yaml(run / "config.yaml", saved=True).model.quantization
+    if quantized != "none" and result.merged:
+        note = f"{result.note}; de-quantised: the adapter trained on {quantized} weights is merged into full precision"
+        result = dataclasses.replace(result, note=note)
+    return result
 
 
 def _merged(run: Path, rec: Recogniser, tmp: Path, output: Path) -> ExportResult:
@@ -96,6 +102,7 @@ def write_exported_run(run: Path, rec: Recogniser, folder: Path, fmt: str) -> No
     plain ``transformers`` code needs to reproduce the label logits."""
     cfg = RunConfig.from_yaml(run / "config.yaml", saved=True)
     cfg.model.name = SAME_FOLDER
+    cfg.model.quantization = "none"  # the folder holds full-precision weights (a quantised run is de-quantised)
     # The adaptation now lives in the weights; any calibration is in run.json's head_bias.
     cfg.method = ZeroShotOptions(calibrate=False)
     cfg.train.label_head = "frozen"  # an ONNX graph holds a trained head's rows as constants

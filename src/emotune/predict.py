@@ -76,10 +76,12 @@ class Predictor:
         return self.recogniser.labels.names
 
     @classmethod
-    def load(cls, run: str | Path, batch_size: int | None = None) -> Predictor:
+    def load(cls, run: str | Path, batch_size: int | None = None, *, dequantize: bool = False) -> Predictor:
         """Loads a run directory (backbone + saved adapter), a merged export, or an ONNX export.
 
         An ONNX export (``model.onnx``) runs on ONNX Runtime and imports neither torch nor PEFT.
+        ``dequantize`` loads a quantised run's backbone in full precision instead, with the
+        adapter that was trained on the quantised weights (what an export merges into).
 
         Raises:
             EmotuneError: If the folder is not a complete run directory or export.
@@ -91,7 +93,7 @@ class Predictor:
             from emotune.onnx_backend import OnnxRecogniser  # torch-free backend, imported only for it
 
             return cls(OnnxRecogniser.load(folder), batch_size, trained_context_turns(folder))
-        return cls(_torch_recogniser(folder), batch_size, trained_context_turns(folder))
+        return cls(_torch_recogniser(folder, dequantize), batch_size, trained_context_turns(folder))
 
     def predict(self, texts: str | Sequence[str], contexts: Sequence[Sequence[str]] | None = None) -> list[Prediction]:
         """Predicts a label for each text; always returns a list (one item for one string).
@@ -133,7 +135,7 @@ def trained_context_turns(folder: Path) -> int:
     return turns if isinstance(turns, int) and turns > 0 else 0
 
 
-def _torch_recogniser(folder: Path) -> Any:
+def _torch_recogniser(folder: Path, dequantize: bool = False) -> Any:
     """The torch Recogniser of a run directory or merged export (torch is imported here, not at
     module import, so an ONNX export predicts without it)."""
     from emotune.recogniser import build_recogniser
@@ -142,6 +144,8 @@ def _torch_recogniser(folder: Path) -> Any:
     cfg = RunConfig.from_yaml(folder / "config.yaml", saved=True).validate()
     if cfg.model.name == SAME_FOLDER:  # a merged export carries its own weights
         cfg.model.name = str(folder)
+    if dequantize:
+        cfg.model.quantization = "none"
     meta = read_json(folder / "run.json")
     adapter = folder / "adapter"
     if get_method(cfg.method).needs_adapter and not adapter.is_dir():
