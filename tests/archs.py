@@ -34,6 +34,8 @@ def _llama(**kw: Any) -> Any:
 
 
 def _qwen2(**kw: Any) -> Any:
+    # transformers loads any tokenizer beside a Qwen2 config as Qwen2's byte-level BPE, which
+    # reads the tests' word-level vocabulary as characters: the architecture is what this tests.
     return transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**kw))
 
 

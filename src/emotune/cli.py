@@ -22,11 +22,13 @@ from emotune.methods import UNTRAINED, get_method, method_class, method_names
 
 @dataclass(frozen=True)
 class Flag:
-    """A convenience flag: the config key it sets, its value type (None: an on/off switch) and help."""
+    """A convenience flag: the config key it sets, its value type (None: an on/off switch), help,
+    and whether the switch has a ``--no-`` form (a setting whose unset default is chosen per run)."""
 
     key: str
     type: Callable[[str], Any] | None
     help: str
+    negatable: bool = False
 
 
 # Every other config key goes through --set KEY=VALUE. Method options are added from the
@@ -78,8 +80,13 @@ FLAGS: dict[str, Flag] = {
         "train.label_head", str, "frozen (default: the backbone's label-word rows) or trainable (a trained copy)"
     ),
     "gradient-checkpointing": Flag(
-        "train.gradient_checkpointing", None, "recompute activations in backward (less memory, ~30%% slower)"
+        "train.gradient_checkpointing",
+        None,
+        "recompute activations in backward (less memory, ~30%% slower; default: on for a quantised backbone)",
+        negatable=True,
     ),
+    "dtype": Flag("model.dtype", str, "weights: auto (bf16/fp16 on a GPU, fp32 on a CPU), float32, bfloat16, float16"),
+    "quantization": Flag("model.quantization", str, "none, 8bit or 4bit (QLoRA; pip install 'emotune[qlora]')"),
     "precision": Flag("runtime.precision", str, "auto (bf16 where the hardware has it), fp32 or bf16"),
     "device": Flag("runtime.device", str, "auto (this process's GPU under accelerate launch, else CPU), cpu or cuda"),
     "max-length": Flag("runtime.max_length", int, "longest prompt in tokens (the text is cut, never the instruction)"),
@@ -115,7 +122,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     for name, flag in {**FLAGS, **method_flags()}.items():
         dest = name.replace("-", "_")
         help_text = f"{flag.help}: {', '.join(method_names())}" if name == "method" else flag.help
-        if flag.type is None and flag.key.startswith("method."):
+        if flag.type is None and (flag.negatable or flag.key.startswith("method.")):
             p.add_argument(f"--{name}", dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif flag.type is None:
             p.add_argument(f"--{name}", dest=dest, action="store_true", default=None, help=help_text)
@@ -147,6 +154,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     if from_run:
         args.config = str(saved)  # resume the run as it was configured; flags still override
     cfg = build_config(args, saved=from_run)
+    if args.dry_run:
+        from emotune.planning.report import request_from_config
+
+        _print_plan(request_from_config(cfg, _gpu_memory(args.gpu_memory)), args.json)
+        return
     from emotune.distributed import is_main
     from emotune.pipeline import run
 
@@ -155,6 +167,37 @@ def cmd_train(args: argparse.Namespace) -> None:
     metrics = run(cfg, resume=args.resume)
     if is_main():
         print(json.dumps(_summary(metrics)))
+
+
+def _gpu_memory(text: str | None) -> int | None:
+    """``--gpu-memory`` in bytes; without it, this machine's first GPU, if it has one."""
+    from emotune.planning.report import parse_size
+
+    if text:
+        return parse_size(text)
+    import torch
+
+    return torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
+
+
+def _print_plan(request: Any, as_json: bool) -> None:
+    from emotune.planning.estimate import estimate
+    from emotune.planning.report import render
+
+    plan = estimate(request)
+    print(json.dumps(plan.to_dict()) if as_json else render(plan))
+
+
+def cmd_plan(args: argparse.Namespace) -> None:
+    cfg = build_config(args)
+    from emotune.planning.report import request_from_config
+
+    _print_plan(request_from_config(cfg, _gpu_memory(args.gpu_memory)), args.json)
+
+
+def _add_plan_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gpu-memory", help="the GPU's memory, e.g. 24GiB (default: this machine's GPU, if any)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -257,28 +300,14 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         print(check_datasets(Path(args.data_dir or "../shared/datasets")))
         return
     if args.name:
-        print(describe_dataset(args.name))
+        from emotune.data.sources import describe
+
+        print(describe(args.name))
         return
     for name in dataset_names():
         info = dataset_info(name)
         print(f"{name:<20} {info.language:<4} {info.task:<10} {info.description}")
     print("`emotune datasets NAME` says where to get one and which files it reads.")
-
-
-def describe_dataset(name: str) -> str:
-    """What ``emotune datasets NAME`` prints: the corpus, its files, and where to get it."""
-    from emotune.data import dataset_info
-    from emotune.data.sources import source_of
-
-    info, source = dataset_info(name), source_of(name)
-    lines = [f"{name}: {info.description}", f"  language {info.language}, task {info.task}", f"  files: {info.files}"]
-    if source is not None:
-        lines += [f"  get it: {source.url}", f"  licence: {source.licence}"]
-        if source.hub is not None:
-            lines.append(f"  online without --data-dir: Hugging Face Hub {source.hub.repo} (pip install 'emotune[hf]')")
-    if info.folder:
-        lines.append(f"  use: --dataset {name} --data-dir FOLDER  (e.g. ../shared/datasets/{info.folder})")
-    return "\n".join(lines)
 
 
 def cmd_quickstart(args: argparse.Namespace) -> None:
@@ -311,7 +340,13 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="customise a backbone on a dataset and write a run directory")
     _add_config_flags(p)
     p.add_argument("--resume", action="store_true", help="continue from the run directory's newest checkpoint")
+    p.add_argument("--dry-run", action="store_true", help="print the run's memory plan (emotune plan) and stop")
+    _add_plan_flags(p)
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("plan", help="a run's peak GPU memory per part, from the model's config alone (no weights)")
+    _add_config_flags(p)
+    _add_plan_flags(p)
+    p.set_defaults(func=cmd_plan)
     p = sub.add_parser("evaluate", help="metrics of a run (--run) or of a fresh zero-shot model on a split")
     _add_config_flags(p)
     p.add_argument("--run", help="a trained run directory to evaluate")

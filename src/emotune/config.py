@@ -124,7 +124,9 @@ class TrainConfig:
     patience: int = 3
     checkpoint_every: int = 100
     log_every: int = 20
-    gradient_checkpointing: bool = False
+    # None: on for a quantised backbone (the QLoRA recipe: PEFT's k-bit preparation turns it on
+    # too), off otherwise; true/false decide.
+    gradient_checkpointing: bool | None = None
     # "dev": offsets fitted on dev; "train": logit adjustment by the training label frequencies.
     prior_correction: str = "none"
     prior_strength: float = 1.0
@@ -158,6 +160,12 @@ class TrainConfig:
             raise EmotuneError("train.epochs, train.batch_size and train.grad_accum must be positive")
         if self.lr is not None and self.lr <= 0:
             raise EmotuneError("train.lr must be positive")
+
+
+def uses_checkpointing(setting: bool | None, quantized: bool) -> bool:
+    """Whether a run recomputes activations: ``train.gradient_checkpointing``, or, left unset,
+    whether the backbone is quantised."""
+    return quantized if setting is None else setting
 
 
 @dataclass

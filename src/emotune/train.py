@@ -20,7 +20,7 @@ from accelerate import Accelerator
 from tqdm import tqdm
 
 from emotune import rundir
-from emotune.config import TrainConfig
+from emotune.config import TrainConfig, uses_checkpointing
 from emotune.data.schema import Example
 from emotune.distributed import is_main, my_share, world_size
 from emotune.errors import EmotuneError
@@ -159,7 +159,8 @@ class Trainer:
         self.gold = gold_targets(examples, len(rec.labels), rec.multi_label)
         self.weights = class_weights(self.gold, len(rec.labels), settings.class_weights)
         self.params = list(trainable_parameters(rec).values())
-        if settings.gradient_checkpointing:
+        self.checkpointing = uses_checkpointing(settings.gradient_checkpointing, rec.weights.quantized)
+        if self.checkpointing:
             enable_gradient_checkpointing(rec)
         # Accelerate wraps the scorer for DDP/FSDP under `accelerate launch`; alone it is a no-op.
         self.accelerator = Accelerator(cpu=rec.device.type == "cpu")
@@ -203,7 +204,7 @@ class Trainer:
             "device": self.rec.device.type,
             "precision": _precision_name(self.rec.autocast_dtype()),
             "weights": self.rec.weights.describe(),
-            **({"gradient_checkpointing": True} if t.gradient_checkpointing else {}),
+            **({"gradient_checkpointing": True} if self.checkpointing else {}),
         }
 
     def restore(self, checkpoint: dict[str, Any]) -> None:

@@ -83,3 +83,18 @@ SOURCES: dict[str, Source] = {
 def source_of(name: str) -> Source | None:
     """The source of a registered corpus, if it has a known one (not for ``files``/``hf``)."""
     return SOURCES.get(name)
+
+
+def describe(name: str) -> str:
+    """What ``emotune datasets NAME`` prints: the corpus, its files, and where to get it."""
+    from emotune.data import dataset_info
+
+    info, source = dataset_info(name), source_of(name)
+    lines = [f"{name}: {info.description}", f"  language {info.language}, task {info.task}", f"  files: {info.files}"]
+    if source is not None:
+        lines += [f"  get it: {source.url}", f"  licence: {source.licence}"]
+        if source.hub is not None:
+            lines.append(f"  online without --data-dir: Hugging Face Hub {source.hub.repo} (pip install 'emotune[hf]')")
+    if info.folder:
+        lines.append(f"  use: --dataset {name} --data-dir FOLDER  (e.g. ../shared/datasets/{info.folder})")
+    return "\n".join(lines)
