@@ -5,6 +5,9 @@
 1. **Measured**: small random models of several architectures train one emotune step (forward,
    backward, AdamW) on this CPU in fp32, under :class:`emotune.planning.measure.PeakTensorMemory`
    (weights + everything allocated during the step); the plan for the same run is set beside it.
+   With ``--gpu`` (on a lent GPU: ``benchmarks/gpu_check.sh``) it trains the default backbone's
+   architecture in fp32, bf16 and 4-bit weights and sets ``torch.cuda.max_memory_allocated`` and
+   the speed beside the plan instead.
 2. **Published**: the plan for the setups of LLaMA-Factory's 7B estimates, litgpt's measured peaks
    on one 24 GB A10G and THUDM's ChatGLM2-6B P-Tuning v2 minimum, with what differs in the recipe.
 """
@@ -14,8 +17,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shlex
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +63,11 @@ LITGPT = "litgpt config_hub/finetune/README.md, measured on 1x A10G 24 GB, bf16,
 FACTORY = "LLaMA-Factory README hardware table (their estimate; batch and length not stated)"
 
 
+def no_ckpt(model: str, method: Any) -> PlanRequest:
+    """litgpt's QLoRA rows: batch 2 x 512 tokens, 4-bit, no gradient checkpointing."""
+    return PlanRequest(model, method, "auto", "4bit", 2, 512, False)
+
+
 def published() -> list[tuple[str, float, PlanRequest, str]]:
     qv = {"target_modules": ["q_proj", "v_proj"], "rank": 32}
     lora, qv_lora = default_options("lora"), default_options("lora")
@@ -70,9 +80,19 @@ def published() -> list[tuple[str, float, PlanRequest, str]]:
         (f"{FACTORY}: 7B QLoRA 8-bit", 10.0, PlanRequest("llama-2-7b", lora, "auto", "8bit", 1, 512), ""),
         (f"{FACTORY}: 7B QLoRA 4-bit", 6.0, PlanRequest("llama-2-7b", lora, "auto", "4bit", 1, 512), ""),
         (f"{LITGPT}: Llama-3-8B LoRA batch 1", 19.73, PlanRequest("llama-3-8b", qv_lora, "auto", "none", 1, 512), ""),
-        (f"{LITGPT}: Llama-3-8B QLoRA batch 2", 17.41, PlanRequest("llama-3-8b", qv_lora, "auto", "4bit", 2, 512), ""),
+        (
+            f"{LITGPT}: Llama-3-8B QLoRA batch 2",
+            17.41,
+            PlanRequest("llama-3-8b", qv_lora, "auto", "4bit", 2, 512, False),
+            "",
+        ),
         (f"{LITGPT}: Mistral-7B LoRA batch 1", 20.66, PlanRequest("mistral-7b", qv_lora, "auto", "none", 1, 512), ""),
-        (f"{LITGPT}: Mistral-7B QLoRA batch 2", 14.29, PlanRequest("mistral-7b", qv_lora, "auto", "4bit", 2, 512), ""),
+        (
+            f"{LITGPT}: Mistral-7B QLoRA batch 2",
+            14.29,
+            PlanRequest("mistral-7b", qv_lora, "auto", "4bit", 2, 512, False),
+            "",
+        ),
         (
             "THUDM ChatGLM2-6B ptuning README: P-Tuning v2 minimum with INT4 (prefix 128, batch 1, checkpointing)",
             6.7,
@@ -84,15 +104,17 @@ def published() -> list[tuple[str, float, PlanRequest, str]]:
 
 DIFFERENCES = {
     "litgpt": "litgpt computes the full-vocabulary LM loss (batch x 512 x vocab fp32 logits and their gradient), "
-    "which emotune's label scoring never makes; LoRA rank 32 on query and value as in its config hub",
-    "LLaMA-Factory": "an estimate without a stated batch or length; the plan uses batch 1 x 512, LoRA all-linear",
+    "which emotune's label scoring never makes; LoRA rank 32 on query and value as in its config hub; no "
+    "gradient checkpointing (litgpt's default), so the plan turns emotune's QLoRA default off for these rows",
+    "LLaMA-Factory": "an estimate without a stated batch or length; the plan uses batch 1 x 512, LoRA all-linear, "
+    "emotune's checkpointing default (on for QLoRA)",
     "THUDM": "ChatGLM's own INT4 keeps the other weights in fp16; PEFT's k-bit preparation, which emotune uses, "
     "upcasts them (embeddings, output layer) to fp32",
 }
 
 
-def tiny_folder(root: Path, arch: str) -> Path:
-    folder = root / arch
+def word_tokenizer(folder: Path) -> dict[str, int]:
+    """A word-level tokenizer over ``WORDS`` saved in ``folder`` (its vocabulary)."""
     vocab = {tok: i for i, tok in enumerate(["<pad>", "<bos>", "<eos>", "<unk>", *WORDS])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
@@ -100,12 +122,27 @@ def tiny_folder(root: Path, arch: str) -> Path:
         tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
     )
     fast.save_pretrained(folder)
+    return vocab
+
+
+def tiny_folder(root: Path, arch: str) -> Path:
+    folder = root / arch
+    vocab = word_tokenizer(folder)
     dims = DIMS | ARCHS[arch] | {"vocab_size": len(vocab), "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
     if arch == "gpt_neox":
         dims.pop("num_key_value_heads")
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(AutoConfig.for_model(arch, **dims)).save_pretrained(folder)
     return folder
+
+
+def trainer_for(cfg: RunConfig, batch: int, length: int) -> Trainer:
+    """A trainer over ``batch`` synthetic examples that each fill ``length`` tokens."""
+    rec = build_recogniser(cfg, LabelSet(("negative", "positive"), {"en": [["negative"], ["positive"]]}), "en", "")
+    examples = [Example(" ".join(WORDS[(i * 7 + j) % 2000] for j in range(length)), i % 2) for i in range(batch)]
+    trainer = Trainer(rec, examples, cfg.train)
+    assert all(len(r) == length for r in trainer.rows), "every row must fill max_length"
+    return trainer
 
 
 def measure(folder: Path, method: str, batch: int, length: int, checkpointing: bool) -> dict[str, Any]:
@@ -117,10 +154,8 @@ def measure(folder: Path, method: str, batch: int, length: int, checkpointing: b
             "train": {"batch_size": batch, "gradient_checkpointing": checkpointing},
         }
     ).validate()
-    rec = build_recogniser(cfg, LabelSet(("negative", "positive"), {"en": [["negative"], ["positive"]]}), "en", "")
-    examples = [Example(" ".join(WORDS[(i * 7 + j) % 2000] for j in range(length)), i % 2) for i in range(batch)]
-    trainer = Trainer(rec, examples, cfg.train)
-    assert all(len(r) == length for r in trainer.rows), "every row must fill max_length"
+    trainer = trainer_for(cfg, batch, length)
+    rec = trainer.rec
     resident = [*rec.model.parameters(), *rec.model.buffers(), *rec.head.buffers()]
     rec.model.train()
     with PeakTensorMemory(resident) as mem:
@@ -135,10 +170,122 @@ def measure(folder: Path, method: str, batch: int, length: int, checkpointing: b
     }
 
 
+ACCEPTANCE = [  # the two plans the backbone issue asks for, timed from the shell
+    "emotune plan --model qwen2.5-7b --method lora --quantization 4bit --batch-size 16 --max-length 128 "
+    "--gpu-memory 24GiB",
+    "emotune plan --model qwen2.5-7b --method lora --dtype float32 --batch-size 16 --max-length 128 --gpu-memory 24GiB",
+]
+
+
+def timed_cli(command: str, runs: int = 3) -> dict[str, Any]:
+    """Wall seconds of a shell command (a fresh interpreter each time, as a user runs it), and its output."""
+    seconds, out = [], ""
+    for _ in range(runs):
+        started = time.perf_counter()
+        out = subprocess.run(shlex.split(command), capture_output=True, text=True, check=True).stdout
+        seconds.append(round(time.perf_counter() - started, 2))
+    return {"command": command, "wall_seconds": seconds, "output": out.splitlines()}
+
+
+GPU_FORMATS = [("float32", "none"), ("bfloat16", "none"), ("auto", "4bit")]
+
+
+def default_backbone_on_gpu(
+    root: Path, device: str = "cuda", batch: int = 16, length: int = 128, steps: int = 10
+) -> list[dict[str, Any]]:
+    """The default backbone's architecture (random weights: memory and speed do not depend on their
+    values) trained with LoRA on the GPU in fp32, bf16 and 4-bit weights: peak memory against the plan."""
+    from emotune.planning.backbone import PRESETS
+
+    folder = root / "gemma3-270m"
+    vocab = word_tokenizer(folder)
+    config = json.loads((PRESETS / "gemma3-270m.json").read_text())
+    config = {k: v for k, v in config.items() if not k.startswith("_")} | {"pad_token_id": 0, "bos_token_id": 1}
+    config["eos_token_id"] = 2
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(AutoConfig.for_model(config.pop("model_type"), **config)).save_pretrained(folder)
+    assert len(vocab) < config["vocab_size"]
+    rows = []
+    for dtype, quantization in GPU_FORMATS:
+        cfg = RunConfig.from_dict(
+            {
+                "model": {"name": str(folder), "dtype": dtype, "quantization": quantization},
+                "runtime": {"device": device, "max_length": length},
+                "train": {"batch_size": batch},
+            }
+        ).validate()
+        trainer = trainer_for(cfg, batch, length)
+        trainer.rec.model.train()
+        trainer.micro_step(list(range(batch)))  # warm-up: kernels chosen, allocator grown
+        peak, seconds = timed_steps(trainer, batch, steps, device)
+        plan = estimate(PlanRequest(str(folder), cfg.method, dtype, quantization, batch, length))
+        rows.append(
+            {
+                "weights": trainer.rec.weights.describe(),
+                "checkpointing": trainer.checkpointing,
+                "batch": batch,
+                "length": length,
+                "measured_bytes": peak,
+                "estimated_bytes": plan.total,
+                "ratio": round(plan.total / peak, 3),
+                "train_examples_per_second": round(steps * batch / seconds, 1),
+                "parts": plan.to_dict()["bytes"],
+            }
+        )
+        print(json.dumps(rows[-1]))
+        del trainer
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return rows
+
+
+def timed_steps(trainer: Trainer, batch: int, steps: int, device: str) -> tuple[int, float]:
+    """Peak memory (``max_memory_allocated`` on a GPU, live tensors on a CPU) and seconds of ``steps`` steps."""
+    rec = trainer.rec
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    resident = [*rec.model.parameters(), *rec.model.buffers(), *rec.head.buffers()]
+    started = time.perf_counter()
+    with PeakTensorMemory(resident if device == "cpu" else ()) as mem:
+        for _ in range(steps):
+            trainer.micro_step(list(range(batch)))
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    return (torch.cuda.max_memory_allocated() if device == "cuda" else mem.peak), seconds
+
+
+def gpu_main(out: Path, device: str, batch: int, length: int, steps: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = default_backbone_on_gpu(Path(tmp), device, batch, length, steps)
+    result = {
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(),
+        "commit": _commit(),
+        "command": f"python benchmarks/memory_plan.py --gpu --device {device} --batch {batch} --length {length}",
+        "torch": torch.__version__,
+        "default_backbone_lora": rows,
+    }
+    out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def _commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="benchmarks/results/memory-plan.json")
+    parser.add_argument("--gpu", action="store_true", help="the default backbone on this machine's GPU instead")
+    parser.add_argument("--device", default="cuda", help="with --gpu: cpu for a dry run of the same code")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--length", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
+    if args.gpu:
+        gpu_main(Path(args.out), args.device, args.batch, args.length, args.steps)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folders = {arch: tiny_folder(Path(tmp), arch) for arch in ARCHS}
@@ -161,7 +308,13 @@ def main() -> None:
             }
         )
         print(json.dumps({k: anchors[-1][k] for k in ("source", "published_gb", "plan_gb", "ratio")}))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    timings = [timed_cli(c) for c in ACCEPTANCE]
+    # The floor under any plan of a Qwen2 model: importing torch, transformers' Qwen2 code and PEFT.
+    floor = "python -c 'import torch, transformers, peft; from transformers.models.qwen2 import modeling_qwen2'"
+    timings.append(timed_cli(floor) | {"note": "imports alone, no plan"})
+    for t in timings:
+        print(t["command"], t["wall_seconds"])
+    commit = _commit()
     result = {
         "date": datetime.date.today().isoformat(),
         "machine": machine(),
@@ -171,6 +324,7 @@ def main() -> None:
         "measured_on_cpu": rows,
         "max_abs_error": round(max(abs(r["ratio"] - 1) for r in rows), 3),
         "published": anchors,
+        "cli": timings,
     }
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 

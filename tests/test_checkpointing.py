@@ -55,7 +55,7 @@ def loss_and_grads(rec: Recogniser) -> tuple[float, dict[str, torch.Tensor], int
     params = trainable_parameters(rec)
     with PeakTensorMemory() as mem:
         logits = rec.scorer(batch.input_ids, batch.attention_mask, batch.last_index)
-        loss = torch.nn.functional.cross_entropy(logits, torch.tensor([1, 0] * 4))
+        loss = torch.nn.functional.cross_entropy(logits, torch.tensor([1, 0] * 4, device=logits.device))
         loss.backward()
     return float(loss.detach()), {n: p.grad.clone() for n, p in params.items() if p.grad is not None}, mem.peak
 
