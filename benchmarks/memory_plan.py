@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
@@ -36,9 +34,9 @@ from emotune.planning.estimate import PlanRequest, estimate
 from emotune.planning.measure import PeakTensorMemory
 from emotune.recogniser import build_recogniser
 from emotune.train import Trainer
+from synthetic import fill_text, preset_backbone, random_backbone
 
 GIB = 2**30
-WORDS = [f"w{i}" for i in range(2000)] + ["negative", "positive", "classify", "the", "sentiment", "of", "to", "or"]
 DIMS = dict(hidden_size=256, intermediate_size=704, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2)
 ARCHS = {
     "llama": dict(head_dim=64),
@@ -113,33 +111,17 @@ DIFFERENCES = {
 }
 
 
-def word_tokenizer(folder: Path) -> dict[str, int]:
-    """A word-level tokenizer over ``WORDS`` saved in ``folder`` (its vocabulary)."""
-    vocab = {tok: i for i, tok in enumerate(["<pad>", "<bos>", "<eos>", "<unk>", *WORDS])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
-    )
-    fast.save_pretrained(folder)
-    return vocab
-
-
 def tiny_folder(root: Path, arch: str) -> Path:
-    folder = root / arch
-    vocab = word_tokenizer(folder)
-    dims = DIMS | ARCHS[arch] | {"vocab_size": len(vocab), "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+    dims = DIMS | ARCHS[arch]
     if arch == "gpt_neox":
         dims.pop("num_key_value_heads")
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(AutoConfig.for_model(arch, **dims)).save_pretrained(folder)
-    return folder
+    return random_backbone(root / arch, arch, **dims)
 
 
 def trainer_for(cfg: RunConfig, batch: int, length: int) -> Trainer:
     """A trainer over ``batch`` synthetic examples that each fill ``length`` tokens."""
     rec = build_recogniser(cfg, LabelSet(("negative", "positive"), {"en": [["negative"], ["positive"]]}), "en", "")
-    examples = [Example(" ".join(WORDS[(i * 7 + j) % 2000] for j in range(length)), i % 2) for i in range(batch)]
+    examples = [Example(fill_text(length, i), i % 2) for i in range(batch)]
     trainer = Trainer(rec, examples, cfg.train)
     assert all(len(r) == length for r in trainer.rows), "every row must fill max_length"
     return trainer
@@ -195,16 +177,7 @@ def default_backbone_on_gpu(
 ) -> list[dict[str, Any]]:
     """The default backbone's architecture (random weights: memory and speed do not depend on their
     values) trained with LoRA on the GPU in fp32, bf16 and 4-bit weights: peak memory against the plan."""
-    from emotune.planning.backbone import PRESETS
-
-    folder = root / "gemma3-270m"
-    vocab = word_tokenizer(folder)
-    config = json.loads((PRESETS / "gemma3-270m.json").read_text())
-    config = {k: v for k, v in config.items() if not k.startswith("_")} | {"pad_token_id": 0, "bos_token_id": 1}
-    config["eos_token_id"] = 2
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(AutoConfig.for_model(config.pop("model_type"), **config)).save_pretrained(folder)
-    assert len(vocab) < config["vocab_size"]
+    folder = preset_backbone(root / "gemma3-270m", "gemma3-270m")
     rows = []
     for dtype, quantization in GPU_FORMATS:
         cfg = RunConfig.from_dict(

@@ -91,6 +91,7 @@ FLAGS: dict[str, Flag] = {
     "device": Flag("runtime.device", str, "auto (this process's GPU under accelerate launch, else CPU), cpu or cuda"),
     "max-length": Flag("runtime.max_length", int, "longest prompt in tokens (the text is cut, never the instruction)"),
     "threads": Flag("runtime.threads", int, "CPU threads (0: torch's default)"),
+    "compile": Flag("runtime.compile", None, "torch.compile the decoder (length-bucketed shapes; first batches slow)"),
     "eval-batch-size": Flag("runtime.eval_batch_size", int, "texts per scoring pass (0: 16 on a CPU, 256 on a GPU)"),
     "output": Flag("output", str, "run directory to write"),
     "overwrite": Flag("overwrite", None, "replace an existing run directory"),

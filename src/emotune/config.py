@@ -177,6 +177,10 @@ class RuntimeConfig:
     max_length: int = 128
     threads: int = 0
     eval_batch_size: int = 0
+    # torch.compile the decoder; batches are padded to multiples of compile_bucket tokens so it
+    # compiles once per width (right padding changes no score: causal attention never reads it).
+    compile: bool = False
+    compile_bucket: int = 32
 
     def validate(self) -> None:
         if self.device not in DEVICES:
@@ -187,6 +191,8 @@ class RuntimeConfig:
             raise EmotuneError("runtime.max_length must be >= 8")
         if self.threads < 0:
             raise EmotuneError("runtime.threads must be >= 0 (0 = the library's default)")
+        if self.compile_bucket < 1:
+            raise EmotuneError("runtime.compile_bucket must be >= 1")
         if self.eval_batch_size < 0:
             raise EmotuneError("runtime.eval_batch_size must be >= 0 (0 = 16 on a CPU, 256 on a GPU)")
 

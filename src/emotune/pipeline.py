@@ -24,14 +24,14 @@ from emotune import rundir
 from emotune.config import DataConfig, RunConfig, TrainConfig
 from emotune.data import Dataset, Selection, load_data, select_splits
 from emotune.data.card import dataset_card
-from emotune.distributed import is_main, wait_for_everyone
+from emotune.distributed import is_main, resolve_device, wait_for_everyone
 from emotune.errors import EmotuneError
 from emotune.evaluate import EvalResult, evaluate, write_result
 from emotune.losses import gold_targets, label_counts
 from emotune.methods import get_method
 from emotune.metrics import recall_by_label, unrecalled_labels
 from emotune.objectives import get_objective
-from emotune.precision import preflight
+from emotune.precision import resolve_format
 from emotune.predict import Predictor, trained_context_turns
 from emotune.priors import fit_offsets, frequency_offsets
 from emotune.recogniser import Recogniser, build_recogniser
@@ -57,7 +57,7 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     """
     cfg.validate()
     # What the device or bitsandbytes cannot do is said before the run directory exists.
-    preflight(cfg.model.dtype, cfg.model.quantization, cfg.runtime.device)
+    resolve_format(cfg.model.dtype, cfg.model.quantization, resolve_device(cfg.runtime.device))
     seed_everything(cfg.train.seed)
     # An untrained method is only evaluated: it needs just the split it is scored on.
     needed = None if get_method(cfg.method).trainable else {cfg.train.eval_split}

@@ -6,7 +6,7 @@ bf16 (a half-precision weight on a CPU without it is emulated and slower than fp
 parameters always stay fp32; fp16 training scales its loss (:func:`grad_scaler`) so small gradients
 do not underflow to zero.
 
-:func:`preflight` says, in one line and before any weights load, when the device or the installed
+:func:`resolve_format` says, in one line and before any weights load, when the device or the installed
 bitsandbytes cannot do what the config asks.
 """
 
@@ -153,7 +153,8 @@ class WeightFormat:
 
 
 def resolve_format(dtype: str, quantization: str, device: torch.device) -> WeightFormat:
-    """``model.dtype`` and ``model.quantization`` on ``device``, checked (see :func:`preflight`).
+    """``model.dtype`` and ``model.quantization`` on ``device``, checked against the device and the
+    installed bitsandbytes before anything loads.
 
     A quantised backbone computes in half precision on a GPU (bitsandbytes' kernels are fp16/bf16)
     and in fp32 on a CPU unless ``model.dtype`` says otherwise.
@@ -162,17 +163,6 @@ def resolve_format(dtype: str, quantization: str, device: torch.device) -> Weigh
     if quantization != "none":
         check_quantization(quantization, device)
     return WeightFormat(name, quantization)
-
-
-def preflight(dtype: str, quantization: str, device_name: str) -> WeightFormat:
-    """Checks the weight format against the device and installed libraries before anything loads.
-
-    Raises:
-        EmotuneError: One line naming what cannot be done here and what to do instead.
-    """
-    from emotune.distributed import resolve_device
-
-    return resolve_format(dtype, quantization, resolve_device(device_name))
 
 
 def check_quantization(quantization: str, device: torch.device) -> None:

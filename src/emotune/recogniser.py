@@ -20,7 +20,7 @@ from emotune.data.schema import Example, LabelSet
 from emotune.decisions import decide_labels
 from emotune.distributed import gather_rows, my_share, resolve_device, world_size
 from emotune.methods import Method, get_method
-from emotune.methods.base import base_model_of
+from emotune.methods.base import base_model_of, decoder_of
 from emotune.precision import (
     WeightFormat,
     autocast_dtype,
@@ -44,6 +44,18 @@ CONTENT_FREE = "N/A"
 log = logging.getLogger(__name__)
 
 
+def causal_only(attention_mask: torch.Tensor) -> torch.Tensor | None:
+    """None, the decoder's own causal mask, in place of a right-padded batch's padding mask.
+
+    Rows are right-padded and only positions up to each row's last real token are read, which
+    causal attention keeps from seeing the padding after them: the padding mask changes nothing
+    that is read. Leaving it out spares transformers building a mask per layer type and the host
+    sync of its all-ones check (two per forward), and lets attention run its causal kernel. An
+    ONNX export keeps the mask, which is an input of the exported graph.
+    """
+    return attention_mask if torch.onnx.is_in_onnx_export() else None
+
+
 class LabelScorer(nn.Module):
     """Backbone (wrapped by its method) plus label head as one module.
 
@@ -58,7 +70,7 @@ class LabelScorer(nn.Module):
 
     def hidden_at(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Final hidden states at ``positions`` (batch,) or (batch, k)."""
-        hidden = self.method.hidden_states(self.model, input_ids, attention_mask)
+        hidden = self.method.hidden_states(self.model, input_ids, causal_only(attention_mask))
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         if positions.dim() == 2:
             rows = rows[:, None]
@@ -72,7 +84,7 @@ class LabelScorer(nn.Module):
             with torch.autocast(picked.device.type, enabled=False):  # the head stays fp32 under autocast
                 return self.head(picked, weight)
         ids, mask, read, targets = continuation_rows(input_ids, attention_mask, positions, self.head.long_words)
-        hidden = self.method.hidden_states(self.model, ids, mask)
+        hidden = self.method.hidden_states(self.model, ids, causal_only(mask))
         # Every extended row starts with its whole prompt, so the first block also gives the
         # answer position: no separate pass over the bare prompts.
         picked = hidden[torch.arange(input_ids.shape[0], device=hidden.device), positions]
@@ -97,6 +109,8 @@ class Recogniser:
     threshold: float = 0.5
     eval_batch_size: int = 0
     weights: WeightFormat = field(default_factory=lambda: WeightFormat("float32"))
+    #: Batch widths are rounded up to a multiple of this (0: none); set with a compiled decoder.
+    bucket: int = 0
 
     def __post_init__(self) -> None:
         self.scorer = LabelScorer(self.model, self.method, self.head)
@@ -126,7 +140,7 @@ class Recogniser:
 
     def collate(self, rows: Sequence[Sequence[int]]) -> Batch:
         """Right-pads rows into a batch on the model's device."""
-        return Batch.from_ids(rows, self.tokenizer.pad_token_id).to(self.device)
+        return Batch.from_ids(rows, self.tokenizer.pad_token_id, self.bucket).to(self.device)
 
     def hidden_at(self, batch: Batch, positions: torch.Tensor) -> torch.Tensor:
         """Final hidden states at ``positions`` (batch,) or (batch, k)."""
@@ -193,6 +207,19 @@ class Recogniser:
             yield idx, self.collate([rows[i] for i in idx])
 
 
+def compile_decoder(wrapped: nn.Module, widths: int) -> None:
+    """Compiles the decoder stack in place (``torch.compile``, static shapes).
+
+    Every (batch size, bucketed width) pair is one graph; ``widths`` bounds the cache so a long
+    run never falls back to eager silently. The label head and the loss stay eager: they are a
+    handful of operators on a few rows.
+    """
+    import torch._dynamo
+
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, widths)
+    decoder_of(wrapped).compile(dynamic=False)
+
+
 def prepare_kbit(model: nn.Module) -> None:
     """PEFT's k-bit preparation of a quantised backbone for training: frozen, with its norms and
     other unquantised weights in fp32. Checkpointing is left to the trainer, which turns it on
@@ -250,6 +277,9 @@ def build_recogniser(
         head.make_trainable(output_weight(base_model_of(wrapped)), head_rows)
     rec = Recogniser(wrapped, method, tokenizer, labels, prompt, head, runtime.max_length, runtime.precision)
     rec.weights = fmt
+    if runtime.compile:
+        compile_decoder(wrapped, runtime.max_length + 64)
+        rec.bucket = runtime.compile_bucket
     rec.multi_label, rec.threshold, rec.eval_batch_size = multi_label, threshold, runtime.eval_batch_size
     if head_bias is not None:
         head.bias.copy_(torch.tensor(list(head_bias), dtype=head.bias.dtype))

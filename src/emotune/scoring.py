@@ -41,9 +41,12 @@ class Batch:
     last_index: torch.Tensor
 
     @classmethod
-    def from_ids(cls, rows: Sequence[Sequence[int]], pad_id: int) -> Batch:
-        """Pads to the longest row of this batch only (dynamic padding)."""
+    def from_ids(cls, rows: Sequence[Sequence[int]], pad_id: int, bucket: int = 0) -> Batch:
+        """Pads to the longest row of this batch (dynamic padding), rounded up to a multiple of
+        ``bucket`` when given: a compiled decoder then sees a few widths, not one per batch."""
         width = max(len(r) for r in rows)
+        if bucket:
+            width = -(-width // bucket) * bucket
         ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, row in enumerate(rows):

@@ -101,10 +101,14 @@ class Method:
         """Saves the adapter in PEFT format (safetensors)."""
         wrapped.save_pretrained(str(adapter_dir), safe_serialization=True)  # type: ignore[operator]
 
-    def hidden_states(self, wrapped: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def hidden_states(
+        self, wrapped: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         """Final hidden states (batch, seq, hidden) aligned with ``input_ids``.
 
         Calls the decoder stack directly, not the LM head, so no vocabulary logits are made.
+        ``attention_mask`` None means causal attention alone (right-padded rows, see
+        :func:`emotune.recogniser.causal_only`).
         """
         out = decoder_of(wrapped)(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         return out.last_hidden_state

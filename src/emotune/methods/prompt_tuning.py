@@ -58,17 +58,17 @@ class PromptTuning(Method):
             embedding.copy_(seed.to(embedding.device, embedding.dtype))
         return wrapped
 
-    def hidden_states(self, wrapped: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def hidden_states(
+        self, wrapped: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         import torch
 
         n = self.options.prompt_length
         decoder = decoder_of(wrapped)
         embeds = decoder.get_input_embeddings()(input_ids)  # type: ignore[operator]
         prompts = wrapped.get_prompt(batch_size=input_ids.shape[0]).to(embeds.dtype)  # type: ignore[operator]
-        ones = torch.ones(input_ids.shape[0], n, dtype=attention_mask.dtype, device=attention_mask.device)
-        out = decoder(
-            inputs_embeds=torch.cat([prompts, embeds], dim=1),
-            attention_mask=torch.cat([ones, attention_mask], dim=1),
-            use_cache=False,
-        )
+        if attention_mask is not None:
+            ones = attention_mask.new_ones(input_ids.shape[0], n)
+            attention_mask = torch.cat([ones, attention_mask], dim=1)
+        out = decoder(inputs_embeds=torch.cat([prompts, embeds], dim=1), attention_mask=attention_mask, use_cache=False)
         return out.last_hidden_state[:, n:]

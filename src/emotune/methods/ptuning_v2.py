@@ -72,19 +72,19 @@ class PTuningV2(Method):
                 embedding.copy_(seed.to(embedding.device, embedding.dtype))
         return wrapped
 
-    def hidden_states(self, wrapped: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def hidden_states(
+        self, wrapped: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         import torch
 
         n = self.options.prompt_length
         batch = input_ids.shape[0]
         cache = read_only(wrapped.get_prompt(batch, max_cache_len=input_ids.shape[1] + n))  # type: ignore[operator]
-        prefix_mask = torch.ones(batch, n, dtype=attention_mask.dtype, device=attention_mask.device)
+        if attention_mask is not None:  # the prefix is visible to every position
+            attention_mask = torch.cat([attention_mask.new_ones(batch, n), attention_mask], dim=1)
         decoder = decoder_of(wrapped)
         out = decoder(
-            input_ids=input_ids,
-            attention_mask=torch.cat([prefix_mask, attention_mask], dim=1),
-            use_cache=True,
-            **{cache_argument(decoder): cache},
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=True, **{cache_argument(decoder): cache}
         )
         return out.last_hidden_state
 

@@ -60,3 +60,39 @@ class PeakTensorMemory(TorchDispatchMode):
             if isinstance(item, torch.Tensor):
                 self._track(item)
         return out
+
+
+# Operators that hand a tensor's value to the host: on a GPU each one waits for the device.
+HOST_SYNCS = frozenset({"_local_scalar_dense", "item", "nonzero", "is_nonzero", "equal", "allclose"})
+
+
+class OperatorCount(TorchDispatchMode):
+    """Counts the aten operators a block dispatches, forward and backward alike, by name.
+
+    The count is what a GPU's host would launch (one or more kernels each, views aside) and does
+    not depend on the device, so it is measured on the CPU. ``views`` are operators that only
+    make a new view of a tensor (no kernel); ``host_syncs`` read a tensor's value on the host.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: dict[str, int] = {}
+        self.views = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = func.overloadpacket.__name__
+        self.counts[name] = self.counts.get(name, 0) + 1
+        self.views += bool(getattr(func, "is_view", False))
+        return func(*args, **(kwargs or {}))
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def host_syncs(self) -> int:
+        return sum(n for name, n in self.counts.items() if name in HOST_SYNCS)
+
+    def top(self, k: int = 10) -> list[tuple[str, int]]:
+        """The ``k`` most frequent operators, most frequent first."""
+        return sorted(self.counts.items(), key=lambda kv: -kv[1])[:k]
