@@ -180,9 +180,10 @@ def main() -> None:
         "batch": args.batch,
         "length": args.length,
         "rows": rows,
-        "compile": timing + [
-            {"speedup": round(timing[1]["train_examples_per_second"] / timing[0]["train_examples_per_second"], 2)}
-        ],
+        "compile": {
+            "rows": timing,
+            "speedup": round(timing[1]["train_examples_per_second"] / timing[0]["train_examples_per_second"], 2),
+        },
     }
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 
