@@ -100,13 +100,15 @@ def emotune_recogniser(
     args: argparse.Namespace, batch_size: int, model: dict[str, Any] | None = None
 ) -> tuple[Any, Any, RunConfig]:
     """The recogniser timed here (default backbone unless ``model`` says otherwise), its data and config."""
+    # fp32 weights unless --dtype says otherwise: the committed figures were measured that way.
+    model = {"dtype": getattr(args, "dtype", "float32")} | (model or {})
     cfg = RunConfig.from_dict(
         {
-            **({"model": model} if model else {}),
+            "model": model,
             "method": {"name": "lora", "rank": 8, "target_modules": lora_targets(args)},
             "data": {"dataset": "sst2", "data_dir": args.data_dir},
             "train": {"batch_size": batch_size, "lr": 2e-4, "checkpoint_every": 0, "log_every": 0},
-            "runtime": {"device": args.device},
+            "runtime": {"device": args.device, "compile": bool(getattr(args, "compile", False))},
             "output": tempfile.mkdtemp(prefix="emotune-speed-"),
         }
     ).validate()
@@ -137,7 +139,10 @@ def emotune_side(args: argparse.Namespace, batch_size: int) -> dict[str, Any]:
     lengths = [len(r) for r in trainer.rows]
     batches = epoch_batches(lengths, batch_size, seed=0)[: args.train_batches + 1]
     rec.model.train()
-    trainer.micro_step(batches[0])  # warm-up
+    started = time.perf_counter()
+    trainer.micro_step(batches[0])  # warm-up, timed apart
+    sync(device)
+    warmup_s = time.perf_counter() - started
     train_s = timed_steps(trainer, batches[1:], device)
     # The same batches again: on a GPU the first pass pays for every sequence length seen for the
     # first time (kernel plans, allocator growth), which the standard recipe's one padded shape
@@ -155,6 +160,7 @@ def emotune_side(args: argparse.Namespace, batch_size: int) -> dict[str, Any]:
         "train_seconds": train_s,
         "train_examples_per_second": n / train_s,
         "train_examples_per_second_repeat": n / repeat_s,
+        "warmup_step_seconds": warmup_s,
         "train_tokens_per_second": tokens / train_s,
         "train_padded_tokens_per_example": padded / n,
         "train_flops_per_example": train_flops(decoder, head, padded / n, with_head=False),
@@ -192,12 +198,14 @@ def standard_side(args: argparse.Namespace, prompts: list[str], answers: list[st
         optim.zero_grad()
 
     bs = args.standard_batch_size
-    step(full[:bs])  # warm-up
+    started = time.perf_counter()
+    step(full[:bs])  # warm-up, timed apart
     sync(device)
+    warmup_s = time.perf_counter() - started
     start = time.perf_counter()
     steps = args.standard_train_batches
-    for i in range(steps):
-        step(full[(i + 1) * bs : (i + 2) * bs])
+    for i in range(steps):  # the sentences cycle when a batch is larger than what is left
+        step([full[j % len(full)] for j in range((i + 1) * bs, (i + 2) * bs)])
     sync(device)
     train_s = time.perf_counter() - start
     model.eval()
@@ -215,6 +223,7 @@ def standard_side(args: argparse.Namespace, prompts: list[str], answers: list[st
     gen_s = time.perf_counter() - start
     return {
         "batch_size": bs,
+        "warmup_step_seconds": warmup_s,
         "train_examples": steps * bs,
         "train_examples_per_second": steps * bs / train_s,
         "train_tokens_per_second": steps * bs * 64 / train_s,
@@ -244,6 +253,11 @@ def main() -> None:
         default=QKVO,
         help="emotune's LoRA targets, comma-separated (all-linear: the default of train)",
     )
+    parser.add_argument(
+        "--standard-batch-sizes", help="the standard recipe's batch sizes (default: the first of --batch-sizes)"
+    )
+    parser.add_argument("--dtype", default="float32", help="emotune's model.dtype (auto: bf16 weights on a GPU)")
+    parser.add_argument("--compile", action="store_true", help="emotune with runtime.compile")
     parser.add_argument("--out", help="default: benchmarks/results/speed.json (cpu) or speed-gpu.json (cuda)")
     args = parser.parse_args()
     if args.rederive:
@@ -257,14 +271,19 @@ def main() -> None:
     peak32 = matmul_peak(torch.float32, device)
     peak16 = matmul_peak(torch.bfloat16, device, *((4096, 10) if device.type == "cuda" else (512, 2)))
     runs = [emotune_side(args, b) for b in sizes]
-    standard = standard_side(args, *standard_inputs(args))
+    standard_sizes = [int(b) for b in (args.standard_batch_sizes or str(sizes[0])).split(",")]
+    by_size = {}
+    for size in standard_sizes:  # the same batch sizes for both recipes: a fair GPU row
+        args.standard_batch_size = size
+        by_size[str(size)] = standard_side(args, *standard_inputs(args))
+    standard = by_size[str(standard_sizes[0])]
     result = {
         "date": datetime.date.today().isoformat(),
         "command": "python " + " ".join(sys.argv),
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
         f"{torch.__version__}, cpu capability {torch.backends.cpu.get_cpu_capability()}",
-        "backbone": "gemma3-270m (fp32 weights)",
+        "backbone": f"gemma3-270m ({args.dtype} weights{', compiled' if args.compile else ''})",
         "lora_targets": args.lora_targets,
         "matmul_peak_gflops_fp32": peak32 / 1e9,
         "matmul_peak_gflops_bf16": peak16 / 1e9,
@@ -272,6 +291,7 @@ def main() -> None:
         "emotune_by_batch_size": {str(r["batch_size"]): r["train_examples_per_second"] for r in runs},
         "emotune_by_batch_size_repeat": {str(r["batch_size"]): r["train_examples_per_second_repeat"] for r in runs},
         "standard": standard,
+        "standard_by_batch_size": {k: v["train_examples_per_second"] for k, v in by_size.items()},
         "paper_matrix_minutes": time_matrix(args) if args.paper_matrix else None,
     }
     write(derive(result), Path(args.out or f"benchmarks/results/speed{'-gpu' if device.type == 'cuda' else ''}.json"))

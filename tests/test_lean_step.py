@@ -123,3 +123,32 @@ def test_a_compiled_decoder_trains_and_scores_like_eager(tiny_gemma: str) -> Non
     torch.testing.assert_close(probs_c, probs, atol=1e-4, rtol=1e-4)
     # Rows of 9-17 tokens in buckets of 8: widths 16 and 24, in training and in scoring.
     assert 0 < graphs <= 4, graphs
+
+
+def test_batch_size_auto_halves_until_the_step_fits(tiny_gemma: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import emotune.train as train
+
+    cfg = RunConfig.from_dict({"model": {"name": tiny_gemma}, "train": {"batch_size": "auto"}}).validate()
+    assert cfg.train.batch_size == train.AUTO_BATCH
+    rec = recogniser(tiny_gemma)
+    monkeypatch.setitem(train.AUTO_START, False, 16)  # search on the CPU as a GPU would
+    loss = Trainer.loss
+
+    def loss_that_fits_4(self: Trainer, idx: list[int]) -> torch.Tensor:
+        if len(idx) > 4:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")  # what accelerate retries on
+        return loss(self, idx)
+
+    monkeypatch.setattr(Trainer, "loss", loss_that_fits_4)
+    trainer = Trainer(rec, EXAMPLES, cfg.train)
+    assert trainer.settings.batch_size == 4 and trainer.recipe["batch_size"] == 4
+    assert trainer.batches_per_epoch == 4 and all(p.grad is None for p in trainer.params)
+
+
+def test_plan_of_batch_size_auto_is_the_largest_that_fits(capsys: pytest.CaptureFixture[str]) -> None:
+    from emotune.cli import main
+
+    main(["plan", "--model", "qwen2.5-7b", "--quantization", "4bit", "--batch-size", "auto", "--gpu-memory", "24GiB"])
+    out = capsys.readouterr().out
+    batch = int(out.split("batch ")[1].split(" x")[0])
+    assert batch >= 16 and "fits: yes" in out

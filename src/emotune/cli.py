@@ -61,7 +61,9 @@ FLAGS: dict[str, Flag] = {
     "objective": Flag("train.objective", str, "classify (label scoring, default) or generate (paper's LM loss)"),
     "epochs": Flag("train.epochs", float, "passes over the training set"),
     "min-steps": Flag("train.min_steps", int, "at least this many optimiser steps, whatever the epochs (0: no floor)"),
-    "batch-size": Flag("train.batch_size", int, "examples per optimiser step (global, over all processes)"),
+    "batch-size": Flag(
+        "train.batch_size", str, "examples per optimiser step (global, over all processes); auto: the most that fit"
+    ),
     "lr": Flag("train.lr", float, "peak learning rate (default: the method's)"),
     "seed": Flag("train.seed", int, "seed of data order, subsets and initialisation"),
     "split": Flag("train.eval_split", str, "split for the final evaluation (default test)"),

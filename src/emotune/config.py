@@ -104,6 +104,7 @@ class TrainConfig:
     # Small sets: one epoch of 256 examples is 32 steps, too few to leave the majority label
     # (dev search: benchmarks/results/search/small-data-256). 0 turns the floor off.
     min_steps: int = 200
+    # "auto" (stored as 0): the largest batch that fits the GPU (train.AUTO_START, halving).
     batch_size: int = 8
     grad_accum: int = 1
     lr: float | None = None
@@ -156,8 +157,8 @@ class TrainConfig:
         self._validate_smoothing()
         if self.min_steps < 0:
             raise EmotuneError("train.min_steps must be >= 0 (0: no floor)")
-        if self.epochs <= 0 or self.batch_size < 1 or self.grad_accum < 1:
-            raise EmotuneError("train.epochs, train.batch_size and train.grad_accum must be positive")
+        if self.epochs <= 0 or self.batch_size < 0 or self.grad_accum < 1:
+            raise EmotuneError("train.epochs, train.batch_size (or auto) and train.grad_accum must be positive")
         if self.lr is not None and self.lr <= 0:
             raise EmotuneError("train.lr must be positive")
 
@@ -335,7 +336,13 @@ def _field_types(obj: Any) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(obj)}
 
 
+# Integer settings that also take the word "auto", stored as 0.
+_AUTO_INTS = ("train.batch_size",)
+
+
 def _coerce(value: Any, hint: Any, key: str) -> Any:
+    if key in _AUTO_INTS and isinstance(value, str) and value.strip().lower() == "auto":
+        return 0
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from emotune import rundir
+from emotune.callbacks import Checkpointing, DevEvaluation, ProgressLog, tune_dev_threshold
 from emotune.config import DataConfig, RunConfig, TrainConfig
 from emotune.data import Dataset, Selection, load_data, select_splits
 from emotune.data.card import dataset_card
@@ -36,15 +37,7 @@ from emotune.predict import Predictor, trained_context_turns
 from emotune.priors import fit_offsets, frequency_offsets
 from emotune.recogniser import Recogniser, build_recogniser
 from emotune.storage import read_json, write_json
-from emotune.train import (
-    Checkpointing,
-    DevEvaluation,
-    ProgressLog,
-    Trainer,
-    TrainState,
-    load_trainable,
-    tune_dev_threshold,
-)
+from emotune.train import Trainer, TrainState, load_trainable
 
 log = logging.getLogger(__name__)
 

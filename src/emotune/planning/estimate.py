@@ -139,10 +139,21 @@ def estimate(request: PlanRequest) -> MemoryPlan:
     """Builds the backbone on the meta device and estimates each part of the run's peak memory;
     when it does not fit ``request.gpu_memory``, ``advice`` names the changes that make it fit."""
     run = _MetaRun(request)
+    if request.batch_size == 0:  # train.batch_size: auto
+        request = dataclasses.replace(request, batch_size=_largest_batch(run, request))
     plan = run.plan(request)
     if plan.fits is False:
         plan.advice = advise(run, request)
     return plan
+
+
+def _largest_batch(run: _MetaRun, request: PlanRequest, start: int = 256) -> int:
+    """What ``train.batch_size: auto`` finds on a GPU: halving from 256 until the step fits
+    (without a GPU size given, 256)."""
+    batch = start
+    while batch > 1 and run.plan(dataclasses.replace(request, batch_size=batch)).fits is False:
+        batch //= 2
+    return batch
 
 
 # Changes tried in this order, each kept once made: the first costs time, the later ones accuracy
