@@ -49,9 +49,9 @@ def causal_only(attention_mask: torch.Tensor) -> torch.Tensor | None:
 
     Rows are right-padded and only positions up to each row's last real token are read, which
     causal attention keeps from seeing the padding after them: the padding mask changes nothing
-    that is read. Leaving it out spares transformers building a mask per layer type and the host
-    sync of its all-ones check (two per forward), and lets attention run its causal kernel. An
-    ONNX export keeps the mask, which is an input of the exported graph.
+    that is read. Leaving it out spares transformers building a padding mask per layer type and
+    lets attention take its causal path (on a GPU, flash attention, which takes no explicit mask).
+    An ONNX export keeps the mask, which is an input of the exported graph.
     """
     return attention_mask if torch.onnx.is_in_onnx_export() else None
 
