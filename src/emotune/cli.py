@@ -407,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one line and exit with status 2."""
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
-    for noisy in ("transformers", "peft", "accelerate", "httpx"):
+    for noisy in ("transformers", "peft", "accelerate", "httpx", "bitsandbytes"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     if not args.verbose:  # weight-loading and download bars only when asked for (read at transformers' import)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
