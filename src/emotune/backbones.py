@@ -264,5 +264,20 @@ def load_backbone(
         tokenizer.pad_token = tokenizer.eos_token
     if not fmt.quantized and device.type != "cpu":
         net = net.to(device)  # type: ignore[arg-type]
+    if fmt.quantized:
+        keep_4bit_unpacked(net)
     net.eval()
     return net, tokenizer
+
+
+def keep_4bit_unpacked(model: torch.nn.Module) -> None:
+    """Keeps bitsandbytes' 4-bit layers on the kernel path that has a backward.
+
+    On a CPU with avx512_bf16, bitsandbytes repacks a 4-bit layer's weights at its first eval-mode
+    forward, with bf16 block scales, for a kernel that has no backward: training after a dev
+    evaluation (or after P-Tuning v2's seeding pass) then got zero gradients through every frozen
+    4-bit layer, silently, and the packed scores differed from the trained ones by up to ~1e-2.
+    """
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            setattr(module, "support_avx512bf16_for_cpu", False)  # noqa: B010  (a bitsandbytes flag per layer)
