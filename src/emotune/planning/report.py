@@ -44,12 +44,9 @@ def _gib(n: int) -> str:
     return f"{n / GIB:7.2f} GiB"
 
 
-def _mark(chosen: bool) -> str:
-    return "  <- this run" if chosen else ""
-
-
 def render(plan: MemoryPlan) -> str:
-    """A few lines: the run, each part, the total, the fit and what to change."""
+    """A few lines: the run, each part (an arrow marks the activations this run has), the total,
+    the fit and what to change."""
     r = plan.request
     ckpt = "on" if r.checkpointing else "off"
     lines = [
