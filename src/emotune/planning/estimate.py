@@ -8,8 +8,8 @@ Parts, on the meta-device backbone (:mod:`emotune.planning.backbone`):
   (PEFT's k-bit preparation upcasts them);
 - **adapter**: the method's trainable parameters, counted by PEFT on the meta model, at 16 bytes
   each (fp32 parameter, gradient and AdamW's two moments);
-- **activations**: what a micro-batch saves for backward plus one layer's working set
-  (:mod:`emotune.planning.activations`), with and without gradient checkpointing.
+- **activations**: what a micro-batch saves for backward; with gradient checkpointing, each
+  layer's input plus the one layer recomputed (:mod:`emotune.planning.activations`).
 
 A run fits when the sum stays under 90% of the GPU's memory: the rest is the CUDA context and the
 allocator's fragmentation, which no parameter count sees.
@@ -163,9 +163,9 @@ def _candidates(request: PlanRequest) -> list[tuple[str, dict[str, Any]]]:
     if not request.checkpointing:
         steps.append(("--gradient-checkpointing", {"gradient_checkpointing": True}))
     if request.weight_format().dtype == "float32":
-        steps.append(("--set model.dtype=auto (bf16 weights)", {"dtype": "auto"}))
+        steps.append(("--dtype auto (bf16 weights)", {"dtype": "auto"}))
     if request.quantization != "4bit":
-        steps.append(("--set model.quantization=4bit (QLoRA, pip install 'emotune[qlora]')", {"quantization": "4bit"}))
+        steps.append(("--quantization 4bit (QLoRA, pip install 'emotune[qlora]')", {"quantization": "4bit"}))
     batch = request.batch_size
     while batch > 1:
         batch //= 2
@@ -214,13 +214,19 @@ def _attach(model: nn.Module, method: Any) -> nn.Module:
 
 
 def quantised_linears(model: nn.Module) -> dict[str, nn.Linear]:
-    """The linear layers bitsandbytes quantises: all but the output head."""
+    """The linear layers bitsandbytes quantises: all the backbone's but the output head (an
+    adapter's own layers, LoRA's A and B, are trainable and stay as they are)."""
     head = model.get_output_embeddings()  # type: ignore[operator]
-    return {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear) and m is not head}
+    return {
+        n: m
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Linear) and m is not head and not m.weight.requires_grad
+    }
 
 
 def weight_bytes(model: nn.Module, fmt: WeightFormat, training: bool) -> int:
-    """The backbone's weights in ``fmt`` (accelerate's module sizes, k-bit layers at their width)."""
+    """The backbone's frozen weights in ``fmt`` (accelerate's module sizes, k-bit layers at their
+    width); an adapter injected into the model is the adapter part's, not counted here."""
     from accelerate.utils import CustomDtype, compute_module_sizes
 
     linears = quantised_linears(model) if fmt.quantized else {}
@@ -228,7 +234,8 @@ def weight_bytes(model: nn.Module, fmt: WeightFormat, training: bool) -> int:
     special = {f"{name}.weight": low for name in linears}
     # PEFT's k-bit preparation (training) casts every weight bitsandbytes left alone to fp32.
     rest = torch.float32 if fmt.quantized and training else getattr(torch, fmt.dtype)
-    total = compute_module_sizes(model, dtype=rest, special_dtypes=special)[""]
+    sizes = compute_module_sizes(model, dtype=rest, special_dtypes=special)
+    total = sizes[""] - sum(sizes[n] for n, p in model.named_parameters() if p.requires_grad)
     if fmt.quantization == "4bit":
         total += sum(m.weight.numel() for m in linears.values()) * _NF4_SCALE_BYTES
     elif fmt.quantization == "8bit":
