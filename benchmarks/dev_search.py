@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from emotune.report import read_cells, scored_split
+from emotune.bench.report import read_cells, scored_split
 
 METRICS = ("macro_f1", "accuracy", "ua")
 RAREST_NOTE = (

@@ -35,9 +35,9 @@ from typing import Any
 import torch
 from torch.nn.attention import SDPBackend
 
-import emotune.recogniser as recogniser
-from emotune.scoring import Batch, epoch_batches
-from emotune.train import Trainer
+import emotune.models.recogniser as recogniser
+from emotune.models.scoring import Batch, epoch_batches
+from emotune.training.trainer import Trainer
 from speed import emotune_recogniser, timed_steps  # this folder: run as `python benchmarks/gpu_step_probe.py`
 
 TOKENIZER_FILES = ("config.json", "tokenizer_config.json", "generation_config.json")

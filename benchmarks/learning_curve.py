@@ -22,8 +22,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from emotune.bench.report import read_cells
 from emotune.metrics import unrecalled_labels
-from emotune.report import read_cells
 
 DEFAULT, OLD = "lora", "lora-1epoch"
 BASELINES = ("tfidf-lr", "minilm")

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from emotune.harness import machine
+from emotune.bench.harness import machine
 
 
 def timed_load(model: str) -> float:
-    from emotune.backbones import load_backbone
+    from emotune.models.backbones import load_backbone
 
     started = time.perf_counter()
     load_backbone(model)
@@ -34,7 +34,7 @@ def timed_gguf_read(model: str) -> float | None:
     """Seconds for one ``gguf.GGUFReader`` over the backbone's GGUF file (None: not a GGUF backbone)."""
     import gguf
 
-    from emotune.backbones import BACKBONES, cache_dir
+    from emotune.models.backbones import BACKBONES, cache_dir
 
     if model not in BACKBONES:
         return None

@@ -26,14 +26,14 @@ from typing import Any
 
 import torch
 
+from emotune.bench.harness import machine
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
-from emotune.harness import machine
 from emotune.methods import default_options
+from emotune.models.recogniser import build_recogniser
 from emotune.planning.estimate import PlanRequest, estimate
 from emotune.planning.measure import PeakTensorMemory
-from emotune.recogniser import build_recogniser
-from emotune.train import Trainer
+from emotune.training.trainer import Trainer
 from synthetic import fill_text, preset_backbone, random_backbone
 
 GIB = 2**30

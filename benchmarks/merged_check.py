@@ -21,8 +21,8 @@ import yaml
 
 from emotune.config import DataConfig
 from emotune.data import load_data
-from emotune.export import export
-from emotune.predict import Predictor
+from emotune.inference.export import export
+from emotune.inference.predict import Predictor
 
 
 def compare(run: Path, texts: list[str], precision: str, work: Path) -> dict[str, object]:

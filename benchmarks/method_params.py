@@ -13,7 +13,7 @@ from pathlib import Path
 from emotune.config import RunConfig
 from emotune.data.schema import LabelSet
 from emotune.methods import get_method, method_names
-from emotune.recogniser import build_recogniser
+from emotune.models.recogniser import build_recogniser
 
 LABELS = LabelSet(("negative", "positive"), {"en": [["negative"], ["positive"]]})
 

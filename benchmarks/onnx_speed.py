@@ -37,7 +37,7 @@ def worker(folder: str, data_dir: str, limit: int, batch: int) -> dict[str, Any]
     """Loads ``folder`` with Predictor and times prediction over the SST-2 test split."""
     from emotune.config import DataConfig
     from emotune.data import load_data
-    from emotune.predict import Predictor
+    from emotune.inference.predict import Predictor
 
     test = load_data(DataConfig(dataset="sst2", data_dir=data_dir), splits={"test"}).split("test")[:limit]
     start = time.perf_counter()
@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--out", default="benchmarks/results/onnx.json")
     args = parser.parse_args()
-    from emotune.export import export
+    from emotune.inference.export import export
 
     work = Path(tempfile.mkdtemp(prefix="emotune-onnx-"))
     exports = {}

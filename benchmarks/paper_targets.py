@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from emotune.report import read_cells, summarise
+from emotune.bench.report import read_cells, summarise
 
 DEFAULT = "lora"
 ADAPTED = (DEFAULT, "ptuning-v2", "zero-shot")

@@ -4,7 +4,7 @@ The adjustment only moves per-label offsets after training, so its effect can be
 that already exist (any ``emotune bench --runs`` folder). Each run is scored on its dev split once
 (``emotune evaluate --run R --split dev --max-samples N``, kept under ``--work`` and reused), then
 its per-label probabilities are re-decided with offsets of ``-strength * log`` of the run's
-training label frequencies (:func:`emotune.priors.frequency_offsets`, as ``emotune train``
+training label frequencies (:func:`emotune.training.priors.frequency_offsets`, as ``emotune train``
 applies them) for each strength. Writes ``prior-strength.json`` and ``prior-strength.md`` under
 ``--out``; ``--split test`` re-decides the test predictions each run wrote when it was scored
 (``prior-strength-test.*``), for reading an option's effect after the choice was made on dev:
@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from emotune.bench.harness import machine
 from emotune.config import RunConfig
 from emotune.data import load_data, select_splits
-from emotune.harness import machine
-from emotune.losses import gold_targets, label_counts
-from emotune.priors import frequency_offsets, label_scores
+from emotune.training.losses import gold_targets, label_counts
+from emotune.training.priors import frequency_offsets, label_scores
 
 METRICS = ("accuracy", "macro_f1", "ua")
 #: Every metric a corpus may name as its headline (SMP2020-EWECT: weighted F1).

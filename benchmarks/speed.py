@@ -35,14 +35,14 @@ from typing import Any
 
 import torch
 
-from emotune.backbones import load_backbone
 from emotune.config import RunConfig
 from emotune.data import load_data, subsample
 from emotune.methods.base import base_model_of
-from emotune.precision import autocast_dtype
-from emotune.recogniser import build_recogniser
-from emotune.scoring import epoch_batches
-from emotune.train import Trainer
+from emotune.models.backbones import load_backbone
+from emotune.models.precision import autocast_dtype
+from emotune.models.recogniser import build_recogniser
+from emotune.models.scoring import epoch_batches
+from emotune.training.trainer import Trainer
 
 SST2_TRAIN = 6920
 QKVO = "q_proj,k_proj,v_proj,o_proj"
@@ -299,7 +299,7 @@ def main() -> None:
 
 def standard_inputs(args: argparse.Namespace) -> tuple[list[str], list[str], list[str]]:
     """Prompts, answers and label words of the standard recipe (the same SST-2 train sentences)."""
-    from emotune.prompts import PromptBuilder
+    from emotune.models.prompts import PromptBuilder
 
     dataset = load_data(RunConfig.from_dict({"data": {"dataset": "sst2", "data_dir": args.data_dir}}).data)
     head, tail = PromptBuilder(dataset.labels, "en", "sentiment").render()
@@ -312,7 +312,7 @@ def standard_inputs(args: argparse.Namespace) -> tuple[list[str], list[str], lis
 
 def time_matrix(args: argparse.Namespace) -> float:
     """Runs a benchmark matrix on the device (finished cells are skipped) and returns its minutes."""
-    from emotune.harness import load_matrix, run_matrix
+    from emotune.bench.harness import load_matrix, run_matrix
 
     matrix = load_matrix(args.paper_matrix)
     for cell in matrix.cells:

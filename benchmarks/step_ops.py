@@ -26,13 +26,13 @@ from typing import Any
 
 import torch
 
+from emotune.bench.harness import machine
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
-from emotune.harness import machine
+from emotune.models.precision import forward_context
+from emotune.models.recogniser import Recogniser, build_recogniser
 from emotune.planning.measure import OperatorCount
-from emotune.precision import forward_context
-from emotune.recogniser import Recogniser, build_recogniser
-from emotune.train import Trainer
+from emotune.training.trainer import Trainer
 from synthetic import fill_text, preset_backbone
 
 LABELS = LabelSet(("negative", "positive"), {"en": [["negative"], ["positive"]]})
@@ -106,7 +106,7 @@ def timed_training(folder: Path, compiled: bool, batch: int, length: int, batche
     import random
     import time
 
-    from emotune.scoring import epoch_batches
+    from emotune.models.scoring import epoch_batches
 
     cfg = RunConfig.from_dict(
         {

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from emotune.config import RunConfig, RuntimeConfig
+from emotune.inference.predict import Predictor
 from emotune.methods import method_class
-from emotune.predict import Predictor
 
 RUNTIME_KEYS = {f.name for f in dataclasses.fields(RuntimeConfig)}
 # Small prompts and projections keep the prompt methods fast on tiny models.

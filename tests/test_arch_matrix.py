@@ -8,9 +8,9 @@ import pytest
 
 from archs import ARCHITECTURES, build_arch
 from conftest import build_tokenizer
+from emotune.inference.predict import Predictor
 from emotune.methods import method_class, method_names
 from emotune.pipeline import run
-from emotune.predict import Predictor
 from helpers import assert_same_predictions, run_records, tiny_config
 
 TRAINABLE = [m for m in method_names() if method_class(m).trainable]

@@ -13,9 +13,9 @@ import pytest
 
 from emotune.config import RunConfig
 from emotune.errors import EmotuneError
+from emotune.inference.predict import Predictor
 from emotune.methods import get_method, method_class, method_names
 from emotune.pipeline import run
-from emotune.predict import Predictor
 from helpers import tiny_config
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "emotune"

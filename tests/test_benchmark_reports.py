@@ -60,7 +60,7 @@ def test_learning_curve_compares_on_the_seeds_the_default_ran(tmp_path: Path) ->
 
 
 def test_harness_timing_table_tells_a_cell_not_run_from_a_method_that_trains_nothing(tmp_path: Path) -> None:
-    from emotune.report import read_cells, table
+    from emotune.bench.report import read_cells, table
 
     _cell(tmp_path, "sst2", "zero-shot", 42, accuracy=0.7, train_seconds=0.0, train_examples_per_second=None)
     _cell(tmp_path, "sst2", "lora", 42, accuracy=0.9, train_seconds=100.0, train_examples_per_second=5.0)
@@ -71,7 +71,7 @@ def test_harness_timing_table_tells_a_cell_not_run_from_a_method_that_trains_not
 
 
 def test_report_table_says_when_its_cells_were_scored_on_dev(tmp_path: Path) -> None:
-    from emotune.report import read_cells, write_report
+    from emotune.bench.report import read_cells, write_report
 
     _cell(tmp_path / "test", "mastodon", "lora", 42, accuracy=0.7, macro_f1=0.7)
     write_report(read_cells(tmp_path / "test"), tmp_path / "test", "`m.yaml`")

@@ -41,7 +41,7 @@ def test_typing_a_text_shows_its_label_and_bars(server: str, browser, tmp_path: 
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from emotune.predict import Predictor
+    from emotune.inference.predict import Predictor
 
     browser.get(f"{server}/")
     browser.find_element(By.TAG_NAME, "summary").click()  # opens the key field

@@ -11,9 +11,9 @@ from conftest import build_tokenizer
 from emotune.config import RunConfig
 from emotune.data.schema import LabelSet
 from emotune.methods import method_class, method_names
+from emotune.models.recogniser import Recogniser, build_recogniser
 from emotune.planning.measure import PeakTensorMemory
-from emotune.recogniser import Recogniser, build_recogniser
-from emotune.train import enable_gradient_checkpointing, trainable_parameters
+from emotune.training.trainer import enable_gradient_checkpointing, trainable_parameters
 
 TRAINABLE = [m for m in method_names() if method_class(m).trainable]
 LABELS = LabelSet(("negative", "positive"), {"en": [["negative"], ["positive"]]})

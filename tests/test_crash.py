@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from emotune.inference.predict import Predictor
+from emotune.inference.predict_files import predict_file
 from emotune.pipeline import run
-from emotune.predict import Predictor
-from emotune.predict_files import predict_file
 from helpers import tiny_config
 
 CLI = [sys.executable, "-c", "from emotune.cli import main; raise SystemExit(main())"]
@@ -81,7 +81,7 @@ def test_a_run_stopped_while_evaluated_is_evaluated_again_without_training(
     tiny_gemma: str, sentiment_files: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import emotune.pipeline as pipeline
-    from emotune.harness import Cell, run_cell
+    from emotune.bench.harness import Cell, run_cell
 
     straight = run(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "straight"), epochs=3))
     cfg = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "runs" / "c__lora__s42"), epochs=3)

@@ -10,9 +10,9 @@ import torch
 
 from emotune.config import RunConfig
 from emotune.data import Example, load_data
+from emotune.inference.predict import Predictor
+from emotune.models.recogniser import build_recogniser
 from emotune.pipeline import run
-from emotune.predict import Predictor
-from emotune.recogniser import build_recogniser
 
 pytestmark = pytest.mark.slow
 

@@ -14,15 +14,15 @@ import pytest
 import torch
 import yaml
 
-import emotune.precision as precision
+import emotune.models.precision as precision
+from emotune.bench.harness import load_matrix, run_matrix
 from emotune.data.schema import Example, LabelSet
-from emotune.harness import load_matrix, run_matrix
+from emotune.inference.predict import Predictor
 from emotune.methods import method_class, method_names
+from emotune.models.precision import forward_context, warn_if_emulated_bf16
+from emotune.models.recogniser import build_recogniser
 from emotune.pipeline import run
-from emotune.precision import forward_context, warn_if_emulated_bf16
-from emotune.predict import Predictor
-from emotune.recogniser import build_recogniser
-from emotune.train import load_trainable, trainable_state
+from emotune.training.trainer import load_trainable, trainable_state
 from helpers import tiny_config
 from test_multilabel import _goemotions
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from emotune.errors import EmotuneError
-from emotune.export import export
+from emotune.inference.export import export
+from emotune.inference.predict import Predictor
 from emotune.pipeline import run
-from emotune.predict import Predictor
 from helpers import assert_same_predictions, run_records, tiny_config
 
 pytest.importorskip("onnxruntime")

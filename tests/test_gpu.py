@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from emotune.inference.predict import Predictor
+from emotune.models.precision import autocast_dtype, forward_context, weight_dtype_name
 from emotune.pipeline import run
-from emotune.precision import autocast_dtype, forward_context, weight_dtype_name
-from emotune.predict import Predictor
 from helpers import assert_same_predictions, run_records, tiny_config
 
 pytestmark = [
@@ -64,8 +64,8 @@ def test_half_precision_weights_train_with_fp32_adapters(
 
 
 def test_fp16_training_uses_a_loss_scaler(tiny_gemma: str, sentiment_files, tmp_path: Path) -> None:
-    from emotune.recogniser import build_recogniser
-    from emotune.train import Trainer
+    from emotune.models.recogniser import build_recogniser
+    from emotune.training.trainer import Trainer
     from test_scoring import LABELS
 
     cfg = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "run"), device="cuda", precision="auto")

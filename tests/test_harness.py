@@ -12,8 +12,8 @@ import yaml
 from transformers import BertConfig, BertModel
 
 from conftest import build_tokenizer
+from emotune.bench.harness import Cell, load_matrix, run_cell, run_matrix
 from emotune.errors import EmotuneError
-from emotune.harness import Cell, load_matrix, run_cell, run_matrix
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ import torch
 from safetensors.torch import load_file
 
 from emotune.errors import EmotuneError
-from emotune.export import export
+from emotune.inference.export import export
+from emotune.inference.predict import Predictor
+from emotune.models.scoring import LabelHead
 from emotune.pipeline import run
-from emotune.predict import Predictor
 from emotune.rundir import LABEL_HEAD
-from emotune.scoring import LabelHead
 from helpers import assert_same_predictions, run_records, tiny_config
 
 

@@ -14,10 +14,10 @@ from archs import ARCHITECTURES, build_arch
 from conftest import NEGATIVE, POSITIVE, build_tokenizer
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
+from emotune.models.recogniser import Recogniser, build_recogniser
+from emotune.models.scoring import epoch_batches
 from emotune.planning.measure import HOST_SYNCS, OperatorCount
-from emotune.recogniser import Recogniser, build_recogniser
-from emotune.scoring import epoch_batches
-from emotune.train import Trainer
+from emotune.training.trainer import Trainer
 
 LABELS = LabelSet(("negative", "positive"), {"en": [["negative"], ["positive"]]})
 TEXTS = POSITIVE + NEGATIVE
@@ -126,7 +126,7 @@ def test_a_compiled_decoder_trains_and_scores_like_eager(tiny_gemma: str) -> Non
 
 
 def test_batch_size_auto_halves_until_the_step_fits(tiny_gemma: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import emotune.train as train
+    import emotune.training.trainer as train
 
     cfg = RunConfig.from_dict({"model": {"name": tiny_gemma}, "train": {"batch_size": "auto"}}).validate()
     assert cfg.train.batch_size == train.AUTO_BATCH

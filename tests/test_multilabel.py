@@ -12,9 +12,9 @@ from conftest import NEGATIVE, POSITIVE, SHARED
 from emotune.config import DataConfig, RunConfig
 from emotune.data import load_data
 from emotune.errors import EmotuneError
+from emotune.inference.predict import Predictor
 from emotune.metrics import multilabel_metrics, tune_threshold
 from emotune.pipeline import run
-from emotune.predict import Predictor
 
 LABELS = ["joy", "sadness", "anger"]
 

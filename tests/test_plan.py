@@ -16,12 +16,12 @@ from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
 from emotune.errors import EmotuneError
 from emotune.methods import default_options
+from emotune.models.recogniser import build_recogniser
 from emotune.planning.backbone import meta_model, model_config, preset_names
 from emotune.planning.estimate import PlanRequest, estimate
 from emotune.planning.measure import PeakTensorMemory
 from emotune.planning.report import parse_size
-from emotune.recogniser import build_recogniser
-from emotune.train import Trainer
+from emotune.training.trainer import Trainer
 
 LABELS = LabelSet(("negative", "positive"), {"en": [["negative"], ["positive"]]})
 # Parameter counts the model cards state (billions).

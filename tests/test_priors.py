@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from emotune.inference.predict import Predictor
 from emotune.pipeline import run
-from emotune.predict import Predictor
-from emotune.priors import fit_offsets, frequency_offsets, label_scores
+from emotune.training.priors import fit_offsets, frequency_offsets, label_scores
 from helpers import tiny_config
 
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-import emotune.precision as precision
+import emotune.models.precision as precision
 from archs import build_arch
 from conftest import build_tokenizer
 from emotune.cli import main
 from emotune.errors import EmotuneError
-from emotune.export import export
+from emotune.inference.export import export
+from emotune.inference.predict import Predictor
+from emotune.models.precision import grad_scaler, weight_dtype_name
 from emotune.pipeline import run
-from emotune.precision import grad_scaler, weight_dtype_name
-from emotune.predict import Predictor
 from helpers import assert_same_predictions, run_records, tiny_config
 
 pytest.importorskip("bitsandbytes")
@@ -122,8 +122,8 @@ def test_fp16_training_scales_its_loss_and_nothing_else_does() -> None:
 def test_bf16_weights_keep_trainable_parameters_in_fp32(
     tiny_gemma: str, sentiment_files: dict[str, str], tmp_path: Path
 ) -> None:
-    from emotune.recogniser import build_recogniser
-    from emotune.train import trainable_parameters
+    from emotune.models.recogniser import build_recogniser
+    from emotune.training.trainer import trainable_parameters
     from test_scoring import LABELS
 
     cfg = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "run"))
@@ -141,7 +141,7 @@ def test_4bit_gradients_survive_an_evaluation_pass(tiny_gemma: str) -> None:
     into a kernel with no backward: gradients through the frozen layers then vanished silently."""
     from emotune.config import RunConfig
     from emotune.data.schema import Example
-    from emotune.recogniser import build_recogniser
+    from emotune.models.recogniser import build_recogniser
     from test_scoring import LABELS
 
     cfg = RunConfig.from_dict(

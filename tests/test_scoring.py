@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from emotune.batching import length_batches
 from emotune.data.schema import Example, LabelSet
 from emotune.errors import EmotuneError
 from emotune.methods.base import base_model_of
-from emotune.prompts import PromptBuilder
-from emotune.recogniser import build_recogniser
-from emotune.scoring import Batch, LabelHead, verbaliser_token_ids
+from emotune.models.batching import length_batches
+from emotune.models.prompts import PromptBuilder
+from emotune.models.recogniser import build_recogniser
+from emotune.models.scoring import Batch, LabelHead, verbaliser_token_ids
 from helpers import tiny_config
 
 LABELS = LabelSet(("negative", "positive"), {"en": [["negative"], ["positive"]]})

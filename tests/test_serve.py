@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from conftest import AUTH, KEY, NEGATIVE, POSITIVE
-from emotune.predict import Predictor
+from emotune.inference.predict import Predictor
 
 
 def test_health_ready_and_model(server: str) -> None:
@@ -88,7 +88,7 @@ class _FakePredictor:
     labels = ("negative", "positive")
 
     def predict(self, texts, contexts=None):  # type: ignore[no-untyped-def]
-        from emotune.predict import Prediction
+        from emotune.inference.predict import Prediction
 
         return [Prediction("positive", {"negative": 0.1, "positive": 0.9}, ("positive",)) for _ in texts]
 

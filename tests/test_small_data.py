@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from emotune.config import RunConfig
-from emotune.losses import class_weights, imbalance_ratio, resolve_class_weights
 from emotune.pipeline import run
+from emotune.training.losses import class_weights, imbalance_ratio, resolve_class_weights
 
 # A three-label task where "neutral" is 80% of the training set: the shape of Friends or MELD.
 NEUTRAL = ["the film", "a movie", "the story", "the sentence", "a film", "the movie", "one story", "a story"]
@@ -107,7 +107,7 @@ def test_auto_class_weights_switch_on_only_for_skewed_sets() -> None:
 
 def test_step_floor_sets_the_budget_of_small_sets() -> None:
     from emotune.config import TrainConfig
-    from emotune.train import step_budget
+    from emotune.training.trainer import step_budget
 
     assert step_budget(TrainConfig(epochs=1, batch_size=8, min_steps=200), batches_per_epoch=32) == 200
     assert step_budget(TrainConfig(epochs=1, batch_size=8, min_steps=200), batches_per_epoch=250) == 250

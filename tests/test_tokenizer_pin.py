@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from emotune import backbones
-from emotune.backbones import check_gguf_tokenizer, convert_gguf
 from emotune.errors import EmotuneError
+from emotune.models import backbones
+from emotune.models.backbones import check_gguf_tokenizer, convert_gguf
 
 # (text with the prefix the prompt puts before it, ids, the GGUF's pieces for those ids)
 PINNED = [
@@ -37,7 +37,7 @@ def _gguf_pieces(path: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_default_backbone_tokenizer_is_pinned_to_the_gguf_vocabulary() -> None:
-    from emotune.backbones import BACKBONES, cache_dir, load_backbone
+    from emotune.models.backbones import BACKBONES, cache_dir, load_backbone
 
     _, tokenizer = load_backbone("gemma3-270m")
     pieces = _gguf_pieces(BACKBONES["gemma3-270m"].locate_gguf(cache_dir()))
@@ -76,7 +76,7 @@ def test_a_conversion_that_keeps_whole_words_passes(tmp_path: Path) -> None:
 def test_one_conversion_parses_the_gguf_once(tmp_path: Path) -> None:
     import gguf
 
-    from emotune.backbones import _one_gguf_parse
+    from emotune.models.backbones import _one_gguf_parse
 
     path = tmp_path / "tiny.gguf"
     writer = gguf.GGUFWriter(str(path), "llama")

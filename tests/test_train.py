@@ -14,10 +14,10 @@ import torch
 from emotune import rundir
 from emotune.config import TrainConfig
 from emotune.errors import EmotuneError
-from emotune.losses import label_loss
+from emotune.inference.predict import Predictor
+from emotune.models.scoring import epoch_batches
 from emotune.pipeline import run
-from emotune.predict import Predictor
-from emotune.scoring import epoch_batches
+from emotune.training.losses import label_loss
 from helpers import tiny_config
 
 RUN_FILES = (
@@ -52,8 +52,8 @@ def test_training_writes_a_complete_run(tiny_model: str, sentiment_files, tmp_pa
 @pytest.mark.parametrize("method", ["lora", "dora", "ia3", "ptuning-v2", "prompt-tuning"])
 def test_each_method_reduces_the_training_loss(tiny_model: str, sentiment_files, tmp_path: Path, method: str) -> None:
     from emotune.data import load_data
-    from emotune.recogniser import build_recogniser
-    from emotune.train import Trainer
+    from emotune.models.recogniser import build_recogniser
+    from emotune.training.trainer import Trainer
 
     # LoRA and DoRA adapt every linear layer by default: a smaller step keeps 30 full-batch
     # steps on a random tiny model from overshooting.
@@ -176,7 +176,7 @@ def test_generate_objective_trains_and_reports_invalid_rate(tiny_gemma: str, sen
 
 def test_class_weights_are_inverse_frequency() -> None:
     from emotune.data.schema import Example
-    from emotune.losses import class_weights, gold_targets
+    from emotune.training.losses import class_weights, gold_targets
 
     examples = [Example("x", 0)] * 3 + [Example("y", 1)]
     targets = gold_targets(examples, 2, multi_label=False)
@@ -188,7 +188,7 @@ def test_class_weights_are_inverse_frequency() -> None:
 
 def test_multilabel_targets_and_pos_weight() -> None:
     from emotune.data.schema import Example
-    from emotune.losses import class_weights, gold_targets
+    from emotune.training.losses import class_weights, gold_targets
 
     examples = [Example("a", 0, labels=(0, 2)), Example("b", 1, labels=(1,)), Example("c", 0, labels=(0,))]
     targets = gold_targets(examples, 3, multi_label=True)
@@ -214,7 +214,7 @@ def test_epoch_batches_are_deterministic_and_complete() -> None:
 def test_focal_loss_reduces_to_cross_entropy_and_down_weights_easy_examples() -> None:
     import torch.nn.functional as F
 
-    from emotune.losses import focal_loss
+    from emotune.training.losses import focal_loss
 
     logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]])
     gold = torch.tensor([0, 2])

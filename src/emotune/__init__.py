@@ -15,7 +15,7 @@ __all__ = ["EmotuneError", "Prediction", "Predictor", "__version__"]
 def __getattr__(name: str) -> object:
     # Import torch-heavy parts lazily so `emotune --help` and `import emotune` stay fast.
     if name in ("Predictor", "Prediction"):
-        from emotune import predict
+        from emotune.inference import predict
 
         return getattr(predict, name)
     raise AttributeError(name)

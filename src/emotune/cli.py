@@ -226,8 +226,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from emotune.predict import Predictor
-    from emotune.predict_files import dialogue_columns, predict_file
+    from emotune.inference.predict import Predictor
+    from emotune.inference.predict_files import dialogue_columns, predict_file
 
     if args.input and not args.output:
         raise EmotuneError("--input needs --output FILE.jsonl")
@@ -262,14 +262,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from emotune.export import export
+    from emotune.inference.export import export
 
     result = export(Path(args.run), args.format, Path(args.output), quantize=args.int8, overwrite=args.overwrite)
     print(json.dumps(asdict(result)))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from emotune.harness import load_matrix, run_matrix
+    from emotune.bench.harness import load_matrix, run_matrix
 
     seeds = [int(s) for s in _names(args.seeds) or []] or None
     matrix = load_matrix(args.matrix).only(_names(args.datasets), _names(args.methods), seeds)
@@ -282,7 +282,7 @@ def _names(text: str | None) -> list[str] | None:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    from emotune.backbones import BACKBONES, DEFAULT_BACKBONE, cache_dir
+    from emotune.models.backbones import BACKBONES, DEFAULT_BACKBONE, cache_dir
 
     for spec in BACKBONES.values():
         cached = (cache_dir() / "backbones" / spec.name / "config.json").is_file()

@@ -18,7 +18,7 @@ import yaml
 from emotune.errors import EmotuneError
 from emotune.methods import MethodOptions, default_options, method_class, method_name_of
 from emotune.methods.targets import PEFT_DEFAULT
-from emotune.precision import DTYPES, QUANTIZATIONS
+from emotune.models.precision import DTYPES, QUANTIZATIONS
 
 OBJECTIVES = ("classify", "generate")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -38,7 +38,7 @@ class ModelConfig:
 
     name: str = "gemma3-270m"
     # auto: bf16 weights on a GPU with bf16, fp16 on one without, fp32 (with bf16 autocast where
-    # the CPU has native bf16) on a CPU; see emotune.precision.
+    # the CPU has native bf16) on a CPU; see emotune.models.precision.
     dtype: str = "auto"
     # 8bit / 4bit (nf4, double quantisation): bitsandbytes, pip install 'emotune[qlora]'.
     quantization: str = "none"

@@ -11,9 +11,9 @@ from typing import Any
 from emotune.data.schema import Example
 from emotune.errors import EmotuneError
 from emotune.metrics import classification_metrics, multilabel_metrics, write_confusion
-from emotune.objectives import Classify, Objective
-from emotune.recogniser import Recogniser
+from emotune.models.recogniser import Recogniser
 from emotune.storage import write_json, write_text
+from emotune.training.objectives import Classify, Objective
 
 
 @dataclass

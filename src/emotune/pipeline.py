@@ -2,7 +2,7 @@
 train it when its method is trainable, evaluate, and write every run file.
 
 Used by ``emotune train`` / ``evaluate``, the quickstart and the benchmark harness. The loop
-itself lives in :mod:`emotune.train`; this module only wires it to a run directory.
+itself lives in :mod:`emotune.training.trainer`; this module only wires it to a run directory.
 """
 
 from __future__ import annotations
@@ -21,23 +21,23 @@ import numpy as np
 import torch
 
 from emotune import rundir
-from emotune.callbacks import Checkpointing, DevEvaluation, ProgressLog, tune_dev_threshold
 from emotune.config import DataConfig, RunConfig, TrainConfig
 from emotune.data import Dataset, Selection, load_data, select_splits
 from emotune.data.card import dataset_card
 from emotune.distributed import is_main, resolve_device, wait_for_everyone
 from emotune.errors import EmotuneError
 from emotune.evaluate import EvalResult, evaluate, write_result
-from emotune.losses import gold_targets, label_counts
+from emotune.inference.predict import Predictor, trained_context_turns
 from emotune.methods import get_method
 from emotune.metrics import recall_by_label, unrecalled_labels
-from emotune.objectives import get_objective
-from emotune.precision import resolve_format
-from emotune.predict import Predictor, trained_context_turns
-from emotune.priors import fit_offsets, frequency_offsets
-from emotune.recogniser import Recogniser, build_recogniser
+from emotune.models.precision import resolve_format
+from emotune.models.recogniser import Recogniser, build_recogniser
 from emotune.storage import read_json, write_json
-from emotune.train import Trainer, TrainState, load_trainable
+from emotune.training.callbacks import Checkpointing, DevEvaluation, ProgressLog, tune_dev_threshold
+from emotune.training.losses import gold_targets, label_counts
+from emotune.training.objectives import get_objective
+from emotune.training.priors import fit_offsets, frequency_offsets
+from emotune.training.trainer import Trainer, TrainState, load_trainable
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def evaluate_finished(cfg: RunConfig, folder: Path, state: TrainState, data: Dat
 
 
 def correct_priors(rec: Recogniser, selection: Selection, settings: TrainConfig, metric: str) -> None:
-    """Moves the label head's bias by per-label offsets (see :mod:`emotune.priors`): fitted on dev,
+    """Moves the label head's bias by per-label offsets (see :mod:`emotune.training.priors`): fitted on dev,
     or read off the training label frequencies."""
     k = len(rec.labels.names)
     if settings.prior_correction == "train":

@@ -108,7 +108,7 @@ class Method:
 
         Calls the decoder stack directly, not the LM head, so no vocabulary logits are made.
         ``attention_mask`` None means causal attention alone (right-padded rows, see
-        :func:`emotune.recogniser.causal_only`).
+        :func:`emotune.models.recogniser.causal_only`).
         """
         out = decoder_of(wrapped)(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         return out.last_hidden_state

@@ -59,7 +59,7 @@ def _from_file(path: Path) -> PretrainedConfig:
 
 
 def _converted_backbone(name: str) -> Path | None:
-    from emotune.backbones import BACKBONES, cache_dir
+    from emotune.models.backbones import BACKBONES, cache_dir
 
     config = cache_dir() / "backbones" / name / "config.json"
     return config if name in BACKBONES and config.is_file() else None

@@ -27,9 +27,9 @@ from torch import nn
 from emotune.config import uses_checkpointing
 from emotune.errors import EmotuneError
 from emotune.methods import MethodOptions, get_method
+from emotune.models.precision import WeightFormat
 from emotune.planning.activations import ActivationProfile, profile
 from emotune.planning.backbone import meta_model, model_config
-from emotune.precision import WeightFormat
 
 HEADROOM = 0.9
 GIB = 2**30

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from emotune.errors import EmotuneError
-from emotune.predict import Prediction, Predictor
+from emotune.inference.predict import Prediction, Predictor
 from emotune.serve.batcher import MicroBatcher, QueueFull
 from emotune.serve.metrics import ServiceMetrics
 from emotune.serve.settings import ServeSettings

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from emotune.predict import Prediction
+from emotune.inference.predict import Prediction
 
 PredictFn = Callable[[list[str], list[list[str]]], list[Prediction]]
 

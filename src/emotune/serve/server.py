@@ -20,7 +20,7 @@ def serve(run: str, host: str = "127.0.0.1", port: int = 8000, settings: ServeSe
         from emotune.serve.app import create_app, describe_run
     except ImportError as err:
         raise EmotuneError(f"emotune serve needs the serve extra: pip install 'emotune[serve]' ({err.name})") from None
-    from emotune.predict import Predictor
+    from emotune.inference.predict import Predictor
 
     folder = Path(run)
     if not (folder / "config.yaml").is_file():

@@ -1,5 +1,5 @@
 """The trainer's callbacks: progress logging, dev evaluation with early stopping and best-weight
-keeping, and periodic checkpoints (the loop itself is :mod:`emotune.train`)."""
+keeping, and periodic checkpoints (the loop itself is :mod:`emotune.training.trainer`)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from emotune.data.schema import Example
 from emotune.distributed import is_main
 from emotune.evaluate import evaluate
 from emotune.metrics import recall_by_label, tune_threshold
-from emotune.recogniser import Recogniser
-from emotune.train import Callback, Trainer, trainable_state
+from emotune.models.recogniser import Recogniser
+from emotune.training.trainer import Callback, Trainer, trainable_state
 
 log = logging.getLogger(__name__)
 

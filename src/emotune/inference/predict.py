@@ -18,7 +18,7 @@ SAME_FOLDER = "."
 
 
 class ScoringBackend(Protocol):
-    """What a Predictor needs: the torch :class:`~emotune.recogniser.Recogniser` or the ONNX one."""
+    """What a Predictor needs: the torch :class:`~emotune.models.recogniser.Recogniser` or the ONNX one."""
 
     labels: LabelSet
     multi_label: bool
@@ -90,7 +90,7 @@ class Predictor:
         if not (folder / "config.yaml").is_file():
             raise EmotuneError(f"{folder}: not a run directory (no config.yaml)")
         if (folder / "model.onnx").is_file():
-            from emotune.onnx_backend import OnnxRecogniser  # torch-free backend, imported only for it
+            from emotune.inference.onnx_backend import OnnxRecogniser  # torch-free backend, imported only for it
 
             return cls(OnnxRecogniser.load(folder), batch_size, trained_context_turns(folder))
         return cls(_torch_recogniser(folder, dequantize), batch_size, trained_context_turns(folder))
@@ -138,7 +138,7 @@ def trained_context_turns(folder: Path) -> int:
 def _torch_recogniser(folder: Path, dequantize: bool = False) -> Any:
     """The torch Recogniser of a run directory or merged export (torch is imported here, not at
     module import, so an ONNX export predicts without it)."""
-    from emotune.recogniser import build_recogniser
+    from emotune.models.recogniser import build_recogniser
     from emotune.rundir import read_label_head
 
     cfg = RunConfig.from_yaml(folder / "config.yaml", saved=True).validate()

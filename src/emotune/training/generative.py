@@ -12,11 +12,11 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from emotune.batching import length_batches
 from emotune.data.schema import Example
 from emotune.methods.base import base_model_of
-from emotune.recogniser import Recogniser
-from emotune.scoring import output_weight
+from emotune.models.batching import length_batches
+from emotune.models.recogniser import Recogniser
+from emotune.models.scoring import output_weight
 
 
 def label_targets(rec: Recogniser) -> list[list[int]]:

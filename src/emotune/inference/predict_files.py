@@ -26,7 +26,7 @@ from tqdm import tqdm
 from emotune.data.files import iter_records
 from emotune.data.schema import Turn
 from emotune.errors import EmotuneError
-from emotune.predict import Predictor
+from emotune.inference.predict import Predictor
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from torch import nn
 
 from emotune.config import RunConfig
 from emotune.errors import EmotuneError
+from emotune.inference.predict import SAME_FOLDER, Predictor
 from emotune.methods.zero_shot import ZeroShotOptions
-from emotune.predict import SAME_FOLDER, Predictor
-from emotune.recogniser import LabelScorer, Recogniser
+from emotune.models.recogniser import LabelScorer, Recogniser
 from emotune.rundir import LABEL_HEAD
 from emotune.storage import atomic_dir, read_json, write_json
 

@@ -32,14 +32,14 @@ from typing import Any
 
 import yaml
 
-from emotune.baselines import BASELINES, run_baseline
+from emotune.bench.baselines import BASELINES, run_baseline
+from emotune.bench.report import KEEP, read_cells, report_is_current, write_report
 from emotune.config import RunConfig
 from emotune.errors import EmotuneError
 from emotune.methods import UNTRAINED
 from emotune.metrics import recall_by_label
+from emotune.models.precision import cpuinfo
 from emotune.pipeline import finished_training, run
-from emotune.precision import cpuinfo
-from emotune.report import KEEP, read_cells, report_is_current, write_report
 from emotune.storage import write_json
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from emotune.data.schema import Example, LabelSet
 from emotune.errors import EmotuneError
-from emotune.prompts import PromptBuilder
+from emotune.models.prompts import PromptBuilder
 
 
 @dataclass

@@ -5,7 +5,7 @@ prior for the majority label; adding an offset per label moves the decision boun
 touching the adapter. The offsets are either fitted on dev to maximise the headline metric
 (:func:`fit_offsets`, never on test) or read off the training label frequencies
 (:func:`frequency_offsets`, which needs no dev split). They go into the label head's bias, which
-``run.json`` stores and :class:`~emotune.predict.Predictor` applies.
+``run.json`` stores and :class:`~emotune.inference.predict.Predictor` applies.
 """
 
 from __future__ import annotations

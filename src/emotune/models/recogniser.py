@@ -13,15 +13,15 @@ from torch import nn
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from emotune.backbones import load_backbone
-from emotune.batching import length_batches
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
-from emotune.decisions import decide_labels
 from emotune.distributed import gather_rows, my_share, resolve_device, world_size
 from emotune.methods import Method, get_method
 from emotune.methods.base import base_model_of, decoder_of
-from emotune.precision import (
+from emotune.models.backbones import load_backbone
+from emotune.models.batching import length_batches
+from emotune.models.decisions import decide_labels
+from emotune.models.precision import (
     WeightFormat,
     autocast_dtype,
     forward_context,
@@ -29,8 +29,8 @@ from emotune.precision import (
     resolve_format,
     warn_if_emulated_bf16,
 )
-from emotune.prompts import PromptBuilder
-from emotune.scoring import (
+from emotune.models.prompts import PromptBuilder
+from emotune.models.scoring import (
     Batch,
     LabelHead,
     continuation_rows,
@@ -126,7 +126,7 @@ class Recogniser:
         return self.eval_batch_size or (256 if self.device.type == "cuda" else 16)
 
     def autocast_dtype(self) -> torch.dtype | None:
-        """The dtype forward passes autocast to (None: none); see :func:`emotune.precision.autocast_dtype`."""
+        """The dtype forward passes autocast to (None: none); see :func:`emotune.models.precision.autocast_dtype`."""
         half = None if self.weights.quantized else getattr(torch, self.weights.dtype)
         return autocast_dtype(self.precision, self.device, half)
 
@@ -185,7 +185,7 @@ class Recogniser:
         return probs
 
     def decide(self, probs: torch.Tensor) -> list[list[int]]:
-        """Predicted label indices per row, best first (see :func:`emotune.decisions.decide_labels`)."""
+        """Predicted label indices per row, best first (see :func:`emotune.models.decisions.decide_labels`)."""
         return decide_labels(probs.tolist(), self.multi_label, self.threshold)
 
     @torch.no_grad()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emotune.errors import EmotuneError
-from emotune.precision import WeightFormat, quantization_config
+from emotune.models.precision import WeightFormat, quantization_config
 
 if TYPE_CHECKING:
     import torch
@@ -233,7 +233,7 @@ def load_backbone(
 
     Args:
         model: ``gemma3-270m``, ``smollm2-135m``, a folder, a ``.gguf`` file or a Hub id.
-        fmt: Weight dtype and quantisation, resolved (:func:`emotune.precision.resolve_format`);
+        fmt: Weight dtype and quantisation, resolved (:func:`emotune.models.precision.resolve_format`);
             default fp32.
         device: Where the weights go (default: the CPU). A quantised backbone is placed there by
             transformers as it loads, the others are moved after.

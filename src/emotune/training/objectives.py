@@ -16,9 +16,9 @@ from torch import nn
 from emotune.config import OBJECTIVES, TrainConfig
 from emotune.data.schema import Example
 from emotune.errors import EmotuneError
-from emotune.generative import greedy_labels, lm_loss
-from emotune.losses import label_loss
-from emotune.recogniser import Recogniser
+from emotune.models.recogniser import Recogniser
+from emotune.training.generative import greedy_labels, lm_loss
+from emotune.training.losses import label_loss
 
 
 class Objective:

@@ -23,12 +23,12 @@ from emotune.config import TrainConfig, uses_checkpointing
 from emotune.data.schema import Example
 from emotune.distributed import my_share, world_size
 from emotune.errors import EmotuneError
-from emotune.losses import class_weights, gold_targets, imbalance_ratio, resolve_class_weights
 from emotune.methods.base import base_model_of
-from emotune.objectives import Objective, get_objective
-from emotune.precision import grad_scaler
-from emotune.recogniser import Recogniser
-from emotune.scoring import epoch_batches
+from emotune.models.precision import grad_scaler
+from emotune.models.recogniser import Recogniser
+from emotune.models.scoring import epoch_batches
+from emotune.training.losses import class_weights, gold_targets, imbalance_ratio, resolve_class_weights
+from emotune.training.objectives import Objective, get_objective
 
 log = logging.getLogger(__name__)
 

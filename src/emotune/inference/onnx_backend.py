@@ -1,6 +1,6 @@
 """Prediction on ONNX Runtime: the exported label scorer, a tokenizer and numpy; no torch, no PEFT.
 
-Loaded by :meth:`emotune.predict.Predictor.load` for a folder written by ``emotune export
+Loaded by :meth:`emotune.inference.predict.Predictor.load` for a folder written by ``emotune export
 --format onnx``; it answers with the same :class:`Prediction` objects as the torch backend.
 """
 
@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from emotune.batching import length_batches
 from emotune.data.schema import Example, LabelSet
-from emotune.decisions import decide_labels
 from emotune.errors import EmotuneError
-from emotune.prompts import PromptBuilder
+from emotune.models.batching import length_batches
+from emotune.models.decisions import decide_labels
+from emotune.models.prompts import PromptBuilder
 from emotune.storage import read_json
 
 
@@ -87,5 +87,5 @@ class OnnxRecogniser:
         return shifted / shifted.sum(-1, keepdims=True)
 
     def decide(self, probs: np.ndarray) -> list[list[int]]:
-        """Predicted label indices per row, best first (see :func:`emotune.decisions.decide_labels`)."""
+        """Predicted label indices per row, best first (see :func:`emotune.models.decisions.decide_labels`)."""
         return decide_labels(probs.tolist(), self.multi_label, self.threshold)

@@ -1,0 +1,1 @@
+"""Benchmarking: matrices of runs, their tables, and the baselines."""

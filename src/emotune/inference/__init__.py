@@ -1,0 +1,1 @@
+"""Inference and deployment: the Predictor, file prediction, ONNX, exports."""

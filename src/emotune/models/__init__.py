@@ -1,0 +1,1 @@
+"""Model pieces: loading a backbone at a weight format, the prompt, label scoring, the Recogniser."""

@@ -1,0 +1,1 @@
+"""Training: the loop, its callbacks, objectives and losses, priors."""
