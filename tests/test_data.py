@@ -100,6 +100,20 @@ def test_files_empty_missing_and_unsupported(tmp_path: Path) -> None:
         load_data(DataConfig(dataset="files"))
 
 
+def test_a_file_that_is_not_utf8_is_one_line_naming_the_byte(tmp_path: Path, capsys) -> None:
+    from emotune.cli import main
+
+    path = tmp_path / "latin1.csv"
+    rows = "".join(f"good film {i},positive\n" for i in range(2000))  # past the reader's first chunk
+    path.write_bytes(f"text,label\n{rows}caf\u00e9 au lait,positive\n".encode("latin-1"))
+    code = main(["train", "--dataset", "files", "--train-file", str(path), "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err, err
+    offset = len(f"text,label\n{rows}caf")
+    assert err.endswith(f"latin1.csv: not UTF-8 (byte {offset} is 0xe9); re-save the file as UTF-8"), err
+    assert not (tmp_path / "run").exists()
+
+
 def test_hf_saved_to_disk(tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
     features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ def read_csv_rows(path: Path, columns: Iterable[str]) -> list[dict[str, str]]:
     """Rows of a UTF-8 (optionally BOM-prefixed) CSV file that must have ``columns``."""
     if not path.is_file():
         raise EmotuneError(f"{path}: file not found")
-    with path.open(encoding="utf-8-sig", newline="") as fh:
+    with path.open(encoding="utf-8-sig", newline="") as fh, _utf8(path):
         rows = list(csv.DictReader(fh))
     if not rows:
         raise EmotuneError(f"{path}: no rows")
@@ -46,7 +47,7 @@ def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise EmotuneError(f"{path}: unsupported file type '{suffix}' (use .csv, .tsv or .jsonl)")
     if not path.is_file():
         raise EmotuneError(f"{path}: file not found")
-    with path.open(encoding="utf-8-sig", newline="") as fh:
+    with path.open(encoding="utf-8-sig", newline="") as fh, _utf8(path):
         if suffix == ".jsonl":
             for lineno, line in enumerate(fh, 1):
                 if line.strip():
@@ -55,6 +56,23 @@ def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
             for row in reader:
                 yield reader.line_num, row
+
+
+@contextmanager
+def _utf8(path: Path) -> Iterator[None]:
+    """Turns a decoding error (a Latin-1 export from a spreadsheet, say) into one line naming the
+    file and the byte where it stops being UTF-8."""
+    try:
+        yield
+    except UnicodeDecodeError:
+        # The reader decodes in chunks, so its error's offset is within a chunk: decode the whole
+        # file once more (only on this path) for the offset in the file.
+        at = "a byte that is not"
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            at = f"byte {err.start} is 0x{err.object[err.start]:02x}"
+        raise EmotuneError(f"{path}: not UTF-8 ({at}); re-save the file as UTF-8") from None
 
 
 def _json_line(line: str, path: Path, lineno: int) -> dict[str, Any]:
