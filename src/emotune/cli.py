@@ -158,9 +158,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         args.config = str(saved)  # resume the run as it was configured; flags still override
     cfg = build_config(args, saved=from_run)
     if args.dry_run:
-        from emotune.planning.report import request_from_config
+        from emotune.planning.report import plan_text
 
-        _print_plan(request_from_config(cfg, _gpu_memory(args.gpu_memory)), args.json)
+        print(plan_text(cfg, args.gpu_memory, args.json))
         return
     from emotune.distributed import is_main
     from emotune.pipeline import run
@@ -172,30 +172,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(json.dumps(_summary(metrics)))
 
 
-def _gpu_memory(text: str | None) -> int | None:
-    """``--gpu-memory`` in bytes; without it, this machine's first GPU, if it has one."""
-    from emotune.planning.report import parse_size
-
-    if text:
-        return parse_size(text)
-    import torch
-
-    return torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
-
-
-def _print_plan(request: Any, as_json: bool) -> None:
-    from emotune.planning.estimate import estimate
-    from emotune.planning.report import render
-
-    plan = estimate(request)
-    print(json.dumps(plan.to_dict()) if as_json else render(plan))
-
-
 def cmd_plan(args: argparse.Namespace) -> None:
     cfg = build_config(args)
-    from emotune.planning.report import request_from_config
+    from emotune.planning.report import plan_text
 
-    _print_plan(request_from_config(cfg, _gpu_memory(args.gpu_memory)), args.json)
+    print(plan_text(cfg, args.gpu_memory, args.json))
 
 
 def _add_plan_flags(p: argparse.ArgumentParser) -> None:

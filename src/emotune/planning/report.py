@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from emotune.config import RunConfig
 from emotune.errors import EmotuneError
 from emotune.methods import method_name_of
-from emotune.planning.estimate import GIB, HEADROOM, MemoryPlan, PlanRequest
+from emotune.planning.estimate import GIB, HEADROOM, MemoryPlan, PlanRequest, estimate
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
@@ -23,6 +24,21 @@ def parse_size(text: str) -> int:
     if match is None or unit not in _UNITS:
         raise EmotuneError(f"--gpu-memory expects a size such as 24GiB or 16GB, got '{text}'")
     return int(float(match.group(1)) * (_UNITS[unit] if unit else GIB))
+
+
+def gpu_memory(text: str | None) -> int | None:
+    """``--gpu-memory`` in bytes; without it, this machine's first GPU, if it has one."""
+    if text:
+        return parse_size(text)
+    import torch
+
+    return torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
+
+
+def plan_text(cfg: RunConfig, memory: str | None, as_json: bool) -> str:
+    """What ``emotune plan`` / ``train --dry-run`` print for ``cfg``: the plan, as text or JSON."""
+    plan = estimate(request_from_config(cfg, gpu_memory(memory)))
+    return json.dumps(plan.to_dict()) if as_json else render(plan)
 
 
 def request_from_config(cfg: RunConfig, gpu_memory: int | None) -> PlanRequest:
