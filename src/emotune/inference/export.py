@@ -2,10 +2,10 @@
 
 - ``merged``: the adapter folded into the backbone (PEFT ``merge_and_unload``), saved as a plain
   Hugging Face folder (safetensors, config, tokenizer) plus emotune's label metadata
-  (``emotune.json``) and run files, so both ``transformers`` and :class:`Predictor` load it.
+  (``emotune.json``) and run files, so both ``transformers`` and `Predictor` load it.
   Methods that cannot merge (prompt tuning, P-Tuning v2) export their run with its adapter.
 - ``onnx``: the label-scoring forward (token ids -> label logits; never the full-vocabulary
-  output) as ``model.onnx``, optionally with dynamic int8 weights; :class:`Predictor` runs it on
+  output) as ``model.onnx``, optionally with dynamic int8 weights; `Predictor` runs it on
   ONNX Runtime without torch or PEFT.
 """
 
@@ -21,7 +21,9 @@ import torch
 from torch import nn
 
 from emotune.config import RunConfig
+from emotune.distill.config import is_student
 from emotune.errors import EmotuneError
+from emotune.inference.onnx_backend import quantize_onnx
 from emotune.inference.predict import SAME_FOLDER, Predictor
 from emotune.methods.zero_shot import ZeroShotOptions
 from emotune.models.recogniser import LabelScorer, Recogniser
@@ -34,7 +36,7 @@ RUN_FILES = ("run.json", "dataset_card.json")
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What :func:`export` wrote."""
+    """What `export` wrote."""
 
     output: str
     format: str
@@ -53,6 +55,8 @@ def export(run: Path, fmt: str, output: Path, *, quantize: bool = False, overwri
         raise EmotuneError(f"unknown export format '{fmt}'; expected one of {FORMATS}")
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise EmotuneError(f"{output}: exists; pass --overwrite")
+    if is_student(run):
+        return _student(run, fmt, output, quantize)
     # A quantised run is exported de-quantised: bitsandbytes' k-bit weights neither merge an
     # adapter losslessly nor trace to ONNX, so its adapter goes into the full-precision backbone.
     predictor = Predictor.load(run, dequantize=True)
@@ -66,6 +70,17 @@ def export(run: Path, fmt: str, output: Path, *, quantize: bool = False, overwri
         note = f"{result.note}; de-quantised: the adapter trained on {quantized} weights is merged into full precision"
         result = dataclasses.replace(result, note=note)
     return result
+
+
+def _student(run: Path, fmt: str, output: Path, quantize: bool) -> ExportResult:
+    """A distilled student: its ONNX form (it has no adapter to merge)."""
+    from emotune.inference.student_export import export_student
+
+    if fmt != "onnx":
+        raise EmotuneError(
+            f"{run}: a distilled student has no adapter to merge (student/ is a plain encoder); use --format onnx"
+        )
+    return ExportResult(str(output), "onnx", False, export_student(run, output, quantize))
 
 
 def _merged(run: Path, rec: Recogniser, tmp: Path, output: Path) -> ExportResult:
@@ -98,7 +113,7 @@ def merged_model(rec: Recogniser) -> nn.Module:
 
 
 def write_exported_run(run: Path, rec: Recogniser, folder: Path, fmt: str) -> None:
-    """Run files that make ``folder`` loadable by :class:`Predictor`, and ``emotune.json``: everything
+    """Run files that make ``folder`` loadable by `Predictor`, and ``emotune.json``: everything
     plain ``transformers`` code needs to reproduce the label logits."""
     cfg = RunConfig.from_yaml(run / "config.yaml", saved=True)
     cfg.model.name = SAME_FOLDER
@@ -186,7 +201,7 @@ def _onnx(run: Path, rec: Recogniser, tmp: Path, output: Path, quantize: bool) -
     scorer = _OnnxScorer(LabelScorer(model, rec.method, rec.head.cpu())).eval()
     _trace(scorer, rec, tmp / "model.onnx")
     if quantize:
-        _quantize(tmp / "model.onnx")
+        quantize_onnx(tmp / "model.onnx")
     rec.tokenizer.save_pretrained(str(tmp))
     write_exported_run(run, rec, tmp, "onnx-int8" if quantize else "onnx")
     note = "label scorer as ONNX" + (" with dynamic int8 weights" if quantize else " (fp32)")
@@ -214,17 +229,3 @@ def _trace(scorer: nn.Module, rec: Recogniser, path: Path) -> None:
             dynamo=True,
             external_data=False,
         )
-
-
-def _quantize(path: Path) -> None:
-    """Dynamic int8 weights (activations stay fp32, quantised per call): smaller and faster on CPUs."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantized = path.with_name("model.int8.onnx")
-    # Per output channel: one scale per row keeps the few large-magnitude rows of an LLM from
-    # flattening the rest (per-tensor scales cost a point of SST-2 accuracy on the default backbone).
-    # 7-bit weights (reduce_range): on CPUs without VNNI (AVX2, plain AVX-512) the uint8 x int8
-    # products of 8-bit weights saturate; on an AVX2 machine they flipped 7 of a tiny run's 16
-    # predictions, 7-bit weights flip none. An export may be served on either kind of CPU.
-    quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
-    quantized.replace(path)

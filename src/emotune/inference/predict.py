@@ -1,7 +1,8 @@
-"""One inference API, :class:`Predictor`, shared by the CLI, Python users and the server."""
+"""One inference API, `Predictor`, shared by the CLI, Python users and the server."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet, Turn
 from emotune.errors import EmotuneError
 from emotune.methods import get_method
+from emotune.models.text_pairs import HEAD_FILE, STUDENT_DIR
 from emotune.storage import read_json
 
 #: ``model.name`` of an exported folder: the backbone is the folder itself.
@@ -18,7 +20,7 @@ SAME_FOLDER = "."
 
 
 class ScoringBackend(Protocol):
-    """What a Predictor needs: the torch :class:`~emotune.models.recogniser.Recogniser` or the ONNX one."""
+    """What a Predictor needs: the torch `Recogniser` or the ONNX one."""
 
     labels: LabelSet
     multi_label: bool
@@ -77,7 +79,8 @@ class Predictor:
 
     @classmethod
     def load(cls, run: str | Path, batch_size: int | None = None, *, dequantize: bool = False) -> Predictor:
-        """Loads a run directory (backbone + saved adapter), a merged export, or an ONNX export.
+        """Loads a run directory (backbone + saved adapter), a merged export, an ONNX export, or a
+        distilled student (``emotune distill``) or its export.
 
         An ONNX export (``model.onnx``) runs on ONNX Runtime and imports neither torch nor PEFT.
         ``dequantize`` loads a quantised run's backbone in full precision instead, with the
@@ -89,6 +92,8 @@ class Predictor:
         folder = Path(run)
         if not (folder / "config.yaml").is_file():
             raise EmotuneError(f"{folder}: not a run directory (no config.yaml)")
+        if (folder / STUDENT_DIR).is_dir():
+            return cls(_student(folder), batch_size, trained_context_turns(folder))
         if (folder / "model.onnx").is_file():
             from emotune.inference.onnx_backend import OnnxRecogniser  # torch-free backend, imported only for it
 
@@ -133,6 +138,23 @@ def trained_context_turns(folder: Path) -> int:
     data = read_json(card) if card.is_file() else {}
     turns = data.get("context_turns") if isinstance(data, dict) else None
     return turns if isinstance(turns, int) and turns > 0 else 0
+
+
+def _student(folder: Path) -> Any:
+    """A distilled student: its ONNX file on ONNX Runtime where both exist (it starts in a fraction
+    of a second: no torch, no transformers), else its torch weights."""
+    student = folder / STUDENT_DIR
+    onnx = (student / "model.onnx").is_file()
+    if onnx and importlib.util.find_spec("onnxruntime") is not None:
+        from emotune.inference.onnx_backend import OnnxEncoderRecogniser
+
+        return OnnxEncoderRecogniser.load(folder)
+    if not (student / HEAD_FILE).is_file():
+        extra = " (its model.onnx needs: pip install 'emotune[onnx]')" if onnx else ""
+        raise EmotuneError(f"{student}: no student weights{extra}")
+    from emotune.models.encoder import EncoderRecogniser
+
+    return EncoderRecogniser.load(folder)
 
 
 def _torch_recogniser(folder: Path, dequantize: bool = False) -> Any:

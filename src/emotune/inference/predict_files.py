@@ -5,7 +5,7 @@ the complete rows there, skips that many input rows and goes on. The finished fi
 to ``OUTPUT`` only at the end, so ``OUTPUT`` is always complete. A bad row (empty text, missing
 column) gets an ``error`` entry instead of stopping the file. Runs trained with dialogue context
 get it in one of two ways: a JSONL row may carry ``context``, the earlier turns of its dialogue
-(oldest first), or a :class:`DialogueColumns` names the column that groups consecutive rows into
+(oldest first), or a `DialogueColumns` names the column that groups consecutive rows into
 dialogues, and each row gets the rows before it in its dialogue.
 """
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 class Row(NamedTuple):
     """One input row: its number, its text (None for a bad row), why it is bad, its context, and
-    (with :class:`DialogueColumns`) its dialogue and speaker."""
+    (with `DialogueColumns`) its dialogue and speaker."""
 
     row: int
     text: str | None
@@ -60,7 +60,7 @@ class DialogueColumns:
 
 @dataclass(frozen=True)
 class FileResult:
-    """What a :func:`predict_file` call did."""
+    """What a `predict_file` call did."""
 
     output: str
     rows: int
@@ -69,7 +69,7 @@ class FileResult:
 
 
 def dialogue_columns(predictor: Predictor, dialogue: str | None, speaker: str | None) -> DialogueColumns | None:
-    """The :class:`DialogueColumns` for a run: as many turns as it was trained with.
+    """The `DialogueColumns` for a run: as many turns as it was trained with.
 
     Raises:
         EmotuneError: For a speaker column without a dialogue column.

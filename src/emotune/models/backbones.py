@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -149,7 +150,7 @@ def check_gguf_tokenizer(gguf: Path, tokenizer: PreTrainedTokenizerBase) -> None
     file itself by the slow pinned test, so this check parses no GGUF: one parse of its 262k tokens
     takes about 20 s on a 2-core CPU (``gguf_metadata_read_seconds`` in
     benchmarks/results/load-times.json), and the conversion's own loads share one
-    (:func:`_one_gguf_parse`).
+    (`_one_gguf_parse`).
 
     Raises:
         EmotuneError: Naming the word, both tokenisations and the fix.
@@ -233,7 +234,7 @@ def load_backbone(
 
     Args:
         model: ``gemma3-270m``, ``smollm2-135m``, a folder, a ``.gguf`` file or a Hub id.
-        fmt: Weight dtype and quantisation, resolved (:func:`emotune.models.precision.resolve_format`);
+        fmt: Weight dtype and quantisation, resolved (`emotune.models.precision.resolve_format`);
             default fp32.
         device: Where the weights go (default: the CPU). A quantised backbone is placed there by
             transformers as it loads, the others are moved after.
@@ -243,7 +244,7 @@ def load_backbone(
         EmotuneError: If the model cannot be found or loaded.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     fmt = fmt or WeightFormat("float32")
     device = device or torch.device("cpu")
@@ -253,7 +254,7 @@ def load_backbone(
         kwargs |= {"quantization_config": quantization_config(fmt), "device_map": {"": device}}
     try:
         net = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        tokenizer = load_tokenizer(source, trust_remote_code)
     except (OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise EmotuneError(
@@ -268,6 +269,28 @@ def load_backbone(
         keep_4bit_unpacked(net)
     net.eval()
     return net, tokenizer
+
+
+def load_tokenizer(source: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """The tokenizer of ``source``.
+
+    A backbone emotune converted itself (its cache) is read straight from its ``tokenizer.json``
+    with the special tokens of its ``tokenizer_config.json``: transformers' model-specific class
+    rebuilds a 262k-entry vocabulary in Python first, which was half of a one-text
+    ``emotune predict`` on the default backbone, for the same token ids (the conversion checks
+    them against the GGUF's own vocabulary, and ``tests/test_tokenizer_pin.py`` pins them).
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    folder = Path(source)
+    own = folder.is_relative_to(cache_dir() / "backbones") and (folder / "tokenizer.json").is_file()
+    if not own:
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    specials = {
+        k: config[k] for k in ("bos_token", "eos_token", "pad_token", "unk_token") if isinstance(config.get(k), str)
+    }
+    return PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"), **specials)
 
 
 def keep_4bit_unpacked(model: torch.nn.Module) -> None:

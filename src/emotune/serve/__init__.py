@@ -1,4 +1,4 @@
-"""HTTP prediction service (``pip install emotune[serve]``): FastAPI app over one :class:`Predictor`."""
+"""HTTP prediction service (``pip install emotune[serve]``): FastAPI app over one `Predictor`."""
 
 from emotune.serve.settings import ServeSettings
 

@@ -195,7 +195,7 @@ def install_routes(app: FastAPI, settings: ServeSettings, state: dict[str, Any],
         cfg = predictor.recogniser
         facts = {
             "labels": list(predictor.labels),
-            "method": getattr(getattr(cfg, "method", None), "name", "onnx export"),
+            "method": getattr(getattr(cfg, "method", None), "name", None) or _backend_name(cfg),
             "multi_label": cfg.multi_label,
             "batches_run": state["batcher"].batches,
             "limits": {k: v for k, v in vars(settings).items() if k != "api_key"},
@@ -228,4 +228,13 @@ def describe_run(run: Path) -> dict[str, Any]:
     card = json.loads(card_path.read_text()) if card_path.is_file() else None
     backbone = cfg["model"]["name"]
     exported = backbone == "."  # an export carries its own weights
+    meta = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+    if "student" in meta:  # a distilled student: its encoder, not its teacher's backbone
+        backbone = meta["student"]
     return {"run": str(run), "backbone": str(run) if exported else backbone, "dataset_card": card}
+
+
+def _backend_name(rec: Any) -> str:
+    """What a backend without a PEFT method is: a distilled student, or an LLM's ONNX export."""
+    name = getattr(rec, "method_name", "onnx")
+    return "onnx export" if name == "onnx" else str(name)
