@@ -76,6 +76,8 @@ def main() -> None:
         "command": "python benchmarks/quickstart.py",
         "machine": where(),
         "quickstart": {"seconds": quick["seconds"], "peak_rss_mb": quick["peak_rss_mb"], "empty_cache": True},
+        # What the command prints, with the temporary folder written as the default runs/quickstart.
+        "quickstart_output": quick["stdout"].strip().replace(str(work / "runs"), "runs/quickstart"),
         "quickstart_table": table,
         "startup_seconds": {name: r["seconds"] for name, r in startup.items()},
         "predict_one_text_output": startup["predict_one_text"]["stdout"].strip(),

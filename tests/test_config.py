@@ -98,3 +98,26 @@ def test_every_shipped_config_is_valid(path: Path) -> None:
 
 def test_there_are_shipped_configs() -> None:
     assert len(CONFIGS) >= 3
+
+
+def test_given_epochs_win_over_the_step_floor(tmp_path: Path) -> None:
+    from emotune.cli import build_config, parser
+    from emotune.training.trainer import step_budget
+
+    def cli(*flags: str) -> RunConfig:
+        return build_config(parser().parse_args(["train", *flags]))
+
+    # 256 examples at batch 8: one epoch is 32 steps; the floor would make it 200.
+    assert step_budget(cli("--epochs", "1").train, 32) == 32
+    assert step_budget(cli().train, 32) == 200  # epochs left to the recipe: the floor stays
+    assert cli("--epochs", "1", "--min-steps", "50").train.min_steps == 50
+    assert cli("--set", "train.epochs=2").train.min_steps == 0
+    config = tmp_path / "mine.yaml"
+    config.write_text("train: {epochs: 1}\n")
+    assert cli("--config", str(config)).train.min_steps == 0
+    # A run directory's saved config keeps its meaning: its floor stays, whatever its epochs.
+    saved = RunConfig.from_dict({"train": {"epochs": 1, "min_steps": 200}}, saved=True)
+    assert saved.train.min_steps == 200
+    resumed = tmp_path / "config.yaml"
+    saved.to_yaml(resumed)
+    assert RunConfig.from_yaml(resumed, saved=True).train.min_steps == 200

@@ -74,7 +74,7 @@ def test_files_with_column_mapping(tmp_path: Path, suffix: str) -> None:
         (
             [{"text": "x", "label": "joy"}, {"text": "y", "label": "anger"}],
             {"labels": ["joy", "fear"]},
-            "unknown label 'anger'",
+            "train.jsonl: line 2: unknown label 'anger'",
         ),
         ([{"txt": "x", "label": "a"}, {"txt": "y", "label": "b"}], {}, "no column 'text'"),
         ([{"text": " ", "label": "a"}, {"text": "y", "label": "b"}], {}, "empty 'text'"),
@@ -110,8 +110,15 @@ def test_a_file_that_is_not_utf8_is_one_line_naming_the_byte(tmp_path: Path, cap
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err, err
     offset = len(f"text,label\n{rows}caf")
-    assert err.endswith(f"latin1.csv: not UTF-8 (byte {offset} is 0xe9); re-save the file as UTF-8"), err
+    assert f"latin1.csv: not utf-8 (byte {offset} is 0xe9)" in err and "data.encoding" in err, err
     assert not (tmp_path / "run").exists()
+    # Named, the encoding reads: the accented row arrives intact.
+    data = load_data(
+        DataConfig(dataset="files", train_file=str(path), encoding="latin-1", labels=["negative", "positive"])
+    )
+    assert data.split("train")[-1].text == "caf\u00e9 au lait"
+    with pytest.raises(EmotuneError, match="unknown encoding 'latin-9000'"):
+        DataConfig(encoding="latin-9000").validate()
 
 
 def test_hf_saved_to_disk(tmp_path: Path) -> None:

@@ -1,11 +1,12 @@
 """Typed, self-validating run configuration; YAML is its serialised form.
 
-The CLI builds a :class:`RunConfig` from ``--config file.yaml``, then applies its flags and any
-``--set section.key=value`` overrides through :func:`apply_override`, then calls ``validate``.
+The CLI builds a `RunConfig` from ``--config file.yaml``, then applies its flags and any
+``--set section.key=value`` overrides through `apply_override`, then calls ``validate``.
 """
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import types
 import typing
@@ -36,12 +37,14 @@ SECTIONS = ("model", "method", "data", "train", "runtime")
 class ModelConfig:
     """Which backbone to load and how."""
 
+    # A registered backbone (emotune models), a model folder, a .gguf file or a Hub id.
     name: str = "gemma3-270m"
     # auto: bf16 weights on a GPU with bf16, fp16 on one without, fp32 (with bf16 autocast where
     # the CPU has native bf16) on a CPU; see emotune.models.precision.
     dtype: str = "auto"
     # 8bit / 4bit (nf4, double quantisation): bitsandbytes, pip install 'emotune[qlora]'.
     quantization: str = "none"
+    # Run the model repository's own Python code (ChatGLM2-6B needs it).
     trust_remote_code: bool = False
 
     def validate(self) -> None:
@@ -62,11 +65,16 @@ class DataConfig:
     test_file: str | None = None
     text_column: str = "text"
     label_column: str = "label"
+    # Text encoding of your own files (dataset "files"); a Latin-1 spreadsheet export: latin-1.
+    encoding: str = "utf-8"
     labels: list[str] = field(default_factory=list)
     hf_name: str | None = None
     language: str | None = None
+    # The prompt's task word ("sentiment", "emotion"); None: the corpus's own.
     task_word: str | None = None
+    # Words that stand for each label in the prompt and are scored, one list per label.
     verbalisers: list[list[str]] | None = None
+    # A prompt of your own; it must contain {text} (and may use {choices}, the label list).
     template: str | None = None
     # "first" scores a label word by its first token; "all" by every token (multi-token words).
     label_tokens: str = "first"
@@ -75,10 +83,16 @@ class DataConfig:
     max_dev_samples: int | None = None
     # None: the corpus's default (2 for Friends, chosen on dev; 0 elsewhere, the paper's setting).
     context_turns: int | None = None
+    # Continuous-score corpora (MOSI): |score| below this counts as neutral.
     neutral_band: float = 0.0
+    # Continuous-score corpora: leave neutral examples out (the binary task).
     drop_neutral: bool = False
 
     def validate(self) -> None:
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise EmotuneError(f"data.encoding: unknown encoding '{self.encoding}' (e.g. latin-1, cp1252)") from None
         if self.neutral_band < 0:
             raise EmotuneError("data.neutral_band must be >= 0")
         if self.context_turns is not None and self.context_turns < 0:
@@ -102,7 +116,8 @@ class TrainConfig:
     # average: benchmarks/results/search/small-data-1000); below ~530 examples the floor decides.
     epochs: float = 3.0
     # Small sets: one epoch of 256 examples is 32 steps, too few to leave the majority label
-    # (dev search: benchmarks/results/search/small-data-256). 0 turns the floor off.
+    # (dev search: benchmarks/results/search/small-data-256). 0 turns the floor off; so does
+    # giving train.epochs without it (see given_epochs).
     min_steps: int = 200
     # "auto" (stored as 0): the largest batch that fits the GPU (train.AUTO_START, halving).
     batch_size: int = 8
@@ -118,7 +133,7 @@ class TrainConfig:
     loss: str = "cross-entropy"
     focal_gamma: float = 2.0
     # Share of the target mass spread evenly over the labels (cross-entropy; multi-label: each
-    # sigmoid's 0/1 target moves this far towards 1/2). Issue 12's candidate; 0 is the paper's.
+    # sigmoid's 0/1 target moves this far towards 1/2). 0 is the paper's.
     label_smoothing: float = 0.0
     eval_split: str = "test"
     eval_every: int = 0
@@ -245,11 +260,13 @@ class RunConfig:
         # The method's name picks its options class, so it is set before any of its options.
         for key, value in sorted(items, key=lambda kv: kv[0] != "method.name"):
             apply_override(cfg, key, value)
+        if not saved:
+            given_epochs(cfg, {key for key, _ in items})
         return cfg
 
     @classmethod
     def from_yaml(cls, path: str | Path, *, saved: bool = False) -> RunConfig:
-        """Reads a YAML config file (``saved``: a run directory's own, see :meth:`from_dict`)."""
+        """Reads a YAML config file (``saved``: a run directory's own, see `from_dict`)."""
         file = Path(path)
         if not file.is_file():
             raise EmotuneError(f"{file}: config file not found")
@@ -263,6 +280,14 @@ class RunConfig:
 
 
 _RUNTIME_KEYS = tuple(f.name for f in dataclasses.fields(RuntimeConfig))
+
+
+def given_epochs(cfg: RunConfig, keys: set[str]) -> None:
+    """Epochs the user gives win over the step floor, the recipe's own default: with
+    ``train.epochs`` among ``keys`` and ``train.min_steps`` not, the floor goes (0). The resolved
+    value is what a run directory saves, so a resumed run keeps the meaning it started with."""
+    if "train.epochs" in keys and "train.min_steps" not in keys:
+        cfg.train.min_steps = 0
 
 
 # Settings whose default changed, with the value an older saved config meant by leaving them out
@@ -307,7 +332,7 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return items
 
 
-def apply_override(cfg: RunConfig, dotted: str, value: Any) -> None:
+def apply_override(cfg: Any, dotted: str, value: Any) -> None:
     """Sets ``section.key`` (or a top-level key) to ``value``, coerced to the field's type.
 
     Raises:

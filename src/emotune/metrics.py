@@ -87,7 +87,7 @@ def unrecalled_labels(recall: dict[str, dict[str, float]]) -> list[str]:
 
     That is how a skewed training set fails: accuracy hides a rare label that never wins, and
     macro-F1 only says that something is wrong, not which label (``recall``: from
-    :func:`recall_by_label`)."""
+    `recall_by_label`)."""
     return [name for name, c in recall.items() if c["support"] > 0 and c["recall"] == 0]
 
 

@@ -1,4 +1,4 @@
-"""Datasets: one schema (:class:`Example`, :class:`LabelSet`) and a loader per corpus family."""
+"""Datasets: one schema (`Example`, `LabelSet`) and a loader per corpus family."""
 
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ def load_data(cfg: DataConfig, seed: int = 0, splits: Collection[str] | None = N
         neutral_band=cfg.neutral_band,
         drop_neutral=cfg.drop_neutral,
         splits=frozenset(splits) if splits is not None else None,
+        encoding=cfg.encoding,
     )
     dataset = _load(cfg.dataset, request)
     if cfg.context_turns is not None:

@@ -1,7 +1,7 @@
 """Conversational corpora: Friends (EmotionLines), MELD, Mastodon and CPED.
 
-Each utterance becomes an :class:`Example` whose ``context`` holds every earlier turn of its
-dialogue; :func:`emotune.data.load_data` keeps the last ``data.context_turns`` of them (0 = the
+Each utterance becomes an `Example` whose ``context`` holds every earlier turn of its
+dialogue; `emotune.data.load_data` keeps the last ``data.context_turns`` of them (0 = the
 paper's setting, no context; unset = the corpus's own default, 2 for Friends, else 0).
 """
 

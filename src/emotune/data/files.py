@@ -23,7 +23,7 @@ def read_csv_rows(path: Path, columns: Iterable[str]) -> list[dict[str, str]]:
     """Rows of a UTF-8 (optionally BOM-prefixed) CSV file that must have ``columns``."""
     if not path.is_file():
         raise EmotuneError(f"{path}: file not found")
-    with path.open(encoding="utf-8-sig", newline="") as fh, _utf8(path):
+    with path.open(encoding="utf-8-sig", newline="") as fh, _decoded(path):
         rows = list(csv.DictReader(fh))
     if not rows:
         raise EmotuneError(f"{path}: no rows")
@@ -33,11 +33,11 @@ def read_csv_rows(path: Path, columns: Iterable[str]) -> list[dict[str, str]]:
     return rows
 
 
-def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_records(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, Any]]]:
     """Streams ``(line number, row)`` from a ``.csv``, ``.tsv`` or ``.jsonl`` file.
 
     Reads the file handle itself (not split lines) so quoted CSV fields may hold newlines,
-    and never holds the whole file in memory.
+    and never holds the whole file in memory. UTF-8 files may start with a byte-order mark.
 
     Raises:
         EmotuneError: For a missing file, an unsupported type or a line that is not JSON.
@@ -47,7 +47,7 @@ def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise EmotuneError(f"{path}: unsupported file type '{suffix}' (use .csv, .tsv or .jsonl)")
     if not path.is_file():
         raise EmotuneError(f"{path}: file not found")
-    with path.open(encoding="utf-8-sig", newline="") as fh, _utf8(path):
+    with path.open(encoding=_python_codec(encoding), newline="") as fh, _decoded(path, encoding):
         if suffix == ".jsonl":
             for lineno, line in enumerate(fh, 1):
                 if line.strip():
@@ -58,10 +58,15 @@ def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 yield reader.line_num, row
 
 
+def _python_codec(encoding: str) -> str:
+    """UTF-8 is read as ``utf-8-sig``: a spreadsheet's byte-order mark is not part of the header."""
+    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+
+
 @contextmanager
-def _utf8(path: Path) -> Iterator[None]:
+def _decoded(path: Path, encoding: str = "utf-8") -> Iterator[None]:
     """Turns a decoding error (a Latin-1 export from a spreadsheet, say) into one line naming the
-    file and the byte where it stops being UTF-8."""
+    file, the byte where it stops being ``encoding``, and how to name the right one."""
     try:
         yield
     except UnicodeDecodeError:
@@ -69,10 +74,13 @@ def _utf8(path: Path) -> Iterator[None]:
         # file once more (only on this path) for the offset in the file.
         at = "a byte that is not"
         try:
-            path.read_bytes().decode("utf-8")
+            path.read_bytes().decode(_python_codec(encoding))
         except UnicodeDecodeError as err:
             at = f"byte {err.start} is 0x{err.object[err.start]:02x}"
-        raise EmotuneError(f"{path}: not UTF-8 ({at}); re-save the file as UTF-8") from None
+        raise EmotuneError(
+            f"{path}: not {encoding} ({at}); re-save it as UTF-8 or name its encoding "
+            "(data.encoding, e.g. --set data.encoding=latin-1)"
+        ) from None
 
 
 def _json_line(line: str, path: Path, lineno: int) -> dict[str, Any]:

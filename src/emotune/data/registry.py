@@ -11,7 +11,7 @@ from emotune.errors import EmotuneError
 
 @dataclass(frozen=True)
 class DataRequest:
-    """What a loader is asked for; built from :class:`emotune.config.DataConfig`."""
+    """What a loader is asked for; built from `emotune.config.DataConfig`."""
 
     data_dir: str | None = None
     train_file: str | None = None
@@ -26,6 +26,7 @@ class DataRequest:
     neutral_band: float = 0.0
     drop_neutral: bool = False
     splits: frozenset[str] | None = None
+    encoding: str = "utf-8"
 
     def wants(self, split: str) -> bool:
         """Whether the caller needs ``split`` (None: every split); loaders skip the files of the others."""

@@ -1,4 +1,4 @@
-"""The one schema every dataset loader produces: :class:`Example` and :class:`LabelSet`."""
+"""The one schema every dataset loader produces: `Example` and `LabelSet`."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class Example:
 
     Attributes:
         text: The text to classify.
-        label: Index into the dataset's :class:`LabelSet`; ``None`` when unlabelled.
+        label: Index into the dataset's `LabelSet`; ``None`` when unlabelled.
         context: Earlier dialogue turns, oldest first (empty for single sentences).
         speaker: Speaker of ``text`` in a dialogue.
         uid: Stable identifier (file and line, dialogue and turn) for tracing predictions.
@@ -106,7 +106,7 @@ class LabelSet:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> LabelSet:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of `to_dict`."""
         names = tuple(str(n) for n in data["names"])  # type: ignore[attr-defined]
         verbalisers = data.get("verbalisers") or {}
         return cls(names, {str(k): [list(w) for w in v] for k, v in verbalisers.items()})  # type: ignore[attr-defined]

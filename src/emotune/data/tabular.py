@@ -14,35 +14,45 @@ from emotune.errors import EmotuneError
 _SPLIT_FIELDS = (("train", "train_file"), ("dev", "dev_file"), ("test", "test_file"))
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Reads rows of a ``.csv``, ``.tsv`` or ``.jsonl`` file as dicts.
+def read_records(path: Path, encoding: str = "utf-8") -> list[tuple[int, dict[str, Any]]]:
+    """Reads ``(line number, row)`` pairs of a ``.csv``, ``.tsv`` or ``.jsonl`` file.
 
     Raises:
         EmotuneError: For a missing, empty or unreadable file.
     """
-    rows = [row for _, row in iter_records(path)]
+    rows = list(iter_records(path, encoding))
     if not rows:
         raise EmotuneError(f"{path}: no rows")
     return rows
 
 
 def records_to_examples(
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[Mapping[str, Any] | tuple[int, Mapping[str, Any]]],
     where: str,
     text_column: str,
     label_column: str,
     labels: LabelSet,
 ) -> list[Example]:
-    """Maps rows to examples, checking columns, empty texts and labels."""
+    """Maps rows to examples, checking columns, empty texts and labels.
+
+    ``rows`` are plain rows (numbered from 1) or ``(line number, row)`` pairs from a file, whose
+    errors then name the file's line.
+    """
     examples = []
-    for i, row in enumerate(rows, 1):
+    for i, item in enumerate(rows, 1):
+        lineno, row = item if isinstance(item, tuple) else (i, item)
+        at = f"{where}: line {lineno}" if isinstance(item, tuple) else f"{where}: row {i}"
         for column in (text_column, label_column):
             if column not in row:
-                raise EmotuneError(f"{where}: row {i} has no column '{column}' (columns: {sorted(row)})")
+                raise EmotuneError(f"{at} has no column '{column}' (columns: {sorted(row)})")
         text = str(row[text_column] or "").strip()
         if not text:
-            raise EmotuneError(f"{where}: row {i} has an empty '{text_column}'")
-        examples.append(Example(text, labels.index(str(row[label_column])), uid=f"{where}:{i}"))
+            raise EmotuneError(f"{at} has an empty '{text_column}'")
+        try:
+            label = labels.index(str(row[label_column]))
+        except EmotuneError as err:
+            raise EmotuneError(f"{at}: {err}") from None
+        examples.append(Example(text, label, uid=f"{where}:{lineno}"))
     return examples
 
 
@@ -75,10 +85,10 @@ def load_files(request: DataRequest) -> Dataset:
     paths = {split: getattr(request, key) for split, key in _SPLIT_FIELDS if getattr(request, key)}
     if not paths:
         raise EmotuneError("dataset 'files' needs at least one of --train-file, --dev-file, --test-file")
-    raw = {split: read_records(Path(p)) for split, p in paths.items()}
+    raw = {split: read_records(Path(p), request.encoding) for split, p in paths.items()}
     for split, rows in raw.items():
-        require_columns(paths[split], rows[0], (request.text_column, request.label_column))
-    labels = _label_set(request, raw.get("train") or next(iter(raw.values())))
+        require_columns(paths[split], rows[0][1], (request.text_column, request.label_column))
+    labels = _label_set(request, [row for _, row in raw.get("train") or next(iter(raw.values()))])
     splits = {
         split: records_to_examples(rows, paths[split], request.text_column, request.label_column, labels)
         for split, rows in raw.items()

@@ -1,7 +1,7 @@
 """The method interface, its options base class and the registry (methods register by name).
 
 A method is one file: an options dataclass (its settings, each with help text, validated by
-itself) and a :class:`Method` subclass that says how to wrap a frozen backbone and what the
+itself) and a `Method` subclass that says how to wrap a frozen backbone and what the
 method is (trainable, needs a saved adapter, mergeable, calibrates). Nothing outside
 ``methods/`` tests a method's name: it asks the method.
 
@@ -46,8 +46,8 @@ class MethodOptions:
 class Method:
     """A way to customise a frozen backbone.
 
-    Subclasses wrap the backbone in :meth:`attach` (training) or :meth:`load` (from a saved
-    adapter) and say how to run the decoder in :meth:`hidden_states`; the label scoring on top
+    Subclasses wrap the backbone in `attach` (training) or `load` (from a saved
+    adapter) and say how to run the decoder in `hidden_states`; the label scoring on top
     is shared by all methods.
 
     Attributes:
@@ -108,7 +108,7 @@ class Method:
 
         Calls the decoder stack directly, not the LM head, so no vocabulary logits are made.
         ``attention_mask`` None means causal attention alone (right-padded rows, see
-        :func:`emotune.models.recogniser.causal_only`).
+        `emotune.models.recogniser.causal_only`).
         """
         out = decoder_of(wrapped)(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         return out.last_hidden_state

@@ -119,7 +119,7 @@ def keep_prefix_under_checkpointing(wrapped: nn.Module) -> None:
     transformers drops a layer's cache when it checkpoints the layer, because a layer that writes
     to the cache would write twice; P-Tuning v2's prefix *is* that cache, so without this the
     prefix would vanish (PEFT refuses the pair for this reason, PEFT #869). The prefix cache is
-    :func:`read_only`, so the replay is safe.
+    `read_only`, so the replay is safe.
     """
     for module in decoder_of(wrapped).modules():
         if hasattr(type(module), "_can_checkpoint_with_cache"):

@@ -14,6 +14,6 @@ SEED_TEXT = (
 
 
 def seed_ids(tokenizer: PreTrainedTokenizerBase, length: int) -> list[int]:
-    """Token ids of :data:`SEED_TEXT`, repeated or cut to ``length``."""
+    """Token ids of `SEED_TEXT`, repeated or cut to ``length``."""
     ids: list[int] = tokenizer(SEED_TEXT, add_special_tokens=False).input_ids
     return (ids * (length // len(ids) + 1))[:length]

@@ -30,7 +30,7 @@ def resolve_targets(
     override: Sequence[str] | None, model: PreTrainedModel, mapping: Mapping[str, Sequence[str]]
 ) -> list[str] | str:
     """The user's module names when given; ``all-linear`` (also the default) means every linear
-    layer and ``peft-default`` means :func:`default_targets`."""
+    layer and ``peft-default`` means `default_targets`."""
     if not override or list(override) == [ALL_LINEAR]:
         return ALL_LINEAR
     if list(override) == [PEFT_DEFAULT]:

@@ -3,10 +3,10 @@
 ``model.dtype: auto`` picks per device: bf16 weights on a GPU that has bf16, fp16 on one that does
 not (T4, V100), and fp32 weights on a CPU, where bf16 autocast runs instead when the CPU has native
 bf16 (a half-precision weight on a CPU without it is emulated and slower than fp32). Trainable
-parameters always stay fp32; fp16 training scales its loss (:func:`grad_scaler`) so small gradients
+parameters always stay fp32; fp16 training scales its loss (`grad_scaler`) so small gradients
 do not underflow to zero.
 
-:func:`resolve_format` says, in one line and before any weights load, when the device or the installed
+`resolve_format` says, in one line and before any weights load, when the device or the installed
 bitsandbytes cannot do what the config asks.
 """
 

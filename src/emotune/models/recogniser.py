@@ -126,7 +126,7 @@ class Recogniser:
         return self.eval_batch_size or (256 if self.device.type == "cuda" else 16)
 
     def autocast_dtype(self) -> torch.dtype | None:
-        """The dtype forward passes autocast to (None: none); see :func:`emotune.models.precision.autocast_dtype`."""
+        """The dtype forward passes autocast to (None: none); see `emotune.models.precision.autocast_dtype`."""
         half = None if self.weights.quantized else getattr(torch, self.weights.dtype)
         return autocast_dtype(self.precision, self.device, half)
 
@@ -185,7 +185,7 @@ class Recogniser:
         return probs
 
     def decide(self, probs: torch.Tensor) -> list[list[int]]:
-        """Predicted label indices per row, best first (see :func:`emotune.models.decisions.decide_labels`)."""
+        """Predicted label indices per row, best first (see `emotune.models.decisions.decide_labels`)."""
         return decide_labels(probs.tolist(), self.multi_label, self.threshold)
 
     @torch.no_grad()

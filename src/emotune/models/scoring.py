@@ -135,7 +135,7 @@ class LabelHead(nn.Module):
 
     By default it holds no weights of its own: it reads the backbone's (possibly tied) output
     embedding at call time, so LoRA or a frozen head are scored the same way everywhere.
-    :meth:`make_trainable` gives it its own copy of the label rows instead (first tokens only:
+    `make_trainable` gives it its own copy of the label rows instead (first tokens only:
     a word's later tokens are always scored by the backbone's own vocabulary).
     """
 
@@ -165,7 +165,7 @@ class LabelHead(nn.Module):
 
     @property
     def scores_whole_words(self) -> bool:
-        """True when some word has later tokens to score (see :func:`continuation_rows`)."""
+        """True when some word has later tokens to score (see `continuation_rows`)."""
         return self.long_index.numel() > 0
 
     def make_trainable(self, output_weight: torch.Tensor, rows: torch.Tensor | None = None) -> None:
@@ -186,7 +186,7 @@ class LabelHead(nn.Module):
         """Summed log-probabilities of each long word's later tokens, (batch, num_words) with zeros elsewhere.
 
         Args:
-            hidden: Hidden states at the ``read`` positions of :func:`continuation_rows`
+            hidden: Hidden states at the ``read`` positions of `continuation_rows`
                 (long words * batch, span, hidden).
             targets: The tokens they predict, -1 where a word has ended.
             output_weight: The backbone's output projection (vocab, hidden).
@@ -204,7 +204,7 @@ class LabelHead(nn.Module):
     ) -> torch.Tensor:
         """Returns label logits (batch, num_labels) from hidden states (batch, hidden).
 
-        ``later`` adds each word's later-token log-probabilities (see :meth:`continuation_logprobs`).
+        ``later`` adds each word's later-token log-probabilities (see `continuation_logprobs`).
         """
         rows = self.rows if self.rows is not None else output_weight.index_select(0, self.flat_ids)
         token_logits = hidden.float() @ rows.float().T

@@ -1,6 +1,6 @@
 """What one training micro-batch keeps for backward, counted on the meta device.
 
-The method's own forward (:meth:`emotune.methods.base.Method.hidden_states`: LoRA's dropout and
+The method's own forward (`emotune.methods.base.Method.hidden_states`: LoRA's dropout and
 low-rank paths, P-Tuning v2's prefix cache, prompt tuning's extra positions) runs over a meta-device
 backbone, and every tensor autograd saves is counted once per storage (``saved_tensors_hooks``), per
 decoder layer. No arithmetic runs, so a 9B model's batch is counted in well under a second.
@@ -92,7 +92,7 @@ class _FusedAttention(torch.autograd.Function):
 
 @contextlib.contextmanager
 def _fused_attention() -> Iterator[None]:
-    """SDPA as :class:`_FusedAttention`; masks built in full (transformers' shortcut that skips an
+    """SDPA as `_FusedAttention`; masks built in full (transformers' shortcut that skips an
     all-ones mask reads its values, which meta tensors do not have)."""
     from transformers import masking_utils
 

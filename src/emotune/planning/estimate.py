@@ -1,6 +1,6 @@
 """``emotune plan``: a run's peak GPU memory, estimated per part before any weight loads.
 
-Parts, on the meta-device backbone (:mod:`emotune.planning.backbone`):
+Parts, on the meta-device backbone (`emotune.planning.backbone`):
 
 - **weights**: accelerate's ``compute_module_sizes`` at the weight dtype, with the linear layers
   bitsandbytes quantises at 4 or 8 bits (every ``nn.Linear`` but the output head, as transformers
@@ -9,7 +9,7 @@ Parts, on the meta-device backbone (:mod:`emotune.planning.backbone`):
 - **adapter**: the method's trainable parameters, counted by PEFT on the meta model, at 16 bytes
   each (fp32 parameter, gradient and AdamW's two moments);
 - **activations**: what a micro-batch saves for backward; with gradient checkpointing, each
-  layer's input plus the one layer recomputed (:mod:`emotune.planning.activations`).
+  layer's input plus the one layer recomputed (`emotune.planning.activations`).
 
 A run fits when the sum stays under 90% of the GPU's memory: the rest is the CUDA context and the
 allocator's fragmentation, which no parameter count sees.

@@ -1,7 +1,7 @@
 """Peak tensor memory of a block of torch code, on any device, the CPU included.
 
 ``torch.cuda.max_memory_allocated`` has no CPU counterpart, and a process's resident size mixes
-tensors with the allocator's caches and the interpreter. :class:`PeakTensorMemory` counts what a
+tensors with the allocator's caches and the interpreter. `PeakTensorMemory` counts what a
 plan estimates: the bytes of every tensor storage alive at once, from the dispatcher's view of each
 operator's outputs and the moment each storage is freed.
 """

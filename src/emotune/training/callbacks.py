@@ -1,5 +1,5 @@
 """The trainer's callbacks: progress logging, dev evaluation with early stopping and best-weight
-keeping, and periodic checkpoints (the loop itself is :mod:`emotune.training.trainer`)."""
+keeping, and periodic checkpoints (the loop itself is `emotune.training.trainer`)."""
 
 from __future__ import annotations
 

@@ -3,9 +3,9 @@
 The trained counterpart of zero-shot calibration. A recogniser trained on skewed data keeps a
 prior for the majority label; adding an offset per label moves the decision boundaries without
 touching the adapter. The offsets are either fitted on dev to maximise the headline metric
-(:func:`fit_offsets`, never on test) or read off the training label frequencies
-(:func:`frequency_offsets`, which needs no dev split). They go into the label head's bias, which
-``run.json`` stores and :class:`~emotune.inference.predict.Predictor` applies.
+(`fit_offsets`, never on test) or read off the training label frequencies
+(`frequency_offsets`, which needs no dev split). They go into the label head's bias, which
+``run.json`` stores and `Predictor` applies.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def frequency_offsets(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
 
     A model trained on skewed labels scores roughly ``log p(x|y) + log prior(y)``; subtracting the
     prior moves it towards the balanced-error rule (strength 1), so a rare label needs less evidence
-    to win. Unlike :func:`fit_offsets` it needs no dev examples, whose rare labels may number a handful.
+    to win. Unlike `fit_offsets` it needs no dev examples, whose rare labels may number a handful.
     """
     smoothed = np.asarray(counts, dtype=float) + 1.0
     log_prior = np.log(smoothed / smoothed.sum())

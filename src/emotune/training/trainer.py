@@ -1,8 +1,8 @@
 """A lean training loop: AdamW, linear warmup/decay, gradient accumulation, length-bucketed
 dynamic padding; dev evaluation, logging and checkpoints are callbacks.
 
-The :class:`Trainer` knows a recogniser, its training examples and :class:`TrainConfig`;
-the run directory, data selection and final evaluation belong to :mod:`emotune.pipeline`.
+The `Trainer` knows a recogniser, its training examples and `TrainConfig`;
+the run directory, data selection and final evaluation belong to `emotune.pipeline`.
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ class Trainer:
         }
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
-        """Continues from a checkpoint read by :func:`emotune.rundir.latest_good_checkpoint`."""
+        """Continues from a checkpoint read by `emotune.rundir.latest_good_checkpoint`."""
         load_trainable(self.rec, checkpoint["trainable"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])

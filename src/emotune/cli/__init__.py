@@ -1,0 +1,117 @@
+"""The ``emotune`` command: parses arguments into a config and calls the library, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+from emotune.cli import commands as c
+from emotune.cli.flags import DISTILL_FLAGS, FLAGS, Flag, add_config_flags, build_config, method_flags
+from emotune.errors import EmotuneError
+
+__all__ = ["DISTILL_FLAGS", "FLAGS", "Flag", "build_config", "main", "method_flags", "parser"]
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (also used by the docs)."""
+    root = argparse.ArgumentParser(prog="emotune", description=__doc__)
+    root.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = root.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="customise a backbone on a dataset and write a run directory")
+    add_config_flags(p)
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's newest checkpoint")
+    p.add_argument("--dry-run", action="store_true", help="print the run's memory plan (emotune plan) and stop")
+    c.add_plan_flags(p)
+    p.set_defaults(func=c.cmd_train)
+    p = sub.add_parser("plan", help="a run's peak GPU memory per part, from the model's config alone (no weights)")
+    add_config_flags(p)
+    c.add_plan_flags(p)
+    p.set_defaults(func=c.cmd_plan)
+    p = sub.add_parser("evaluate", help="metrics of a run (--run) or of a fresh zero-shot model on a split")
+    add_config_flags(p)
+    p.add_argument("--run", help="a trained run directory to evaluate")
+    p.set_defaults(func=c.cmd_evaluate)
+    p = sub.add_parser("predict", help="classify texts with a run directory")
+    p.add_argument("--run", required=True, help="run directory written by train or evaluate")
+    p.add_argument("texts", nargs="*", help="texts to classify")
+    p.add_argument("--input", help="CSV/TSV/JSONL/TXT file to classify")
+    p.add_argument("--output", help="JSONL file to write (with --input)")
+    p.add_argument("--text-column", default="text", help="text column of --input")
+    p.add_argument("--dialogue-column", help="column grouping consecutive rows of --input into dialogues (context)")
+    p.add_argument("--speaker-column", help="speaker column of --input, for context lines 'speaker: text'")
+    p.add_argument("--batch-size", type=int, help="texts per forward pass (default: 16 on a CPU, 256 on a GPU)")
+    p.set_defaults(func=c.cmd_predict)
+    p = sub.add_parser("serve", help="HTTP prediction service for a run (needs emotune[serve])")
+    p.add_argument("--run", required=True, help="run directory to serve")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-texts", type=int, default=64, help="most texts per request (413 above)")
+    p.add_argument("--max-chars", type=int, default=4000, help="most characters per text (422 above)")
+    p.add_argument("--max-body-bytes", type=int, default=1_000_000, help="largest request body (413 above)")
+    p.add_argument("--max-batch", type=int, default=32, help="most texts merged into one forward pass")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch")
+    p.set_defaults(func=c.cmd_serve)
+    p = sub.add_parser("export", help="ship a trained run: merged HF model, or ONNX label scorer (emotune[onnx])")
+    p.add_argument("--run", required=True, help="run directory to export")
+    p.add_argument("--format", default="merged", help="merged (HF folder, adapter folded in) or onnx")
+    p.add_argument("--output", required=True, help="folder to write (predict/serve load it with --run)")
+    p.add_argument("--int8", action="store_true", help="onnx: dynamic int8 weights (smaller, faster on CPUs)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=c.cmd_export)
+    p = sub.add_parser("distill", help="teach a small encoder from a trained run: encoder-speed prediction")
+    p.add_argument("--run", required=True, help="the teacher: a trained run directory")
+    p.add_argument("--output", required=True, help="the student's run directory (a re-run resumes it)")
+    for flag, (kind, text) in DISTILL_FLAGS.items():
+        p.add_argument(f"--{flag}", dest=flag.replace("-", "_"), type=kind, help=text)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. data.train_file=more.csv")
+    p.add_argument("--overwrite", action="store_true", help="start again in an existing output folder")
+    p.set_defaults(func=c.cmd_distill)
+    p = sub.add_parser("bench", help="run a benchmark matrix (datasets x methods x seeds); resumable")
+    p.add_argument("--matrix", required=True, help="matrix YAML (see benchmarks/paper.yaml)")
+    p.add_argument("--out", required=True, help="results folder: cells/*.json, table.md, summary.json, bars.png")
+    p.add_argument("--runs", default="runs/bench", help="where each cell's run directory goes")
+    p.add_argument("--datasets", help="run only these datasets of the matrix (comma-separated keys)")
+    p.add_argument("--methods", help="run only these methods of the matrix (comma-separated keys)")
+    p.add_argument("--seeds", help="run only these seeds of the matrix (comma-separated)")
+    p.set_defaults(func=c.cmd_bench)
+    sub.add_parser("models", help="list registered backbones").set_defaults(func=c.cmd_models)
+    p = sub.add_parser("datasets", help="list registered datasets; NAME: where to get one; --check: load and count")
+    p.add_argument("name", nargs="?", help="a registered dataset to describe")
+    p.add_argument("--check", action="store_true", help="load every dataset found under --data-dir and count")
+    p.add_argument("--data-dir", help="datasets root with one folder per corpus (default ../shared/datasets)")
+    p.set_defaults(func=c.cmd_datasets)
+    p = sub.add_parser("quickstart", help="zero-shot vs LoRA vs P-Tuning v2 on the built-in corpus, offline")
+    p.add_argument("--output", default="runs/quickstart", help="folder for one run directory per method")
+    p.add_argument("--methods", default="zero-shot,lora,ptuning-v2", help="comma-separated methods to compare")
+    p.add_argument("--model", default="gemma3-270m", help="backbone (see `emotune models`)")
+    p.set_defaults(func=c.cmd_quickstart)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; user errors print one line and exit with status 2."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    for noisy in ("transformers", "peft", "accelerate", "httpx", "bitsandbytes"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    if not args.verbose:  # weight-loading and download bars only when asked for (read at transformers' import)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # PEFT calls a transformers API that warns about its own future rename on every load.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+    try:
+        args.func(args)
+    except BrokenPipeError:  # `emotune datasets | head`: the reader left, nothing to report
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except EmotuneError as err:
+        print(f"emotune: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("emotune: interrupted (a training run continues with --resume)", file=sys.stderr)
+        return 130
+    return 0

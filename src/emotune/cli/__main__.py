@@ -1,0 +1,7 @@
+"""``python -m emotune.cli``: the ``emotune`` command (for ``accelerate launch -m`` and ``torchrun -m``)."""
+
+import sys
+
+from emotune.cli import main
+
+sys.exit(main())

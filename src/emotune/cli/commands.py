@@ -1,0 +1,192 @@
+"""The subcommands: each turns parsed arguments into a library call and prints its result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from emotune.cli.flags import DISTILL_FLAGS, build_config, set_items
+from emotune.errors import EmotuneError
+from emotune.methods import UNTRAINED, get_method
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    saved = Path(args.output or "") / "config.yaml"
+    from_run = bool(args.resume and not args.config and args.output and saved.is_file())
+    if from_run:
+        args.config = str(saved)  # resume the run as it was configured; flags still override
+    cfg = build_config(args, saved=from_run)
+    if args.dry_run:
+        from emotune.planning.report import plan_text
+
+        print(plan_text(cfg, args.gpu_memory, args.json))
+        return
+    from emotune.distributed import is_main
+    from emotune.pipeline import run
+
+    if not is_main():  # under accelerate launch / torchrun one process reports for all
+        logging.getLogger("emotune").setLevel(logging.WARNING)
+    metrics = run(cfg, resume=args.resume)
+    if is_main():
+        print(json.dumps(_summary(metrics)))
+
+
+def cmd_plan(args: argparse.Namespace) -> None:
+    cfg = build_config(args)
+    from emotune.planning.report import plan_text
+
+    print(plan_text(cfg, args.gpu_memory, args.json))
+
+
+def add_plan_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gpu-memory", help="the GPU's memory, e.g. 24GiB (default: this machine's GPU, if any)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    if args.run:
+        # Start from the run's own config so only what the user passes here changes.
+        saved = not args.config
+        args.config = args.config or str(Path(args.run) / "config.yaml")
+        if saved and not Path(args.config).is_file():
+            raise EmotuneError(f"{args.run}: not a run directory (no config.yaml)")
+        cfg = build_config(args, saved=saved)
+        from emotune.pipeline import evaluate_saved
+
+        metrics = evaluate_saved(Path(args.run), cfg, args.output)
+    else:
+        args.method = args.method or UNTRAINED
+        cfg = build_config(args)
+        if get_method(cfg.method).trainable:
+            raise EmotuneError(f"evaluate without --run needs an untrained method such as '{UNTRAINED}' (train first)")
+        from emotune.pipeline import run
+
+        metrics = run(cfg)
+    print(json.dumps(_summary(metrics)))
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from emotune.inference.predict import Predictor
+    from emotune.inference.predict_files import dialogue_columns, predict_file
+
+    if args.input and not args.output:
+        raise EmotuneError("--input needs --output FILE.jsonl")
+    if not args.input and not args.texts:
+        raise EmotuneError("give texts to classify, or --input FILE --output FILE.jsonl")
+    if args.speaker_column and not args.dialogue_column:
+        raise EmotuneError("--speaker-column needs --dialogue-column")
+    if args.dialogue_column and not args.input:
+        raise EmotuneError("--dialogue-column needs --input FILE")
+    predictor = Predictor.load(args.run, batch_size=args.batch_size)  # after the cheap checks
+    if args.input:
+        dialogue = dialogue_columns(predictor, args.dialogue_column, args.speaker_column)
+        result = predict_file(predictor, Path(args.input), Path(args.output), args.text_column, dialogue=dialogue)
+        print(json.dumps(asdict(result)))
+        return
+    for text, pred in zip(args.texts, predictor.predict(args.texts), strict=True):
+        print(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from emotune.serve.server import serve
+    from emotune.serve.settings import ServeSettings
+
+    settings = ServeSettings(
+        max_texts=args.max_texts,
+        max_chars=args.max_chars,
+        max_body_bytes=args.max_body_bytes,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+    )
+    serve(args.run, args.host, args.port, settings)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from emotune.inference.export import export
+
+    result = export(Path(args.run), args.format, Path(args.output), quantize=args.int8, overwrite=args.overwrite)
+    print(json.dumps(asdict(result)))
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from emotune.distill import distill, distill_config
+
+    overrides: list[tuple[str, Any]] = [
+        (flag.replace("-", "_"), getattr(args, flag.replace("-", "_"))) for flag in DISTILL_FLAGS
+    ]
+    overrides = [(k, v) for k, v in overrides if v is not None] + set_items(args.set)
+    if args.overwrite:
+        overrides.append(("overwrite", True))
+    metrics = distill(distill_config(args.run, args.output, overrides))
+    print(json.dumps(_summary(metrics)))
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from emotune.bench.harness import load_matrix, run_matrix
+
+    seeds = [int(s) for s in _names(args.seeds) or []] or None
+    matrix = load_matrix(args.matrix).only(_names(args.datasets), _names(args.methods), seeds)
+    results = run_matrix(matrix, Path(args.out), Path(args.runs))
+    print(json.dumps({"cells": len(matrix.cells), "finished": len(results), "table": f"{args.out}/table.md"}))
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from emotune.models.backbones import BACKBONES, DEFAULT_BACKBONE, cache_dir
+
+    for spec in BACKBONES.values():
+        cached = (cache_dir() / "backbones" / spec.name / "config.json").is_file()
+        mark = " (default)" if spec.name == DEFAULT_BACKBONE else ""
+        print(
+            f"{spec.name}{mark}\n  {spec.description}\n  languages: {spec.languages}; install: {spec.install}; "
+            f"cached: {'yes' if cached else 'no'}"
+        )
+    print("Any Hugging Face causal LM also works: --model ORG/NAME, a local folder or a .gguf file.")
+
+
+def cmd_datasets(args: argparse.Namespace) -> None:
+    from emotune.data import dataset_info, dataset_names
+
+    if args.check:
+        from emotune.data.check import check_datasets
+
+        print(check_datasets(Path(args.data_dir or "../shared/datasets")))
+        return
+    if args.name:
+        from emotune.data.sources import describe
+
+        print(describe(args.name))
+        return
+    for name in dataset_names():
+        info = dataset_info(name)
+        print(f"{name:<20} {info.language:<4} {info.task:<10} {info.description}")
+    print("`emotune datasets NAME` says where to get one and which files it reads.")
+
+
+def cmd_quickstart(args: argparse.Namespace) -> None:
+    from emotune.quickstart import quickstart
+
+    quickstart(Path(args.output), methods=args.methods.split(","), model=args.model)
+
+
+def _summary(metrics: dict[str, object]) -> dict[str, object]:
+    keys = (
+        "split",
+        "method",
+        "n",
+        "accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "ua",
+        "invalid_rate",
+        "train_seconds",
+        "unrecalled",
+    )
+    return {k: metrics[k] for k in keys if k in metrics}
