@@ -114,7 +114,7 @@ def test_the_export_guide_snippet_gives_the_runs_scores(
     readme = (Path(__file__).resolve().parents[1] / "docs" / "guides" / "export.md").read_text()
     blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
     snippet = next(b for b in blocks if "emotune.json" in b)
-    assert len(snippet.strip().splitlines()) <= 15  # short enough to read as a recipe
+    assert len(snippet.strip().splitlines()) <= 10
     exec(snippet.replace("models/sst2-merged", str(tmp_path / "m")), {})
     shown = ast.literal_eval(capsys.readouterr().out.strip().splitlines()[-1])
     expected = Predictor.load(lora_run).predict("what a wonderful film")[0].scores
