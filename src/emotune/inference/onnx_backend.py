@@ -46,13 +46,8 @@ class OnnxRecogniser:
                 f"an ONNX export needs the onnx extra: pip install 'emotune[onnx]' ({err.name})"
             ) from None
         run, meta = read_json(folder / "run.json"), read_json(folder / "emotune.json")
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
         try:
-            session = onnxruntime.InferenceSession(
-                str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
-            )
+            session = _session(onnxruntime, folder / "model.onnx", threads)
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
         except Exception as err:  # onnxruntime and tokenizers raise many types for a damaged file
             raise EmotuneError(f"{folder}: cannot load the ONNX export ({str(err).strip().splitlines()[0]})") from None
@@ -114,13 +109,8 @@ class OnnxEncoderRecogniser:
         onnxruntime = _onnxruntime()
         folder = run / STUDENT_DIR
         meta = read_json(run / "run.json")
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
         try:
-            session = onnxruntime.InferenceSession(
-                str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
-            )
+            session = _session(onnxruntime, folder / "model.onnx", threads)
         except Exception as err:  # onnxruntime raises many types for a damaged file
             raise EmotuneError(f"{folder}: cannot load model.onnx ({str(err).strip().splitlines()[0]})") from None
         labels = LabelSet.from_dict(meta["labels"])
@@ -142,6 +132,14 @@ class OnnxEncoderRecogniser:
     def decide(self, probs: np.ndarray) -> list[list[int]]:
         """Predicted label indices per row, best first."""
         return decide_labels(probs.tolist(), self.multi_label, self.threshold)
+
+
+def _session(onnxruntime: Any, model: Path, threads: int) -> Any:
+    """A CPU inference session on ``model`` (``threads`` 0: onnxruntime's default)."""
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
 
 
 def _onnxruntime() -> Any:
