@@ -118,18 +118,23 @@ def _paper_key(corpus: str) -> str:
     }.get(corpus, corpus)
 
 
-def full_budget_table() -> str:
-    cells = RESULTS / "paper-full" / "cells"
+def matrix_header(name: str) -> str:
+    """The header block of an ``emotune bench`` matrix's cells (``benchmarks/results/NAME/cells``)."""
+    cells = RESULTS / name / "cells"
     first, last, commit = git_facts(cells)
     machines = sorted({read(p).get("machine", "") for p in cells.glob("*.json")} - {""})
+    return header(
+        f"{first} to {last} (git dates of the cells)",
+        commit,
+        "; ".join(machines),
+        "not recorded by these cells",
+        f"emotune bench --matrix benchmarks/{name}.yaml --out benchmarks/results/{name}",
+    )
+
+
+def full_budget_table() -> str:
     lines = [
-        header(
-            f"{first} to {last} (git dates of the cells)",
-            commit,
-            "; ".join(machines),
-            "not recorded by these cells",
-            "emotune bench --matrix benchmarks/paper-full.yaml --out benchmarks/results/paper-full",
-        ),
+        matrix_header("paper-full"),
         "| corpus | metric | zero-shot | P-Tuning v2 | LoRA | paper zero-shot | paper P-Tuning v2 | paper LoRA |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -219,16 +224,8 @@ def _short(machine: str) -> str:
 
 def learning_curve_table() -> str:
     path = RESULTS / "small-data" / "learning-curve.json"
-    first, last, commit = git_facts(RESULTS / "small-data" / "cells")
-    machines = sorted({read(p).get("machine", "") for p in (RESULTS / "small-data" / "cells").glob("*.json")} - {""})
     lines = [
-        header(
-            f"{first} to {last} (git dates of the cells)",
-            commit,
-            "; ".join(machines),
-            "not recorded by these cells",
-            "emotune bench --matrix benchmarks/small-data.yaml --out benchmarks/results/small-data",
-        ),
+        matrix_header("small-data"),
         "Macro-F1 on the full test split, %, mean ± std over seeds (the training subsets).\n",
         "| corpus | training examples | emotune LoRA | P-Tuning v2 | TF-IDF + LR | MiniLM |",
         "|---|---|---|---|---|---|",
