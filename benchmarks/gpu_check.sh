@@ -1,30 +1,60 @@
 #!/usr/bin/env bash
-# One device call on a lent GPU, under 8 minutes: the `gpu` tests; the default backbone's
-# architecture trained with LoRA in fp32, bf16 and 4-bit weights (peak memory and speed against
-# `emotune plan`); and, when the default backbone's weights are in the cache
-# (../shared/tools/gpu-weights), emotune against the standard recipe at equal batch sizes, warm-up
-# apart. Writes gpu.txt, pytest-gpu.log, memory-plan-gpu.json and speed-gpu.json into $OUT (the
-# device tool's folder) or benchmarks/results/. The operator counts of benchmarks/step_ops.py do
-# not depend on the device and are measured on the CPU.
+# One device call on a lent GPU, under 8 minutes, every step under its own timeout:
+#   1. the `gpu` tests (the 7B backbone is built and saved meanwhile, in the background);
+#   2. the default backbone's architecture trained with LoRA in fp32, bf16 and 4-bit weights
+#      against `emotune plan` (memory-plan-gpu.json);
+#   3. emotune against the standard recipe on the default backbone's architecture at equal batch
+#      sizes and precision, warm-up apart (speed-gpu.json, speed-gpu.md);
+#   4. benchmarks/gpu_scale.py: a 7B backbone (random bf16 weights) trained through emotune's own
+#      code, row by row, in what is left of the budget (gpu-scale.json).
+# Writes those and gpu-check.log, pytest-gpu.log, gpu-scale.log into $OUT (the device tool's
+# folder: at most 8 files) or benchmarks/results/.
 #
 #   bash benchmarks/gpu_check.sh
 #
-# The GPU image lacks what emotune needs beyond torch: carry wheels in .whl/ (transformers>=5.23,
-# peft, bitsandbytes, gguf, sentencepiece; see the device README) and they are installed first.
+# The GPU image lacks what emotune needs beyond torch: carry wheels in .whl/ (transformers>=5.23
+# with huggingface-hub 2 and its httpx2, peft, bitsandbytes trimmed to its CUDA 13 library, gguf,
+# fastapi for the service test; see the device README), the default backbone's config and
+# tokenizer files in .gpu/gemma (tokenizer.json xz-compressed) and SST-2 in .gpu/data/sst.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-benchmarks/results}"
-export PYTHONUNBUFFERED=1 PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}"
+BUDGET="${BUDGET:-470}"  # seconds for the whole call
+export PYTHONUNBUFFERED=1 PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" TOKENIZERS_PARALLELISM=false
+DATA="${DATA:-.gpu/data/sst}"
+[ -d "$DATA" ] || DATA=../shared/datasets/sst
+exec > >(tee -a "$OUT/gpu-check.log") 2>&1
+log() { echo "[$SECONDS s] $*"; }
 if compgen -G ".whl/*.whl" >/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
     export PYTHONPATH="/tmp/site:$PYTHONPATH"
 fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-status=0
-timeout 240 python3 -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee "$OUT/pytest-gpu.log" || status=1
-timeout 90 python3 benchmarks/memory_plan.py --gpu --out "$OUT/memory-plan-gpu.json" 2>&1 | tail -5 || status=1
-if [ -f "${EMOTUNE_CACHE:-$HOME/.cache/emotune}/gguf/gemma-3-270m-q4_k_m.gguf" ]; then
-    timeout 130 python3 benchmarks/speed.py --device cuda --dtype auto --batch-sizes 16,64,256 \
-        --standard-batch-sizes 16,64,256 --lora-targets all-linear --out "$OUT/speed-gpu.json" 2>&1 | tail -5 || status=1
+if ! python3 -c "import transformers, peft, accelerate, huggingface_hub, emotune.models.recogniser, emotune.training.trainer"; then
+    log "the carried packages do not import together: falling back to the image's own"
+    export PYTHONPATH=src
 fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import importlib.metadata as m; print({p: m.version(p) for p in ('torch', 'transformers', 'peft', 'accelerate', 'bitsandbytes')})"
+df -h /dev/shm /tmp | tail -2
+status=0
+log "building the 7B backbone in the background"
+python3 benchmarks/gpu_scale.py --device cuda --prepare-only --data-dir "$DATA" >"$OUT/gpu-scale.log" 2>&1 &
+prepare=$!
+log "gpu tests"
+timeout 120 python3 -m pytest -m gpu -q -p no:cacheprovider -rs tests >"$OUT/pytest-gpu.log" 2>&1 || status=1
+tail -3 "$OUT/pytest-gpu.log"
+wait $prepare || status=1
+log "default backbone: memory against the plan"
+timeout 60 python3 benchmarks/memory_plan.py --gpu --out "$OUT/memory-plan-gpu.json" 2>&1 | tail -4 || status=1
+log "default backbone: emotune against the standard recipe"
+timeout 120 python3 benchmarks/speed.py --device cuda --dtype auto --model-dir .gpu/gemma --data-dir "$DATA" \
+    --batch-sizes 16,64,256 --standard-batch-sizes 16,64,256 --lora-targets all-linear --train-batches 30 \
+    --out "$OUT/speed-gpu.json" 2>&1 | tail -20 || status=1
+# The 7B rows last: each row is skipped once too little of the budget is left for it.
+left=$((BUDGET - SECONDS))
+log "7B rows, $left s left"
+timeout $((left + 30)) python3 benchmarks/gpu_scale.py --device cuda --data-dir "$DATA" --budget "$left" \
+    --out "$OUT/gpu-scale.json" >>"$OUT/gpu-scale.log" 2>&1 || status=1
+grep '^{' "$OUT/gpu-scale.log" | tail -20
+log "done, status $status"
 exit $status

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import lzma
-import shutil
 import tempfile
 from collections.abc import Callable
 from datetime import date
@@ -39,21 +37,7 @@ import emotune.models.recogniser as recogniser
 from emotune.models.scoring import Batch, epoch_batches
 from emotune.training.trainer import Trainer
 from speed import emotune_recogniser, timed_steps  # this folder: run as `python benchmarks/gpu_step_probe.py`
-
-TOKENIZER_FILES = ("config.json", "tokenizer_config.json", "generation_config.json")
-
-
-def random_backbone(tok_dir: Path, folder: Path) -> None:
-    """Writes the default backbone's architecture with random weights to ``folder`` (once)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    if (folder / "model.safetensors").is_file():
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in TOKENIZER_FILES:
-        shutil.copy(tok_dir / name, folder / name)
-    (folder / "tokenizer.json").write_bytes(lzma.decompress((tok_dir / "tokenizer.json.xz").read_bytes()))
-    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder)).save_pretrained(folder)
+from synthetic import backbone_from_config
 
 
 def trainer(args: argparse.Namespace, dtype: str) -> Trainer:
@@ -145,7 +129,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--out", type=Path, help="JSON file for the results")
     args = parser.parse_args()
-    random_backbone(args.tok_dir, args.model_dir)
+    backbone_from_config(args.model_dir, args.tok_dir)
     gpu = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     result = {"date": date.today().isoformat(), "device": gpu, "torch": torch.__version__, "rows": measure(args)}
     if args.profile:

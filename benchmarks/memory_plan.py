@@ -244,7 +244,15 @@ def gpu_main(out: Path, device: str, batch: int, length: int, steps: int) -> Non
 
 
 def _commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    """This checkout's commit; on a device machine, which gets no .git, ``$EMOTUNE_COMMIT``."""
+    import os
+    import subprocess
+
+    try:
+        git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    except OSError:
+        return os.environ.get("EMOTUNE_COMMIT", "")
+    return git.stdout.strip() or os.environ.get("EMOTUNE_COMMIT", "")
 
 
 def main() -> None:

@@ -37,12 +37,13 @@ import torch
 
 from emotune.config import RunConfig
 from emotune.data import load_data, subsample
+from emotune.distributed import resolve_device
 from emotune.methods.base import base_model_of
-from emotune.models.backbones import load_backbone
-from emotune.models.precision import autocast_dtype
+from emotune.models.precision import autocast_dtype, resolve_format
 from emotune.models.recogniser import build_recogniser
 from emotune.models.scoring import epoch_batches
 from emotune.training.trainer import Trainer
+from standard_recipe import StandardRecipe  # this folder: run as `python benchmarks/speed.py`
 
 SST2_TRAIN = 6920
 QKVO = "q_proj,k_proj,v_proj,o_proj"
@@ -101,14 +102,18 @@ def emotune_recogniser(
 ) -> tuple[Any, Any, RunConfig]:
     """The recogniser timed here (default backbone unless ``model`` says otherwise), its data and config."""
     # fp32 weights unless --dtype says otherwise: the committed figures were measured that way.
-    model = {"dtype": getattr(args, "dtype", "float32")} | (model or {})
+    model = {"name": backbone_source(args), "dtype": getattr(args, "dtype", "float32")} | (model or {})
     cfg = RunConfig.from_dict(
         {
             "model": model,
             "method": {"name": "lora", "rank": 8, "target_modules": lora_targets(args)},
             "data": {"dataset": "sst2", "data_dir": args.data_dir},
             "train": {"batch_size": batch_size, "lr": 2e-4, "checkpoint_every": 0, "log_every": 0},
-            "runtime": {"device": args.device, "compile": bool(getattr(args, "compile", False))},
+            "runtime": {
+                "device": args.device,
+                "precision": getattr(args, "precision", "auto"),
+                "compile": bool(getattr(args, "compile", False)),
+            },
             "output": tempfile.mkdtemp(prefix="emotune-speed-"),
         }
     ).validate()
@@ -122,8 +127,13 @@ def lora_targets(args: argparse.Namespace) -> list[str]:
     return str(getattr(args, "lora_targets", QKVO)).split(",")
 
 
-def emotune_side(args: argparse.Namespace, batch_size: int) -> dict[str, Any]:
-    rec, dataset, cfg = emotune_recogniser(args, batch_size)
+def emotune_side(args: argparse.Namespace, batch_size: int, precision: str = "auto") -> dict[str, Any]:
+    """emotune's prediction and training speed at ``batch_size`` (``precision`` fp32: no autocast,
+    fp32 weights)."""
+    fp32 = {"dtype": "float32"} if precision == "fp32" else {}
+    rec, dataset, cfg = emotune_recogniser(
+        argparse.Namespace(**{**vars(args), "precision": precision}), batch_size, fp32
+    )
     device = rec.device
     test = subsample(dataset.split("test"), args.predict_examples, 0)
     rec.probabilities(test[:16], args.predict_batch)  # warm-up
@@ -177,63 +187,105 @@ def emotune_side(args: argparse.Namespace, batch_size: int) -> dict[str, Any]:
     }
 
 
-def standard_side(args: argparse.Namespace, prompts: list[str], answers: list[str], words: list[str]) -> dict[str, Any]:
-    from peft import LoraConfig, get_peft_model
+STANDARD_VARIANTS = {  # name: (autocast like emotune's, padding; None = each batch to its longest row)
+    "same": (True, None),
+    "fp32-dynamic": (False, None),
+    "fp32-pad64": (False, 64),
+}
 
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    model, tok = load_backbone("gemma3-270m")
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, task_type="CAUSAL_LM"))
-    model.to(device)  # type: ignore[arg-type]
-    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
-    tok.padding_side = "right"
+
+def standard_side(
+    args: argparse.Namespace, prompts: list[str], answers: list[str], words: list[str], variant: str = "same"
+) -> dict[str, Any]:
+    """The standard recipe (`standard_recipe.StandardRecipe`) timed at ``args.standard_batch_size``.
+
+    ``variant`` "same" gives it emotune's weight format, autocast and dynamic padding (the fair
+    comparison); "fp32-dynamic" and "fp32-pad64" take away the precision, then the padding, as the
+    earlier tables did, so the gain splits into label scoring, precision and padding.
+    """
+    same_precision, padding = STANDARD_VARIANTS[variant]
+    device = resolve_device(args.device)
+    fmt = resolve_format(args.dtype if same_precision else "float32", "none", device)
+    autocast = autocast_dtype("auto", device, getattr(torch, fmt.dtype)) if same_precision else None
+    targets = lora_targets(args)
+    recipe = StandardRecipe.build(
+        backbone_source(args),
+        fmt,
+        device,
+        "all-linear" if targets == ["all-linear"] else targets,
+        autocast=autocast,
+        padding=padding,
+    )
     full = [p + a for p, a in zip(prompts, answers, strict=True)]
-    model.train()
-
-    def step(batch: list[str]) -> None:
-        enc = tok(batch, padding="max_length", max_length=64, truncation=True, return_tensors="pt").to(device)
-        labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
-        loss = model(**enc, labels=labels).loss  # logits over the full 262k vocabulary
-        loss.backward()
-        optim.step()
-        optim.zero_grad()
-
     bs = args.standard_batch_size
     started = time.perf_counter()
-    step(full[:bs])  # warm-up, timed apart
+    recipe.step(full[:bs])  # warm-up, timed apart
     sync(device)
     warmup_s = time.perf_counter() - started
+    steps, tokens = args.standard_train_batches, 0
     start = time.perf_counter()
-    steps = args.standard_train_batches
     for i in range(steps):  # the sentences cycle when a batch is larger than what is left
-        step([full[j % len(full)] for j in range((i + 1) * bs, (i + 2) * bs)])
+        tokens += recipe.step([full[j % len(full)] for j in range((i + 1) * bs, (i + 2) * bs)])
     sync(device)
     train_s = time.perf_counter() - start
+    result = {
+        "variant": variant,
+        "precision": "fp32" if autocast is None else f"{_short(autocast)} autocast, {fmt.dtype} weights",
+        "padding": "each batch to its longest row" if padding is None else f"every batch to {padding}",
+        "batch_size": bs,
+        "warmup_step_seconds": warmup_s,
+        "train_examples": steps * bs,
+        "train_examples_per_second": steps * bs / train_s,
+        "train_tokens_per_second": tokens / train_s,
+        "train_padded_tokens_per_example": tokens / (steps * bs),
+    }
+    return result | (generation(args, recipe, prompts, words) if variant == "same" else {})
+
+
+def _short(dtype: torch.dtype) -> str:
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+
+
+def generation(
+    args: argparse.Namespace, recipe: StandardRecipe, prompts: list[str], words: list[str]
+) -> dict[str, Any]:
+    """Prediction the generative way: greedy generation of the label word, then parsing it."""
+    model, tok = recipe.model, recipe.tokenizer
     model.eval()
     tok.padding_side = "left"
     gen_prompts = prompts[: args.generate_examples]
     valid = 0
     start = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), recipe.context():
         for i in range(0, len(gen_prompts), args.predict_batch):
-            enc = tok(gen_prompts[i : i + args.predict_batch], padding=True, return_tensors="pt").to(device)
+            enc = tok(gen_prompts[i : i + args.predict_batch], padding=True, return_tensors="pt").to(recipe.device)
             out = model.generate(**enc, max_new_tokens=3, do_sample=False, pad_token_id=tok.pad_token_id)
             for text in tok.batch_decode(out[:, enc.input_ids.shape[1] :], skip_special_tokens=True):
                 valid += any(text.strip().lower().startswith(w) for w in words)
-    sync(device)
+    sync(recipe.device)
     gen_s = time.perf_counter() - start
     return {
-        "batch_size": bs,
-        "warmup_step_seconds": warmup_s,
-        "train_examples": steps * bs,
-        "train_examples_per_second": steps * bs / train_s,
-        "train_tokens_per_second": steps * bs * 64 / train_s,
         "predict_examples": len(gen_prompts),
         "predict_examples_per_second": len(gen_prompts) / gen_s,
         "generation_valid_rate": valid / len(gen_prompts),
     }
 
 
-def main() -> None:
+def backbone_source(args: argparse.Namespace) -> str:
+    """The backbone both recipes load: the default, or ``--model-dir`` (its architecture with
+    random weights, built once from its config and tokenizer files: speed does not depend on
+    weight values, and a GPU machine gets no 253 MB GGUF)."""
+    if not getattr(args, "model_dir", None):
+        return "gemma3-270m"
+    folder = Path(args.model_dir)
+    if not any(folder.glob("*.safetensors")):
+        from synthetic import backbone_from_config
+
+        backbone_from_config(folder)
+    return str(folder)
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", default="../shared/datasets/sst")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -251,50 +303,81 @@ def main() -> None:
     parser.add_argument(
         "--lora-targets",
         default=QKVO,
-        help="emotune's LoRA targets, comma-separated (all-linear: the default of train)",
+        help="both recipes' LoRA targets, comma-separated (all-linear: the default of train)",
     )
     parser.add_argument(
         "--standard-batch-sizes", help="the standard recipe's batch sizes (default: the first of --batch-sizes)"
     )
-    parser.add_argument("--dtype", default="float32", help="emotune's model.dtype (auto: bf16 weights on a GPU)")
+    parser.add_argument(
+        "--standard-variants",
+        default="same",
+        help=f"standard recipes timed at the first batch size, from {sorted(STANDARD_VARIANTS)}; 'same' "
+        "(emotune's precision, dynamic padding) is the one every ratio uses and the one timed at each batch size",
+    )
+    parser.add_argument("--emotune-fp32", action="store_true", help="also time emotune in fp32 (the gain split)")
+    parser.add_argument("--dtype", default="float32", help="model.dtype of both recipes (auto: bf16 on a GPU)")
     parser.add_argument("--compile", action="store_true", help="emotune with runtime.compile")
+    parser.add_argument(
+        "--model-dir", help="a folder with config and tokenizer files: that architecture, random weights"
+    )
     parser.add_argument("--out", help="default: benchmarks/results/speed.json (cpu) or speed-gpu.json (cuda)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     if args.rederive:
         result = derive(json.loads(Path(args.rederive).read_text()))
         return write(result, Path(args.rederive))
     device = torch.device(args.device)
     args.predict_batch = args.predict_batch or (256 if device.type == "cuda" else 16)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
-    args.standard_batch_size = sizes[0]
     # bf16 gets a smaller matrix on a CPU: without native bf16 a 2048^3 product takes minutes.
     peak32 = matmul_peak(torch.float32, device)
     peak16 = matmul_peak(torch.bfloat16, device, *((4096, 10) if device.type == "cuda" else (512, 2)))
     runs = [emotune_side(args, b) for b in sizes]
-    standard_sizes = [int(b) for b in (args.standard_batch_sizes or str(sizes[0])).split(",")]
+    fp32_run = emotune_side(args, sizes[0], precision="fp32") if args.emotune_fp32 else None
+    inputs = standard_inputs(args)
     by_size = {}
-    for size in standard_sizes:  # the same batch sizes for both recipes: a fair GPU row
-        args.standard_batch_size = size
-        by_size[str(size)] = standard_side(args, *standard_inputs(args))
-    standard = by_size[str(standard_sizes[0])]
+    for size in [int(b) for b in (args.standard_batch_sizes or str(sizes[0])).split(",")]:
+        args.standard_batch_size = size  # the same batch sizes for both recipes: a fair GPU row
+        by_size[str(size)] = standard_side(args, *inputs)
+    args.standard_batch_size = sizes[0]
+    variants = {v: standard_side(args, *inputs, variant=v) for v in args.standard_variants.split(",") if v != "same"}
     result = {
         "date": datetime.date.today().isoformat(),
         "command": "python " + " ".join(sys.argv),
+        "commit": _commit(),
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
         f"{torch.__version__}, cpu capability {torch.backends.cpu.get_cpu_capability()}",
-        "backbone": f"gemma3-270m ({args.dtype} weights{', compiled' if args.compile else ''})",
+        "backbone": f"gemma3-270m ({args.dtype} weights{', compiled' if args.compile else ''}"
+        f"{', random weights' if args.model_dir else ''})",
         "lora_targets": args.lora_targets,
         "matmul_peak_gflops_fp32": peak32 / 1e9,
         "matmul_peak_gflops_bf16": peak16 / 1e9,
         "emotune": runs[0],
+        "emotune_fp32": fp32_run,
         "emotune_by_batch_size": {str(r["batch_size"]): r["train_examples_per_second"] for r in runs},
         "emotune_by_batch_size_repeat": {str(r["batch_size"]): r["train_examples_per_second_repeat"] for r in runs},
-        "standard": standard,
+        "standard": by_size[str(sizes[0])] if str(sizes[0]) in by_size else next(iter(by_size.values())),
         "standard_by_batch_size": {k: v["train_examples_per_second"] for k, v in by_size.items()},
+        "standard_variants": variants,
         "paper_matrix_minutes": time_matrix(args) if args.paper_matrix else None,
     }
     write(derive(result), Path(args.out or f"benchmarks/results/speed{'-gpu' if device.type == 'cuda' else ''}.json"))
+
+
+def _commit() -> str:
+    """This checkout's commit; on a device machine, which gets no .git, ``$EMOTUNE_COMMIT``."""
+    import os
+    import subprocess
+
+    try:
+        git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    except OSError:
+        return os.environ.get("EMOTUNE_COMMIT", "")
+    return git.stdout.strip() or os.environ.get("EMOTUNE_COMMIT", "")
 
 
 def standard_inputs(args: argparse.Namespace) -> tuple[list[str], list[str], list[str]]:
@@ -344,7 +427,25 @@ def derive(r: dict[str, Any]) -> dict[str, Any]:
         "predict_peak_rss_mb": ours["predict_peak_rss_mb"],
         "flops_note": "per example: 2*N*tokens forward + the same again for activation gradients through "
         "frozen weights (LoRA's own FLOPs are negligible); emotune never runs the output projection",
+        "gain_split": gain_split(r),
     }
+
+
+def gain_split(r: dict[str, Any]) -> dict[str, float]:
+    """Training speed ratios that separate label scoring from precision and padding (the
+    variants a run timed; results from before the variants existed give the one ratio they have)."""
+    rate = {k: v["train_examples_per_second"] for k, v in (r.get("standard_variants") or {}).items()}
+    ours, same = r["emotune"]["train_examples_per_second"], r["standard"]["train_examples_per_second"]
+    split = {"label scoring, both at emotune's precision": ours / same}
+    if r.get("emotune_fp32") and "fp32-dynamic" in rate:
+        split["label scoring, both in fp32"] = r["emotune_fp32"]["train_examples_per_second"] / rate["fp32-dynamic"]
+    if "fp32-dynamic" in rate:
+        split["precision, standard recipe (emotune's / fp32)"] = same / rate["fp32-dynamic"]
+    if {"fp32-dynamic", "fp32-pad64"} <= rate.keys():
+        split["dynamic padding, standard recipe in fp32"] = rate["fp32-dynamic"] / rate["fp32-pad64"]
+    if "fp32-pad64" in rate:
+        split["emotune against the earlier fp32, padded-to-64 recipe"] = ours / rate["fp32-pad64"]
+    return split
 
 
 def write(result: dict[str, Any], out: Path) -> None:
@@ -363,6 +464,23 @@ def repeat_row(r: dict[str, Any]) -> list[str]:
     return [f"| training examples/s, the same batches again | | {repeat:.2f} | {ratio:.1f}x |"]
 
 
+def variant_rows(r: dict[str, Any]) -> list[str]:
+    """The standard recipe's other variants and the gain split, where a run timed them."""
+    rows = [
+        f"| standard recipe, {v['precision']}, {v['padding']}: training examples/s | "
+        f"{v['train_examples_per_second']:.2f} | | |"
+        for v in (r.get("standard_variants") or {}).values()
+    ]
+    if r.get("emotune_fp32"):
+        rows.append(
+            f"| emotune in fp32: training examples/s | | {r['emotune_fp32']['train_examples_per_second']:.2f} | |"
+        )
+    split = r.get("gain_split") or {}
+    if len(split) > 1:
+        rows += ["", "| training speed ratio | |", "|---|---|", *(f"| {k} | {v:.2f}x |" for k, v in split.items())]
+    return rows
+
+
 def markdown(r: dict[str, Any]) -> str:
     e, s = r["emotune"], r["standard"]
     rows = [
@@ -371,7 +489,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"| training examples/s | {s['train_examples_per_second']:.2f} | {e['train_examples_per_second']:.2f} | "
         f"{r['train_speedup_vs_standard']:.1f}x |",
         *repeat_row(r),
-        f"| training tokens/s | {s['train_tokens_per_second']:.0f} (padded to 64) | "
+        f"| training tokens/s | {s['train_tokens_per_second']:.0f} ({s.get('padding', 'padded to 64')}) | "
         f"{e['train_tokens_per_second']:.0f} (real) | |",
         f"| prediction examples/s | {s['predict_examples_per_second']:.2f} (generation) | "
         f"{e['predict_examples_per_second']:.2f} | {r['predict_speedup_vs_generation']:.1f}x |",
@@ -381,6 +499,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"| SST-2 LoRA epoch (6,920 sentences) | | {r['sst2_lora_epoch_minutes']:.1f} min | |",
         f"| peak RSS training / prediction | | {r['train_peak_rss_mb']} / {r['predict_peak_rss_mb']} MB | |",
     ]
+    rows += variant_rows(r)
     return (
         f"Measured {r['date']} on {r.get('device', 'cpu')} ({r['machine']}); matmul peaks fp32 "
         f"{r['matmul_peak_gflops_fp32']:.0f} / bf16 {r['matmul_peak_gflops_bf16']:.0f} GFLOP/s; "

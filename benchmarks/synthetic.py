@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import lzma
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +48,26 @@ def preset_backbone(folder: Path, preset: str) -> Path:
 def fill_text(length: int, seed: int = 0) -> str:
     """A text of ``length`` known words (longer than any prompt it is cut into)."""
     return " ".join(WORDS[(seed * 7 + j) % 2000] for j in range(length))
+
+
+#: What a backbone's folder needs besides its weights (``tokenizer.json`` may come xz-compressed).
+CONFIG_FILES = ("config.json", "tokenizer_config.json", "generation_config.json")
+
+
+def backbone_from_config(folder: Path, source: Path | None = None) -> Path:
+    """Random weights for the architecture whose files are in ``folder`` (copied from ``source``
+    first when given); a ``tokenizer.json.xz`` there is unpacked. Nothing is redone once the
+    weights exist. For the default backbone, ``source`` holds the files of emotune's converted
+    cache (``$EMOTUNE_CACHE/backbones/gemma3-270m``) with ``tokenizer.json`` xz-compressed
+    (3.5 MB instead of 253 MB of GGUF on a GPU machine)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (*CONFIG_FILES, "tokenizer.json", "tokenizer.json.xz") if source else ():
+        if (source / name).is_file():
+            shutil.copy(source / name, folder / name)
+    packed = folder / "tokenizer.json.xz"
+    if packed.is_file() and not (folder / "tokenizer.json").is_file():
+        (folder / "tokenizer.json").write_bytes(lzma.decompress(packed.read_bytes()))
+    if not any(folder.glob("*.safetensors")):
+        torch.manual_seed(0)
+        AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder)).save_pretrained(folder)
+    return folder

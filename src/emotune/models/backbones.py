@@ -236,8 +236,7 @@ def load_backbone(
         model: ``gemma3-270m``, ``smollm2-135m``, a folder, a ``.gguf`` file or a Hub id.
         fmt: Weight dtype and quantisation, resolved (`emotune.models.precision.resolve_format`);
             default fp32.
-        device: Where the weights go (default: the CPU). A quantised backbone is placed there by
-            transformers as it loads, the others are moved after.
+        device: Where the weights go (default: the CPU); transformers places them there as it loads.
         trust_remote_code: Allow model code from the Hub (needed for ChatGLM2-style models).
 
     Raises:
@@ -250,6 +249,10 @@ def load_backbone(
     device = device or torch.device("cpu")
     source = resolve_source(model)
     kwargs: dict[str, Any] = {"dtype": getattr(torch, fmt.dtype), "trust_remote_code": trust_remote_code}
+    if device.type != "cpu":
+        # Straight onto the device, tensor by tensor: a 7B backbone never sits whole in host
+        # memory (15 GB in bf16) and is not copied a second time by a later .to(device).
+        kwargs["device_map"] = {"": device}
     if fmt.quantized:
         kwargs |= {"quantization_config": quantization_config(fmt), "device_map": {"": device}}
     try:
@@ -263,8 +266,6 @@ def load_backbone(
         ) from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if not fmt.quantized and device.type != "cpu":
-        net = net.to(device)  # type: ignore[arg-type]
     if fmt.quantized:
         keep_4bit_unpacked(net)
     net.eval()
