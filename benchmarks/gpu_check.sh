@@ -50,7 +50,16 @@ log "default backbone: emotune against the standard recipe"
 timeout 120 python3 benchmarks/speed.py --device cuda --dtype auto --model-dir .gpu/gemma --data-dir "$DATA" \
     --batch-sizes 16,64,256 --standard-batch-sizes 16,64,256 --lora-targets all-linear --train-batches 30 \
     --out "$OUT/speed-gpu.json" 2>&1 | tail -20 || status=1
-# The 7B rows last: each row is skipped once too little of the budget is left for it.
+# The 7B rows last: each row is skipped once too little of the budget is left for it. A tiny
+# model of the same architecture goes first: if emotune cannot train it on this GPU, the 7B rows
+# would only spend the budget failing the same way (2026-12-04: every load failed).
+log "preflight: the tiny architecture on the GPU"
+timeout 90 python3 benchmarks/gpu_scale.py --device cuda --tiny --rows lora,qlora-lora --warmup 1 --steps 1 \
+    --data-dir "$DATA" --out /tmp/gpu-scale-tiny.json 2>&1 | grep '^{'
+if [ ! -f /tmp/gpu-scale-tiny.json ] || grep -q '"error"' /tmp/gpu-scale-tiny.json; then
+    log "preflight failed: no 7B rows"
+    exit 1
+fi
 left=$((BUDGET - SECONDS))
 log "7B rows, $left s left"
 timeout $((left + 30)) python3 benchmarks/gpu_scale.py --device cuda --data-dir "$DATA" --budget "$left" \

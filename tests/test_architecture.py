@@ -165,3 +165,12 @@ def test_a_run_that_fails_early_leaves_nothing_behind(tiny_gemma: str, sentiment
     assert not out.exists()
     cfg.data.labels = ["negative", "positive"]
     assert run(cfg)["n"] == 8  # the retry needs no --overwrite
+
+
+def test_backbones_load_with_transformers_own_layers(tiny_gemma: str) -> None:
+    """transformers swaps in Hub kernels by default, which on a GPU fetches code from the Hub: an
+    offline GPU machine could load no backbone (seen on an H200). emotune turns the swap off."""
+    from emotune.models.backbones import load_backbone
+
+    model, _ = load_backbone(tiny_gemma)
+    assert model.use_kernels is False

@@ -23,6 +23,7 @@ from emotune.data import Dataset, Example, load_data, select_splits
 from emotune.errors import EmotuneError
 from emotune.evaluate import EvalResult, write_result
 from emotune.metrics import classification_metrics
+from emotune.models.backbones import TRANSFORMERS_OWN_LAYERS
 from emotune.models.encoder import EncoderClassifier, minilm_path
 
 BASELINES = ("tfidf-lr", "minilm")
@@ -101,7 +102,7 @@ def fit_minilm(
 
     folder = minilm_path(model_path)
     tok = AutoTokenizer.from_pretrained(folder)
-    encoder = AutoModel.from_pretrained(folder)
+    encoder = AutoModel.from_pretrained(folder, **TRANSFORMERS_OWN_LAYERS)
     model = EncoderClassifier(encoder, encoder.config.hidden_size, len(dataset.labels))
     lr = cfg.train.lr or 5e-5
     optim = torch.optim.AdamW(

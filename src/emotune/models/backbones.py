@@ -32,6 +32,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DEFAULT_BACKBONE = "gemma3-270m"
+# transformers >= 5.2x swaps layers for Hub kernels at load time by default (``use_kernels``): on a
+# GPU it fetches code such as kernels-community/rotary from the Hub, so an offline GPU machine
+# could not load any backbone ("could not verify publisher trust status"; seen on an H200,
+# benchmarks/results/gpu-check-2026-12-04.log), and an online one would run downloaded code that
+# no test here has seen. emotune keeps transformers' own layers.
+TRANSFORMERS_OWN_LAYERS: dict[str, Any] = {"use_kernels": False}
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,7 @@ def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrai
 
     kwargs = {"gguf_file": path.name}
     with _one_gguf_parse():
-        model = AutoModelForCausalLM.from_pretrained(str(path.parent), dtype=dtype, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), dtype=dtype, **kwargs, **TRANSFORMERS_OWN_LAYERS)
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), **kwargs)
     # The weights are already dequantised; transformers still marks the model as GGUF-quantised
     # and refuses to save it, so drop that marker (reloading gives identical logits).
@@ -249,6 +255,7 @@ def load_backbone(
     device = device or torch.device("cpu")
     source = resolve_source(model)
     kwargs: dict[str, Any] = {"dtype": getattr(torch, fmt.dtype), "trust_remote_code": trust_remote_code}
+    kwargs |= TRANSFORMERS_OWN_LAYERS
     if device.type != "cpu":
         # Straight onto the device, tensor by tensor: a 7B backbone never sits whole in host
         # memory (15 GB in bf16) and is not copied a second time by a later .to(device).

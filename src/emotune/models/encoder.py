@@ -19,6 +19,7 @@ from torch import nn
 
 from emotune.data.schema import Example, LabelSet
 from emotune.errors import EmotuneError
+from emotune.models.backbones import TRANSFORMERS_OWN_LAYERS
 from emotune.models.batching import length_batches
 from emotune.models.decisions import decide_labels
 from emotune.models.text_pairs import HEAD_FILE, STUDENT_DIR, STUDENT_FILE, PairEncoder, StudentSpec
@@ -85,7 +86,7 @@ def new_student(source: str, num_labels: int, max_length: int) -> tuple[EncoderC
     tokenizer = AutoTokenizer.from_pretrained(source)
     if not getattr(tokenizer, "is_fast", False):
         raise EmotuneError(f"student '{source}' has no fast tokenizer (tokenizer.json), which emotune reads")
-    encoder = AutoModel.from_pretrained(source)
+    encoder = AutoModel.from_pretrained(source, **TRANSFORMERS_OWN_LAYERS)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     spec = StudentSpec(source, max_length, int(pad_id), takes_type_ids(encoder))
     return EncoderClassifier(encoder, encoder.config.hidden_size, num_labels), tokenizer, spec
@@ -113,7 +114,7 @@ def load_student(folder: Path) -> tuple[EncoderClassifier, StudentSpec]:
 
     spec = StudentSpec.read(folder)
     try:
-        encoder = AutoModel.from_pretrained(str(folder))
+        encoder = AutoModel.from_pretrained(str(folder), **TRANSFORMERS_OWN_LAYERS)
         head = load_file(str(folder / HEAD_FILE))
     except (OSError, ValueError, RuntimeError) as err:
         raise EmotuneError(f"{folder}: cannot load the student ({str(err).strip().splitlines()[0]})") from None
