@@ -67,3 +67,30 @@ def httpx_model(server: str) -> dict[str, object]:
     import httpx
 
     return dict(httpx.get(f"{server}/v1/model", headers=AUTH).json())
+
+
+def test_the_page_highlights_the_words_that_decided_and_abstains(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from emotune.inference.predict import Predictor
+
+    browser.get(f"{server}/")
+    browser.find_element(By.TAG_NAME, "summary").click()
+    browser.find_element(By.ID, "key").send_keys(KEY)
+    browser.find_element(By.ID, "text").send_keys("a wonderful film")
+    browser.find_element(By.ID, "explain").click()
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#why .word"))
+    spans = browser.find_elements(By.CSS_SELECTOR, "#why .word")
+    expected = Predictor.load(Path(httpx_model(server)["run"])).explain("a wonderful film")[0]
+    assert [s.text for s in spans] == ["a", "wonderful", "film"]
+    for span, (word, score) in zip(spans, expected.words, strict=True):
+        assert span.text == word and float(span.get_attribute("data-score")) == pytest.approx(score, abs=1e-5)
+        warm = score >= 0
+        assert ("230, 110, 40" in span.get_attribute("style")) == warm  # warm for the label, cool against
+    # A minimum confidence above every probability: no label, the bars still shown.
+    browser.find_element(By.ID, "minconf").send_keys("1")
+    browser.find_element(By.ID, "go").click()
+    WebDriverWait(browser, 60).until(lambda d: "no label" in d.find_element(By.ID, "label").text)
+    assert browser.find_element(By.ID, "label").get_attribute("class") == "abstained"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#bars .row")) == 2

@@ -88,12 +88,17 @@ def test_missing_and_broken_config_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_every_shipped_config_is_valid(path: Path) -> None:
+    from emotune.data.multi import corpus_names
+
     cfg = RunConfig.from_yaml(path).validate()
     assert cfg.model.name == "gemma3-270m"
-    assert cfg.data.dataset in dataset_names()
-    # The data folder a shipped config names is the corpus's folder under ../shared/datasets.
+    names = corpus_names(cfg.data.dataset)
+    assert set(names) <= set(dataset_names())
     assert cfg.data.data_dir is not None
-    assert Path(cfg.data.data_dir).name == dataset_info(cfg.data.dataset).folder
+    if len(names) == 1:  # the data folder a shipped config names is the corpus's folder under ../shared/datasets
+        assert Path(cfg.data.data_dir).name == dataset_info(cfg.data.dataset).folder
+    else:  # several corpora: the datasets root, holding each corpus's folder
+        assert Path(cfg.data.data_dir).name == "datasets"
 
 
 def test_there_are_shipped_configs() -> None:

@@ -54,3 +54,84 @@ def test_two_processes_match_one_with_the_same_global_batch(
     for a, b in zip(got, ref, strict=True):
         assert a["scores"] == pytest.approx(b["scores"], abs=1e-3)
     assert sorted(p.name for p in (tmp_path / "two" / "checkpoints").iterdir()) == ["step-00000006", "step-00000008"]
+
+
+def _launch(argv: list[str], processes: int = 2) -> subprocess.CompletedProcess[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(processes),
+        "--master_port",
+        str(port),
+    ]
+    cmd += ["-m", "emotune.cli", "--", *argv]  # torchrun would take --run for its own --run-path
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+
+
+def _dialogue_file(path: Path, rows: int = 40) -> Path:
+    from conftest import NEGATIVE, POSITIVE
+
+    texts = POSITIVE + NEGATIVE
+    lines = [
+        {"text": texts[i % len(texts)] if i != 17 else "", "dialogue": f"d{i // 6}", "speaker": f"s{i % 2}"}
+        for i in range(rows)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return path
+
+
+@pytest.mark.parametrize("context", [False, True])
+def test_two_processes_predict_a_file_like_one(tiny_run: Path, tmp_path: Path, context: bool) -> None:
+    import shutil
+
+    from emotune.cli import main
+    from emotune.storage import read_json, write_json
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    if context:  # as if trained with two turns of context: a dialogue column then supplies them
+        card = read_json(run_dir / "dataset_card.json")
+        write_json(run_dir / "dataset_card.json", card | {"context_turns": 2})
+    source = _dialogue_file(tmp_path / "in.jsonl")
+    flags = ["--run", str(run_dir), "--input", str(source), "--chunk-rows", "8"]
+    flags += ["--dialogue-column", "dialogue", "--speaker-column", "speaker"] if context else []
+    assert main(["predict", *flags, "--output", str(tmp_path / "one.jsonl")]) == 0
+    done = _launch(["predict", *flags, "--output", str(tmp_path / "two.jsonl")])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count('"rows": 40') == 1  # one report, rows summed over the processes
+    one = [json.loads(x) for x in (tmp_path / "one.jsonl").read_text().splitlines()]
+    two = [json.loads(x) for x in (tmp_path / "two.jsonl").read_text().splitlines()]
+    assert [r["row"] for r in two] == list(range(1, 41)) and len(one) == 40
+    for a, b in zip(two, one, strict=True):
+        assert a.get("label") == b.get("label") and a.get("error") == b.get("error")
+        assert a.get("scores", {}) == pytest.approx(b.get("scores", {}), abs=1e-5)
+    assert not list(tmp_path.glob("two.jsonl.part-*"))  # the parts were merged and removed
+
+
+def test_a_killed_two_process_job_resumes_without_rescoring(tiny_run: Path, tmp_path: Path) -> None:
+    source = _dialogue_file(tmp_path / "in.jsonl")
+    target = tmp_path / "out.jsonl"
+    argv = ["predict", "--run", str(tiny_run), "--input", str(source), "--output", str(target), "--chunk-rows", "8"]
+    assert _launch(argv).returncode == 0
+    full = target.read_text().splitlines()
+    target.unlink()
+    # As if killed: process 0 had written chunk 0 and half of chunk 2; process 1 nothing yet.
+    # The written rows carry a marker, so a re-scored row would show.
+    marked = [json.dumps({**json.loads(x), "marker": True}) for x in full[:8] + full[16:20]]
+    (tmp_path / "out.jsonl.part-0-of-2.partial").write_text("\n".join(marked) + "\n" + '{"row": 21, "te')
+    done = _launch(argv)
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = [json.loads(x) for x in target.read_text().splitlines()]
+    assert [r["row"] for r in again] == list(range(1, 41))
+    assert [r["row"] for r in again if r.get("marker")] == [*range(1, 9), *range(17, 21)]
+    assert [{k: v for k, v in r.items() if k != "marker"} for r in again] == [json.loads(x) for x in full]
+    # Parts from a run with another number of processes are refused in one line.
+    target.unlink()
+    (tmp_path / "out.jsonl.part-0-of-3.partial").write_text("")
+    refused = _launch(argv)
+    assert refused.returncode != 0 and "was written by a run with 3 processes" in refused.stderr

@@ -217,3 +217,21 @@ def test_a_cell_keeps_per_label_recall_and_the_recipe(tmp_path: Path) -> None:
     assert cell["recall"]["negative"] == {"recall": 0.0, "support": 3} and cell["recipe"] == {"steps": 200}
     # The kept checkpoint's dev recall per label: a search can count rare-label hits without a re-evaluation.
     assert cell["best_dev_recall"]["negative"] == {"recall": 0.5, "support": 2}
+
+
+def test_setfit_and_the_classification_head_recipe_run_on_tiny_data(
+    tiny_gemma: str, sentiment_files, tiny_encoder: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("setfit")
+    spec = yaml.safe_load(_matrix(tmp_path, tiny_gemma, sentiment_files, tiny_encoder).read_text())
+    spec["methods"] = {
+        "setfit": {"baseline": "setfit", "baseline_model": tiny_encoder, "seeds": 1},
+        "seq-cls-lora": {"baseline": "seq-cls-lora", "seeds": 1, "train": {"epochs": 2, "min_steps": 0}},
+    }
+    (tmp_path / "peers.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    results = run_matrix(load_matrix(tmp_path / "peers.yaml"), tmp_path / "out", tmp_path / "runs")
+    assert len(results) == 2
+    for name in ("setfit", "seq-cls-lora"):
+        cell = json.loads((tmp_path / "out" / "cells" / f"tiny__{name}__s1.json").read_text())
+        assert cell["method"] == name and cell["n"] == 8 and 0.0 <= cell["macro_f1"] <= 1.0
+        assert cell["train_seconds"] > 0

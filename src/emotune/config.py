@@ -87,6 +87,13 @@ class DataConfig:
     neutral_band: float = 0.0
     # Continuous-score corpora: leave neutral examples out (the binary task).
     drop_neutral: bool = False
+    # Several corpora (data.dataset: a,b,c): training examples per corpus in proportion to
+    # size ** (1 / mix_temperature), at most max_per_corpus each (see emotune.data.multi).
+    mix_temperature: float = 2.0
+    max_per_corpus: int | None = None
+    # List the labels in a fresh order in each training prompt, so an adapter reads the label
+    # names instead of learning positions (an emotion generalist takes new label sets later).
+    shuffle_labels: bool = False
 
     def validate(self) -> None:
         try:
@@ -105,6 +112,10 @@ class DataConfig:
             raise EmotuneError("data.template must contain '{text}'")
         if self.label_tokens not in LABEL_TOKENS:
             raise EmotuneError(f"data.label_tokens must be one of {LABEL_TOKENS}, got '{self.label_tokens}'")
+        if self.mix_temperature <= 0 or (self.max_per_corpus is not None and self.max_per_corpus < 1):
+            raise EmotuneError("data.mix_temperature must be > 0 and data.max_per_corpus >= 1")
+        if "," in self.dataset and (self.verbalisers or self.template or self.labels or self.train_file):
+            raise EmotuneError("several corpora (data.dataset a,b) take each corpus's own labels, prompt and files")
 
 
 @dataclass
@@ -148,6 +159,13 @@ class TrainConfig:
     prior_strength: float = 1.0
     # "frozen" scores with the backbone's own label-word rows; "trainable" trains a copy of them.
     label_head: str = "frozen"
+    # A trained run whose adapter this run starts from (same backbone and method; the labels may
+    # differ): fine-tune an emotion generalist on a few hundred texts.
+    init_from: str | None = None
+    # Temperature scaling (one temperature fitted on dev by NLL, emotune.calibration). None: on
+    # for a trained single-label run with a dev split, off for zero-shot (whose content-free
+    # calibration stays); true/false decide.
+    temperature: bool | None = None
 
     def _validate_smoothing(self) -> None:
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -233,7 +251,26 @@ class RunConfig:
             raise EmotuneError(
                 f"train.label_head: trainable needs a method that trains, not '{method_name_of(self.method)}'"
             )
+        if "," in self.data.dataset:
+            self._validate_multi_corpus()
         return self
+
+    def _validate_multi_corpus(self) -> None:
+        """Several corpora train with label scoring over each example's own labels: the settings
+        that assume one label set are refused in one line."""
+        t = self.train
+        one_label_set = {
+            "train.objective generate": t.objective != "classify",
+            "train.label_head trainable": t.label_head != "frozen",
+            "train.class_weights": t.class_weights != "none",
+            "train.loss focal": t.loss != "cross-entropy",
+            "train.label_smoothing": bool(t.label_smoothing),
+            "train.prior_correction": t.prior_correction != "none",
+            "data.label_tokens all": self.data.label_tokens != "first",
+        }
+        refused = [name for name, on in one_label_set.items() if on]
+        if refused:
+            raise EmotuneError(f"several corpora (data.dataset a,b) do not take {', '.join(refused)}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML-serialisable); the method section starts with its name."""

@@ -6,7 +6,8 @@ so training, evaluation and prediction never branch on "distributed" in user-fac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -59,15 +60,38 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device(_state().device)
 
 
+_LOCAL: list[bool] = [False]
+
+
+@contextmanager
+def local_work() -> Iterator[None]:
+    """Within the block this process scores whatever it is given by itself: `my_share` keeps
+    every item and `gather_rows` gathers nothing. For work already split between processes (a
+    file predicted by several processes, each its own rows)."""
+    before = _LOCAL[0]
+    _LOCAL[0] = True
+    try:
+        yield
+    finally:
+        _LOCAL[0] = before
+
+
+def shares_work() -> bool:
+    """True when several processes split each call's work between them (not inside `local_work`)."""
+    return world_size() > 1 and not _LOCAL[0]
+
+
 def my_share(items: Sequence[int]) -> list[int]:
     """This process's slice of a global batch (every ``world_size``-th item from ``rank``)."""
+    if not shares_work():
+        return list(items)
     return list(items[rank() :: world_size()])
 
 
 def gather_rows(local: dict[int, Any]) -> dict[int, Any]:
     """Merges every process's ``{index: row}`` results; each index is owned by exactly one process,
     so a split's tail is neither dropped nor counted twice."""
-    if world_size() == 1:
+    if not shares_work():
         return local
     from accelerate.utils import gather_object
 

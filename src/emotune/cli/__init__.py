@@ -35,8 +35,9 @@ def parser() -> argparse.ArgumentParser:
     add_config_flags(p)
     p.add_argument("--run", help="a trained run directory to evaluate")
     p.set_defaults(func=c.cmd_evaluate)
-    p = sub.add_parser("predict", help="classify texts with a run directory")
-    p.add_argument("--run", required=True, help="run directory written by train or evaluate")
+    p = sub.add_parser("predict", help="classify texts with a run directory, or with labels given at call time")
+    p.add_argument("--run", help="run directory written by train or evaluate (with --labels: its adapter)")
+    add_call_time_flags(p)
     p.add_argument("texts", nargs="*", help="texts to classify")
     p.add_argument("--input", help="CSV/TSV/JSONL/TXT file to classify")
     p.add_argument("--output", help="JSONL file to write (with --input)")
@@ -44,9 +45,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dialogue-column", help="column grouping consecutive rows of --input into dialogues (context)")
     p.add_argument("--speaker-column", help="speaker column of --input, for context lines 'speaker: text'")
     p.add_argument("--batch-size", type=int, help="texts per forward pass (default: 16 on a CPU, 256 on a GPU)")
+    p.add_argument("--corpus", help="a run trained on several corpora: predict this corpus's labels")
+    p.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=256,
+        help="--input: rows per synced write; under accelerate launch, rows dealt to each process in turn",
+    )
+    p.add_argument(
+        "--min-confidence", type=float, help="no label below this top probability, in (0, 1] (scores still given)"
+    )
     p.set_defaults(func=c.cmd_predict)
-    p = sub.add_parser("serve", help="HTTP prediction service for a run (needs emotune[serve])")
-    p.add_argument("--run", required=True, help="run directory to serve")
+    p = sub.add_parser("explain", help="which words (and earlier turns) decided a text's label")
+    p.add_argument("--run", help="run directory (with --labels: its adapter)")
+    add_call_time_flags(p)
+    p.add_argument("texts", nargs="*", help="texts to explain")
+    p.add_argument("--label", help="the label to explain (default: the predicted one)")
+    p.add_argument("--method", default="occlusion", help="occlusion (default, any backend) or ig (emotune[explain])")
+    p.add_argument("--batch-size", type=int, help="texts per forward pass (default: 16 on a CPU, 256 on a GPU)")
+    p.add_argument("--corpus", help="a run trained on several corpora: explain this corpus's labels")
+    p.set_defaults(func=c.cmd_explain)
+    p = sub.add_parser("serve", help="HTTP prediction service for a run or a label set (needs emotune[serve])")
+    p.add_argument("--run", help="run directory to serve (with --labels: its adapter)")
+    add_call_time_flags(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-texts", type=int, default=64, help="most texts per request (413 above)")
@@ -90,6 +111,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="gemma3-270m", help="backbone (see `emotune models`)")
     p.set_defaults(func=c.cmd_quickstart)
     return root
+
+
+def add_call_time_flags(p: argparse.ArgumentParser) -> None:
+    """Labels at call time: no run directory needed."""
+    p.add_argument("--labels", help="classify into these labels, comma-separated (no run needed), e.g. joy,anger")
+    p.add_argument("--model", help="with --labels: the frozen backbone (default gemma3-270m)")
+    p.add_argument("--task", help="with --labels: the prompt's task word (default: sentiment or emotion)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

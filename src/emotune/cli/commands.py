@@ -70,7 +70,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from emotune.inference.predict import Predictor
+    from emotune.inference.predict import check_min_confidence
     from emotune.inference.predict_files import dialogue_columns, predict_file
 
     if args.input and not args.output:
@@ -81,14 +81,72 @@ def cmd_predict(args: argparse.Namespace) -> None:
         raise EmotuneError("--speaker-column needs --dialogue-column")
     if args.dialogue_column and not args.input:
         raise EmotuneError("--dialogue-column needs --input FILE")
-    predictor = Predictor.load(args.run, batch_size=args.batch_size)  # after the cheap checks
+    check_min_confidence(args.min_confidence)
+    if args.chunk_rows < 1:
+        raise EmotuneError("--chunk-rows must be >= 1")
+    predictor = load_predictor(args)  # after the cheap checks
+    predictor.min_confidence = args.min_confidence
+    from emotune.distributed import is_main
+
     if args.input:
         dialogue = dialogue_columns(predictor, args.dialogue_column, args.speaker_column)
-        result = predict_file(predictor, Path(args.input), Path(args.output), args.text_column, dialogue=dialogue)
-        print(json.dumps(asdict(result)))
+        source, target = Path(args.input), Path(args.output)
+        result = predict_file(predictor, source, target, args.text_column, args.chunk_rows, dialogue)
+        if is_main():  # under accelerate launch one process reports for all
+            print(json.dumps(asdict(result)))
         return
-    for text, pred in zip(args.texts, predictor.predict(args.texts), strict=True):
-        print(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False))
+    preds = predictor.predict(args.texts)
+    for text, pred in zip(args.texts, preds, strict=True):
+        if is_main():
+            print(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False))
+
+
+def cmd_explain(args: argparse.Namespace) -> None:
+    from emotune.inference.explain import METHODS
+
+    if not args.texts or any(not t.strip() for t in args.texts):
+        raise EmotuneError("give one or more non-empty texts to explain")
+    if args.method not in METHODS:
+        raise EmotuneError(f"--method must be one of {METHODS}, got '{args.method}'")
+    known = _labels_without_loading(args)
+    if args.label is not None and known is not None and args.label not in known:
+        raise EmotuneError(f"label '{args.label}' is not one of the run's labels {list(known)}")
+    predictor = load_predictor(args)
+    for text, explanation in zip(
+        args.texts, predictor.explain(args.texts, args.label, method=args.method), strict=True
+    ):
+        print(json.dumps({"text": text, **explanation.to_dict()}, ensure_ascii=False))
+
+
+def _labels_without_loading(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The labels a predictor will have, read before any weights load (None: not known yet)."""
+    from emotune.data.schema import LabelSet
+    from emotune.storage import read_json
+
+    if args.labels is not None:
+        from emotune.inference.call_time import parse_labels
+
+        return parse_labels(args.labels)
+    meta = Path(args.run or "") / "run.json"
+    if not args.run or not meta.is_file() or getattr(args, "corpus", None):
+        return None
+    return LabelSet.from_dict(read_json(meta)["labels"]).names
+
+
+def load_predictor(args: argparse.Namespace) -> Any:
+    """``--run RUN``, or ``--labels`` on the frozen ``--model`` (or on ``--run``'s adapter)."""
+    from emotune.inference.predict import Predictor
+
+    if args.labels is None:
+        if not args.run:
+            raise EmotuneError("give --run RUN, or --labels L1,L2,... to classify without one")
+        if args.model or args.task:
+            raise EmotuneError("--model and --task go with --labels; a run has its own")
+        return Predictor.load(args.run, batch_size=args.batch_size, corpus=getattr(args, "corpus", None))
+    from emotune.inference.call_time import parse_labels
+
+    parse_labels(args.labels)  # before any weights load
+    return Predictor.zero_shot(args.labels, args.model, args.run, task=args.task, batch_size=args.batch_size)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -102,7 +160,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
     )
-    serve(args.run, args.host, args.port, settings)
+    serve(args.run, args.host, args.port, settings, labels=args.labels, model=args.model, task=args.task)
 
 
 def cmd_export(args: argparse.Namespace) -> None:

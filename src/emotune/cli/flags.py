@@ -31,8 +31,10 @@ FLAGS: dict[str, Flag] = {
     "model": Flag("model.name", str, "registered name, HF folder, .gguf file or Hub id (default gemma3-270m)"),
     "trust-remote-code": Flag("model.trust_remote_code", None, "allow model code from the Hub"),
     "method": Flag("method.name", str, "customisation method (set before its options)"),
-    "dataset": Flag("data.dataset", str, "registered dataset (see `emotune datasets`)"),
-    "data-dir": Flag("data.data_dir", str, "folder holding the dataset's files"),
+    "dataset": Flag(
+        "data.dataset", str, "registered dataset (see `emotune datasets`); several, comma-separated, train one adapter"
+    ),
+    "data-dir": Flag("data.data_dir", str, "folder holding the dataset's files (several corpora: their root)"),
     "train-file": Flag("data.train_file", str, "train file for --dataset files (.csv/.tsv/.jsonl)"),
     "dev-file": Flag("data.dev_file", str, "dev file for --dataset files"),
     "test-file": Flag("data.test_file", str, "test file for --dataset files"),
@@ -72,6 +74,13 @@ FLAGS: dict[str, Flag] = {
         "none (default), dev (per-label offsets fitted on dev) or train (minus the training label log-frequencies)",
     ),
     "prior-strength": Flag("train.prior_strength", float, "scale of --prior-correction train (1: balanced-error rule)"),
+    "init-from": Flag("train.init_from", str, "start the adapter from a trained run (same backbone and method)"),
+    "temperature": Flag(
+        "train.temperature",
+        None,
+        "temperature scaling fitted on dev (default: on for trained runs, off for zero-shot)",
+        negatable=True,
+    ),
     "label-head": Flag(
         "train.label_head", str, "frozen (default: the backbone's label-word rows) or trainable (a trained copy)"
     ),

@@ -114,11 +114,24 @@ def _distill(p: Plan, folder: Path) -> dict[str, Any]:
     rec, tokenizer, spec = _fresh_student(p)
     examples = [*p.chosen.train, *p.unlabelled]
     history = StudentTrainer(rec, cfg, p.dataset.headline_metric).fit(targets_for(examples, scores), p.chosen.dev)
+    _scale_temperature(rec, p, folder)
     train_s = time.perf_counter() - started
     with atomic_dir(folder / STUDENT_DIR) as tmp:
         save_student(rec.model, tokenizer, spec, tmp)
         _export_onnx(rec, tmp)
     return _evaluate(p, folder, rec, history | {"train_seconds": round(train_s, 1), "texts": len(examples)})
+
+
+def _scale_temperature(rec: Any, p: Plan, folder: Path) -> None:
+    """The student's own temperature, fitted on dev as a trained run's is (run.json keeps it)."""
+    from emotune.calibration import fit_temperature
+
+    if rec.multi_label or not p.chosen.dev:
+        return
+    gold = [int(e.label) for e in p.chosen.dev]  # type: ignore[arg-type]
+    rec.temperature = fit_temperature(rec.scores(p.chosen.dev).numpy(), gold)
+    write_json(folder / "run.json", read_json(folder / "run.json") | {"temperature": rec.temperature})
+    log.info("student temperature fitted on dev: %.3f", rec.temperature)
 
 
 def _prepare(folder: Path, cfg: DistillConfig) -> Path:
@@ -146,7 +159,8 @@ def _write_run_files(p: Plan, folder: Path) -> None:
     run_cfg = RunConfig.from_yaml(Path(p.cfg.teacher) / "config.yaml", saved=True)
     run_cfg.data, run_cfg.output = p.cfg.data, str(folder)
     run_cfg.to_yaml(folder / "config.yaml")
-    meta = {k: v for k, v in p.teacher_meta.items() if k not in ("head_bias",)}
+    # The teacher's label bias and temperature are its own: the student fits its temperature itself.
+    meta = {k: v for k, v in p.teacher_meta.items() if k not in ("head_bias", "temperature")}
     write_json(folder / "run.json", meta | {"teacher": p.cfg.teacher, "student": p.cfg.student})
     card_file = Path(p.cfg.teacher) / "dataset_card.json"
     card = read_json(card_file) if card_file.is_file() else {}

@@ -15,9 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from emotune.calibration import calibration_summary
 from emotune.data.schema import Example
 from emotune.distill.config import DistillConfig
 from emotune.errors import EmotuneError
@@ -161,4 +163,7 @@ def student_result(rec: Any, examples: Sequence[Example]) -> EvalResult:
         record |= {"labels": labels} if rec.multi_label else {"label": labels[0]}
         records.append(record | {"scores": {n: round(v, 6) for n, v in zip(names, row, strict=True)}})
     metrics = score_examples(rec, examples, probs)
+    if not rec.multi_label:
+        gold_ids = [int(ex.label) for ex in examples]  # type: ignore[arg-type]
+        metrics |= calibration_summary(np.asarray(probs, dtype=np.float64), gold_ids, rec.temperature)
     return EvalResult(metrics | {"objective": "distilled"}, records)

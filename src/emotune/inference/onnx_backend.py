@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from emotune.calibration import run_temperature
 from emotune.data.schema import Example, LabelSet
 from emotune.errors import EmotuneError
 from emotune.models.batching import length_batches
@@ -30,6 +31,7 @@ class OnnxRecogniser:
         self.threshold = float(meta["threshold"])
         self.batch_size = 16
         self.method_name = "onnx"
+        self.temperature = 1.0
 
     @classmethod
     def load(cls, folder: Path, threads: int = 0) -> OnnxRecogniser:
@@ -55,15 +57,21 @@ class OnnxRecogniser:
             tokenizer.pad_token = tokenizer.eos_token
         labels = LabelSet.from_dict(run["labels"])
         prompt = PromptBuilder(labels, run["language"], run["task"])
-        return cls(session, tokenizer, labels, prompt, meta)
+        onnx = cls(session, tokenizer, labels, prompt, meta)
+        onnx.temperature = run_temperature(run)
+        return onnx
 
     def probabilities(self, examples: Sequence[Example], batch_size: int | None = None) -> np.ndarray:
         """Label probabilities (n, num_labels) in the input order."""
+        return self._to_probabilities(self.scores(examples, batch_size))
+
+    def scores(self, examples: Sequence[Example], batch_size: int | None = None) -> np.ndarray:
+        """Label logits (n, num_labels) before the temperature, in the input order."""
         rows = [self.prompt.encode(self.tokenizer, ex, self.max_length) for ex in examples]
-        probs = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
+        out = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
         for idx in length_batches([len(r) for r in rows], batch_size or self.batch_size):
-            probs[idx] = self._to_probabilities(self._logits([rows[i] for i in idx]))
-        return probs
+            out[idx] = self._logits([rows[i] for i in idx])
+        return out
 
     def _logits(self, rows: list[list[int]]) -> np.ndarray:
         width = max(len(r) for r in rows)
@@ -76,6 +84,7 @@ class OnnxRecogniser:
         return np.asarray(self.session.run(["label_logits"], feed)[0], dtype=np.float32)
 
     def _to_probabilities(self, logits: np.ndarray) -> np.ndarray:
+        logits = logits / self.temperature
         if self.multi_label:
             return 1.0 / (1.0 + np.exp(-logits))
         shifted = np.exp(logits - logits.max(-1, keepdims=True))
@@ -96,6 +105,7 @@ class OnnxEncoderRecogniser:
         self.session, self.inputs, self.labels = session, inputs, labels
         self.multi_label, self.threshold = multi_label, threshold
         self.batch_size = 64
+        self.temperature = 1.0
 
     @classmethod
     def load(cls, run: Path, threads: int = 0) -> OnnxEncoderRecogniser:
@@ -115,19 +125,24 @@ class OnnxEncoderRecogniser:
             raise EmotuneError(f"{folder}: cannot load model.onnx ({str(err).strip().splitlines()[0]})") from None
         labels = LabelSet.from_dict(meta["labels"])
         multi_label, threshold = bool(meta.get("multi_label")), float(meta.get("threshold", 0.5))
-        return cls(session, PairEncoder.load(folder), labels, multi_label, threshold)
+        student = cls(session, PairEncoder.load(folder), labels, multi_label, threshold)
+        student.temperature = run_temperature(meta)
+        return student
 
     def probabilities(self, examples: Sequence[Example], batch_size: int | None = None) -> np.ndarray:
         """Label probabilities (n, num_labels) in the input order."""
         from emotune.models.text_pairs import to_probabilities
 
+        return to_probabilities(self.scores(examples, batch_size) / self.temperature, self.multi_label)
+
+    def scores(self, examples: Sequence[Example], batch_size: int | None = None) -> np.ndarray:
+        """Label logits (n, num_labels) before the temperature, in the input order."""
         rows = self.inputs.rows(examples)
-        probs = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
+        out = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
         for idx in length_batches([len(r.ids) for r in rows], batch_size or self.batch_size):
             feed = self.inputs.pad([rows[i] for i in idx])
-            logits = np.asarray(self.session.run(["label_logits"], feed)[0], dtype=np.float32)
-            probs[idx] = to_probabilities(logits, self.multi_label)
-        return probs
+            out[idx] = np.asarray(self.session.run(["label_logits"], feed)[0], dtype=np.float32)
+        return out
 
     def decide(self, probs: np.ndarray) -> list[list[int]]:
         """Predicted label indices per row, best first."""

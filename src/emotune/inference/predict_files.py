@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from emotune.data.files import iter_records
 from emotune.data.schema import Turn
+from emotune.distributed import world_size
 from emotune.errors import EmotuneError
 from emotune.inference.predict import Predictor
 
@@ -226,7 +227,8 @@ def predict_file(
         source: A ``.csv``/``.tsv``, ``.jsonl`` or ``.txt`` file.
         target: The JSONL file to write, one line per input row.
         text_column: The text column of a table or JSONL file.
-        chunk: Rows per forward batch group (and per synced write).
+        chunk: Rows per forward batch group (and per synced write); under ``accelerate launch``
+            also the unit rows are dealt to processes in (`emotune.inference.sharded`).
         dialogue: Columns that give each row its earlier dialogue turns as context.
 
     Raises:
@@ -235,6 +237,10 @@ def predict_file(
     if target.exists():
         raise EmotuneError(f"{target} already exists (finished); remove it or choose another --output")
     target.parent.mkdir(parents=True, exist_ok=True)
+    if world_size() > 1:  # under accelerate launch / torchrun: each process its own rows
+        from emotune.inference.sharded import predict_file_sharded
+
+        return predict_file_sharded(predictor, source, target, text_column, chunk, dialogue)
     partial = target.with_name(target.name + ".partial")
     done = finished_rows(partial)
     # A resumed file is read from its start, so rows after the resume point keep their context.

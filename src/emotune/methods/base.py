@@ -97,6 +97,31 @@ class Method:
         except Exception as err:  # PEFT raises many types for a damaged file
             raise EmotuneError(f"{adapter_dir}: cannot load adapter ({_first_line(err)})") from None
 
+    def warm_start(self, wrapped: nn.Module, adapter_dir: Path) -> None:
+        """Copies a trained adapter's weights into the fresh ones of ``wrapped`` (``train.init_from``).
+
+        Raises:
+            EmotuneError: When the saved adapter is missing or its parameters do not fit these
+                (another rank, other target modules, another prompt length).
+        """
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        file = adapter_dir / "adapter_model.safetensors"
+        if not file.is_file():
+            raise EmotuneError(f"{adapter_dir}: no adapter_model.safetensors to start from")
+        state = load_file(str(file))
+        try:
+            result = set_peft_model_state_dict(wrapped, state)
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise EmotuneError(
+                f"{adapter_dir}: its adapter does not fit this run's (rank, target modules or prompt length "
+                f"differ): {_first_line(err)}"
+            ) from None
+        unexpected = list(getattr(result, "unexpected_keys", []) or [])
+        if unexpected or not state:
+            raise EmotuneError(f"{adapter_dir}: its adapter does not fit this run's (e.g. {unexpected[:1]})")
+
     def save(self, wrapped: nn.Module, adapter_dir: Path) -> None:
         """Saves the adapter in PEFT format (safetensors)."""
         wrapped.save_pretrained(str(adapter_dir), safe_serialization=True)  # type: ignore[operator]

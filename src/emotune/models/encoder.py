@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from emotune.calibration import run_temperature
 from emotune.data.schema import Example, LabelSet
 from emotune.errors import EmotuneError
 from emotune.models.backbones import TRANSFORMERS_OWN_LAYERS
@@ -134,6 +135,7 @@ class EncoderRecogniser:
         self.model, self.inputs, self.labels = model, inputs, labels
         self.multi_label, self.threshold = multi_label, threshold
         self.batch_size = 64
+        self.temperature = 1.0
 
     @classmethod
     def load(cls, run: Path) -> EncoderRecogniser:
@@ -142,22 +144,28 @@ class EncoderRecogniser:
         model, _ = load_student(run / STUDENT_DIR)
         inputs = PairEncoder.load(run / STUDENT_DIR)
         labels = LabelSet.from_dict(meta["labels"])
-        return cls(model, inputs, labels, bool(meta.get("multi_label")), float(meta.get("threshold", 0.5)))
+        student = cls(model, inputs, labels, bool(meta.get("multi_label")), float(meta.get("threshold", 0.5)))
+        student.temperature = run_temperature(meta)
+        return student
 
     def logits(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
         """Label logits for one padded batch."""
         return self.model(**{k: torch.from_numpy(v) for k, v in batch.items()})
 
     @torch.no_grad()
-    def probabilities(self, examples: Sequence[Example], batch_size: int | None = None) -> torch.Tensor:
-        """Label probabilities (n, num_labels), in input order."""
+    def scores(self, examples: Sequence[Example], batch_size: int | None = None) -> torch.Tensor:
+        """Label logits (n, num_labels) before the temperature, in input order."""
         self.model.eval()
         rows = self.inputs.rows(examples)
-        probs = torch.zeros(len(rows), len(self.labels))
+        out = torch.zeros(len(rows), len(self.labels))
         for idx in length_batches([len(r.ids) for r in rows], batch_size or self.batch_size):
-            logits = self.logits(self.inputs.pad([rows[i] for i in idx])).float()
-            probs[idx] = logits.sigmoid() if self.multi_label else logits.softmax(-1)
-        return probs
+            out[idx] = self.logits(self.inputs.pad([rows[i] for i in idx])).float()
+        return out
+
+    def probabilities(self, examples: Sequence[Example], batch_size: int | None = None) -> torch.Tensor:
+        """Label probabilities (n, num_labels), in input order, at the run's temperature."""
+        logits = self.scores(examples, batch_size) / self.temperature
+        return logits.sigmoid() if self.multi_label else logits.softmax(-1)
 
     def decide(self, probs: torch.Tensor) -> list[list[int]]:
         """Predicted label indices per row, best first."""

@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerBase
 
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
-from emotune.distributed import gather_rows, my_share, resolve_device, world_size
+from emotune.distributed import gather_rows, my_share, resolve_device, shares_work
 from emotune.methods import Method, get_method
 from emotune.methods.base import base_model_of, decoder_of
 from emotune.models.backbones import load_backbone
@@ -111,6 +111,9 @@ class Recogniser:
     weights: WeightFormat = field(default_factory=lambda: WeightFormat("float32"))
     #: Batch widths are rounded up to a multiple of this (0: none); set with a compiled decoder.
     bucket: int = 0
+    #: Divides the label logits before softmax/sigmoid: a trained run's, fitted on dev
+    #: (`emotune.calibration`); 1 leaves the probabilities as the model gives them.
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         self.scorer = LabelScorer(self.model, self.method, self.head)
@@ -118,6 +121,12 @@ class Recogniser:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @property
+    def segments(self) -> torch.Tensor | None:
+        """For each label, the corpus it belongs to when one run trains on several corpora
+        (`emotune.models.multi`); None for a single corpus."""
+        return None
 
     @property
     def batch_size(self) -> int:
@@ -152,8 +161,10 @@ class Recogniser:
             return self.scorer(batch.input_ids, batch.attention_mask, batch.last_index)
 
     def to_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """Softmax over labels (one label per text) or one sigmoid per label (multi-label)."""
-        return logits.float().sigmoid() if self.multi_label else logits.float().softmax(-1)
+        """Softmax over labels (one label per text) or one sigmoid per label (multi-label), of the
+        logits divided by the run's temperature."""
+        scaled = logits.float() / self.temperature
+        return scaled.sigmoid() if self.multi_label else scaled.softmax(-1)
 
     @torch.no_grad()
     def probabilities(self, examples: Sequence[Example], batch_size: int | None = None) -> torch.Tensor:
@@ -162,6 +173,11 @@ class Recogniser:
         Under ``accelerate launch`` each process scores its share and the rows are gathered, so
         every process returns the whole matrix.
         """
+        return self.to_probabilities(self.scores(examples, batch_size))
+
+    @torch.no_grad()
+    def scores(self, examples: Sequence[Example], batch_size: int | None = None) -> torch.Tensor:
+        """Label logits (n, num_labels) before the temperature, in the input order (see `probabilities`)."""
         self.model.eval()
         batch_size = batch_size or self.batch_size
         mine = my_share(range(len(examples)))
@@ -173,16 +189,16 @@ class Recogniser:
         quiet = len(rows) <= 8 * batch_size or None  # a bar only for long runs, and only on a terminal
         for idx, batch in tqdm(batches, total=-(-len(rows) // batch_size), desc="score", unit="batch", disable=quiet):
             order.extend(mine[i] for i in idx)
-            parts.append(self.to_probabilities(self.label_logits(batch)))
+            parts.append(self.label_logits(batch).float())
         local = torch.cat(parts).cpu() if parts else torch.empty(0, len(self.labels))
-        probs = torch.empty(len(examples), len(self.labels))
-        if world_size() == 1:
-            probs[torch.tensor(order, dtype=torch.long)] = local
-            return probs
+        scores = torch.empty(len(examples), len(self.labels))
+        if not shares_work():
+            scores[torch.tensor(order, dtype=torch.long)] = local
+            return scores
         merged = gather_rows(dict(zip(order, local.tolist(), strict=True)))
         for i, row in merged.items():
-            probs[i] = torch.tensor(row)
-        return probs
+            scores[i] = torch.tensor(row)
+        return scores
 
     def decide(self, probs: torch.Tensor) -> list[list[int]]:
         """Predicted label indices per row, best first (see `emotune.models.decisions.decide_labels`)."""

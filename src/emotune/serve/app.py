@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,7 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from emotune.errors import EmotuneError
-from emotune.inference.predict import Prediction, Predictor
+from emotune.inference.predict import Prediction, Predictor, abstain_below
 from emotune.serve.batcher import MicroBatcher, QueueFull
 from emotune.serve.metrics import ServiceMetrics
 from emotune.serve.settings import ServeSettings
@@ -38,16 +39,33 @@ class PredictRequest(BaseModel):
 
     texts: list[str] = Field(min_length=1, description="texts to classify")
     contexts: list[list[str]] | None = Field(default=None, description="earlier turns per text, oldest first")
+    min_confidence: float | None = Field(
+        default=None, gt=0, le=1, description="no label below this top probability (scores still given)"
+    )
 
 
 class LabelScores(BaseModel):
-    label: str
+    label: str | None
     labels: list[str]
     scores: dict[str, float]
+    confidence: float
 
 
 class PredictResponse(BaseModel):
     predictions: list[LabelScores]
+
+
+class ExplainRequest(BaseModel):
+    """Texts to explain: a score per word and per earlier turn for the predicted (or a named) label."""
+
+    texts: list[str] = Field(min_length=1, description="texts to explain")
+    contexts: list[list[str]] | None = Field(default=None, description="earlier turns per text, oldest first")
+    label: str | None = Field(default=None, description="the label to explain (default: the predicted one)")
+    method: str = Field(default="occlusion", description="occlusion or ig")
+
+
+#: Explanations score one variant per word: fewer texts per request than predictions.
+MAX_EXPLAIN_TEXTS = 8
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -90,7 +108,9 @@ def create_app(
         settings: Limits, batching and the optional API key.
         describe: Extra facts for ``/v1/model`` (run, dataset card).
     """
-    state: dict[str, Any] = {}
+    # One model, two paths into it (batched predictions, explanations with captum's hooks): one at a time.
+    lock = threading.Lock()
+    state: dict[str, Any] = {"lock": lock}
     metrics = ServiceMetrics()
 
     async def load_in_background() -> None:
@@ -106,7 +126,8 @@ def create_app(
 
         def predict(texts: list[str], contexts: list[list[str]]) -> list[Prediction]:
             metrics.record_batch(len(texts))
-            return predictor.predict(texts, contexts)
+            with lock:
+                return predictor.predict(texts, contexts)
 
         batcher = MicroBatcher(
             predict,
@@ -175,7 +196,7 @@ def install_middleware(app: FastAPI, settings: ServeSettings) -> None:
 
 
 def install_routes(app: FastAPI, settings: ServeSettings, state: dict[str, Any], describe: dict[str, Any]) -> None:
-    """The four endpoints."""
+    """The endpoints: probes, model facts, predictions and explanations."""
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -212,11 +233,33 @@ def install_routes(app: FastAPI, settings: ServeSettings, state: dict[str, Any],
         contexts = body.contexts or [[] for _ in body.texts]
         try:
             results: list[Prediction] = await state["batcher"].submit(body.texts, contexts)
+            results = [abstain_below(p, body.min_confidence) for p in results]
         except QueueFull:
             return error(503, "server busy: prediction queue is full, retry later")
         except EmotuneError as err:
             return error(422, str(err))
         return {"predictions": [p.to_dict() for p in results]}
+
+    @app.post("/v1/explain")
+    async def explain(body: ExplainRequest) -> Any:
+        if "predictor" not in state:
+            return error(503, "model is loading")
+        problem = check_limits(PredictRequest(texts=body.texts, contexts=body.contexts), settings)
+        if problem is None and len(body.texts) > MAX_EXPLAIN_TEXTS:
+            problem = error(413, f"too many texts: {len(body.texts)} > max {MAX_EXPLAIN_TEXTS} per explain request")
+        if problem is not None:
+            return problem
+        predictor: Predictor = state["predictor"]
+
+        def explain_locked() -> list[Any]:
+            with state["lock"]:
+                return predictor.explain(body.texts, body.label, body.contexts, method=body.method)
+
+        try:  # a forward pass per word: off the event loop, never beside a prediction batch
+            found = await asyncio.to_thread(explain_locked)
+        except EmotuneError as err:
+            return error(422, str(err))
+        return {"explanations": [e.to_dict() for e in found]}
 
 
 def describe_run(run: Path) -> dict[str, Any]:

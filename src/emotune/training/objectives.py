@@ -16,6 +16,7 @@ from torch import nn
 from emotune.config import OBJECTIVES, TrainConfig
 from emotune.data.schema import Example
 from emotune.errors import EmotuneError
+from emotune.models.multi import segment_mask
 from emotune.models.recogniser import Recogniser
 from emotune.training.generative import greedy_labels, lm_loss
 from emotune.training.losses import label_loss
@@ -66,6 +67,9 @@ class Classify(Objective):
         batch = rec.collate(rows)
         with rec.autocast():
             logits = engine(batch.input_ids, batch.attention_mask, batch.last_index).float()
+        if rec.segments is not None:  # several corpora: each row among its own corpus's labels
+            gold = gold.to(logits.device)
+            logits = logits.masked_fill(~segment_mask(rec.segments, gold), float("-inf"))
         weight = None if weight is None else weight.to(logits.device)
         return label_loss(
             logits, gold.to(logits.device), weight, settings.loss, settings.focal_gamma, settings.label_smoothing

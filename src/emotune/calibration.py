@@ -1,0 +1,205 @@
+"""Whether a probability means what it says: calibration metrics, temperature scaling and
+selective prediction (abstention).
+
+- **Calibration**: top-label expected calibration error over 15 equal-width confidence bins
+  (ECE, as Guo et al. 2017 report it), the largest bin gap (MCE), the Brier score and the
+  negative log-likelihood of the gold label; for multi-label tasks, each label's own ECE.
+- **Temperature scaling**: one temperature T divides a trained run's label logits, fitted on dev
+  by NLL after the best weights are chosen. It changes how confident the probabilities are, never
+  which label is highest: accuracy and every F1 stay exactly the same.
+- **Selective prediction**: accuracy on the most confident 50/80/90% of texts, and the
+  risk-coverage curve (error rate against the share of texts answered).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BINS = 15
+COVERAGES = (0.5, 0.8, 0.9)
+#: The temperature is searched in [1/20, 20] (log scale); the bound is never the answer in practice.
+T_RANGE = (math.log(0.05), math.log(20.0))
+
+
+def run_temperature(meta: dict[str, Any]) -> float:
+    """The temperature a run's ``run.json`` records (1 for a run from before temperature scaling)."""
+    value = meta.get("temperature")
+    return float(value) if isinstance(value, int | float) and value > 0 else 1.0
+
+
+def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> list[dict[str, float]]:
+    """Per equal-width confidence bin: its range, count, mean confidence and accuracy."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    table = []
+    for b in range(bins):
+        inside = index == b
+        n = int(inside.sum())
+        table.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "n": n,
+                "confidence": float(confidence[inside].mean()) if n else 0.0,
+                "accuracy": float(correct[inside].mean()) if n else 0.0,
+            }
+        )
+    return table
+
+
+def ece_mce(table: Sequence[dict[str, float]]) -> tuple[float, float]:
+    """Expected (count-weighted) and maximum calibration error of a reliability table."""
+    total = sum(b["n"] for b in table)
+    gaps = [(b["n"], abs(b["accuracy"] - b["confidence"])) for b in table if b["n"]]
+    if not total:
+        return 0.0, 0.0
+    return sum(n * g for n, g in gaps) / total, max((g for _, g in gaps), default=0.0)
+
+
+def calibration_metrics(probs: np.ndarray, gold: Sequence[int]) -> dict[str, Any]:
+    """ECE, MCE, Brier score and NLL of single-label probabilities (n, k) against gold indices."""
+    probs = np.asarray(probs, dtype=np.float64)
+    gold_arr = np.asarray(gold, dtype=np.int64)
+    if not len(gold_arr):
+        return {}
+    confidence, predicted = probs.max(-1), probs.argmax(-1)
+    table = reliability(confidence, (predicted == gold_arr).astype(np.float64))
+    ece, mce = ece_mce(table)
+    onehot = np.eye(probs.shape[1])[gold_arr]
+    picked = probs[np.arange(len(gold_arr)), gold_arr]
+    return {
+        "ece": ece,
+        "mce": mce,
+        "brier": float(((probs - onehot) ** 2).sum(-1).mean()),
+        "nll": float(-np.log(np.clip(picked, 1e-12, 1.0)).mean()),
+        "reliability": table,
+    }
+
+
+def multilabel_calibration(probs: np.ndarray, gold: Sequence[Sequence[int]], names: Sequence[str]) -> dict[str, Any]:
+    """Each label's sigmoid against its 0/1 outcome: per-label ECE, their mean, Brier and NLL."""
+    probs = np.asarray(probs, dtype=np.float64)
+    truth = np.zeros_like(probs)
+    for i, labels in enumerate(gold):
+        truth[i, list(labels)] = 1.0
+    per_label = {}
+    for k, name in enumerate(names):
+        # A label's own confidence is p when predicting it, 1 - p otherwise (top-label view of a binary task).
+        conf = np.maximum(probs[:, k], 1 - probs[:, k])
+        correct = ((probs[:, k] >= 0.5) == (truth[:, k] == 1)).astype(np.float64)
+        per_label[name] = ece_mce(reliability(conf, correct))[0]
+    clipped = np.clip(probs, 1e-12, 1 - 1e-12)
+    nll = -(truth * np.log(clipped) + (1 - truth) * np.log(1 - clipped)).mean()
+    return {
+        "ece": float(np.mean(list(per_label.values()))) if per_label else 0.0,
+        "ece_per_label": per_label,
+        "brier": float(((probs - truth) ** 2).mean()),
+        "nll": float(nll),
+    }
+
+
+def _nll_at(logits: np.ndarray, gold: np.ndarray, temperature: float) -> float:
+    z = logits / temperature
+    z = z - z.max(-1, keepdims=True)
+    log_norm = np.log(np.exp(z).sum(-1))
+    return float((log_norm - z[np.arange(len(gold)), gold]).mean())
+
+
+def fit_temperature(logits: np.ndarray, gold: Sequence[int], iterations: int = 60) -> float:
+    """The temperature minimising the NLL of ``softmax(logits / T)`` (golden-section search on log T).
+
+    Labels that never score (minus infinity) stay so; rows are single-label gold indices.
+    """
+    logits = np.where(np.isfinite(logits), np.asarray(logits, dtype=np.float64), -1e9)
+    gold_arr = np.asarray(gold, dtype=np.int64)
+    if len(gold_arr) == 0:
+        return 1.0
+    lo, hi = T_RANGE
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = _nll_at(logits, gold_arr, math.exp(a)), _nll_at(logits, gold_arr, math.exp(b))
+    for _ in range(iterations):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = _nll_at(logits, gold_arr, math.exp(a))
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = _nll_at(logits, gold_arr, math.exp(b))
+    return math.exp((lo + hi) / 2)
+
+
+def selective(probs: np.ndarray, gold: Sequence[int], points: int = 20) -> dict[str, Any]:
+    """Accuracy when only the most confident texts are answered, and the risk-coverage curve.
+
+    ``accuracy_at_coverage`` keys are "0.5", "0.8", "0.9" (and "1.0"); the curve has ``points``
+    (coverage, risk) pairs, risk being the error rate among the answered texts.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    gold_arr = np.asarray(gold, dtype=np.int64)
+    if not len(gold_arr):
+        return {}
+    order = np.argsort(-probs.max(-1), kind="stable")
+    correct = (probs.argmax(-1) == gold_arr)[order].astype(np.float64)
+    running = np.cumsum(correct) / np.arange(1, len(correct) + 1)
+
+    def at(coverage: float) -> float:
+        return float(running[max(1, math.ceil(coverage * len(correct))) - 1])
+
+    curve = [(c, 1 - at(c)) for c in np.linspace(1 / points, 1.0, points)]
+    return {
+        "accuracy_at_coverage": {str(c): at(c) for c in (*COVERAGES, 1.0)},
+        "risk_coverage": [[round(float(c), 4), round(r, 6)] for c, r in curve],
+        "aurc": float(np.mean([r for _, r in curve])),
+    }
+
+
+def calibration_summary(probs: np.ndarray, gold: Sequence[int], temperature: float = 1.0) -> dict[str, Any]:
+    """What an evaluation adds to ``metrics.json``: ECE, MCE, Brier and NLL at the run's
+    temperature (top level), the reliability table, selective prediction and, for a run with a
+    temperature, the same figures before it (the probabilities at T = 1 are recovered exactly:
+    ``softmax(z) = normalise(softmax(z / T) ** T)``)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    after = calibration_metrics(probs, gold)
+    if not after:
+        return {}
+    out: dict[str, Any] = {k: after[k] for k in ("ece", "mce", "brier", "nll")}
+    out |= {"temperature": temperature, "calibration": after, "selective": selective(probs, gold)}
+    out["accuracy_at_80_coverage"] = out["selective"]["accuracy_at_coverage"]["0.8"]
+    if temperature != 1.0:
+        raw = np.power(np.clip(probs, 1e-300, 1.0), temperature)
+        before = calibration_metrics(raw / raw.sum(-1, keepdims=True), gold)
+        out |= {"ece_before_temperature": before["ece"], "nll_before_temperature": before["nll"]}
+        out["calibration_before_temperature"] = before
+    return out
+
+
+def plot_reliability(before: Sequence[dict[str, float]], after: Sequence[dict[str, float]] | None, path: Path) -> None:
+    """``reliability.png``: accuracy against confidence per bin (before and after temperature)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # plotting is an extra (emotune[plot])
+        return
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=1, linestyle="--", label="calibrated")
+    for table, name in ((before, "raw"), (after, "temperature-scaled")):
+        if table:
+            pts = [(b["confidence"], b["accuracy"]) for b in table if b["n"]]
+            ax.plot(*zip(*pts, strict=True), marker="o", label=name)
+    ax.set_xlabel("confidence (top label)")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,121 @@
+"""Several corpora in one run: ``data.dataset: sst5,friends,smp2020-ewect``.
+
+Each corpus keeps its own label set, language, task word and dialogue context. Their labels are
+laid end to end in one index space (corpus *c*'s label *k* is ``offset[c] + k``), so a training
+example's label also says which corpus, and so which prompt and which labels, it belongs to.
+
+Training examples are drawn per corpus in proportion to ``size ** (1 / mix_temperature)``
+(temperature 1: as many as the corpus has; higher: small corpora count for more), at most
+``max_per_corpus`` each; dev and evaluation splits keep every corpus whole (subject to the usual
+``max_dev_samples`` / ``max_eval_samples``). A multi-label corpus (GoEmotions) contributes its
+examples with exactly one gold label, as a single-label task.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from emotune.data.registry import dataset_info
+from emotune.data.schema import Dataset, Example
+from emotune.errors import EmotuneError
+
+if TYPE_CHECKING:
+    from emotune.config import DataConfig
+
+
+def corpus_names(dataset: str) -> list[str]:
+    """The corpora of ``data.dataset`` (one name, or several comma-separated)."""
+    return [n.strip() for n in dataset.split(",") if n.strip()]
+
+
+def is_multi_corpus(data: DataConfig) -> bool:
+    """Whether a run trains on several corpora at once."""
+    return len(corpus_names(data.dataset)) > 1
+
+
+def corpus_config(data: DataConfig, name: str) -> DataConfig:
+    """The data section of one corpus: ``data_dir`` is the datasets root holding each corpus's
+    folder (``../shared/datasets``), or the corpus folder itself."""
+    root = Path(data.data_dir) if data.data_dir else None
+    folder = dataset_info(name).folder
+    data_dir = str(root / folder) if root is not None and folder and (root / folder).is_dir() else data.data_dir
+    return replace(data, dataset=name, data_dir=data_dir, verbalisers=None, template=None, labels=[])
+
+
+@dataclass(frozen=True)
+class Corpora:
+    """Loaded corpora and where each one's labels start in the shared index space."""
+
+    datasets: list[Dataset]
+    offsets: list[int]
+
+    @property
+    def names(self) -> list[str]:
+        return [d.name for d in self.datasets]
+
+    def corpus_of(self, label: int) -> int:
+        """The corpus whose labels include global label ``label``."""
+        return max(c for c, start in enumerate(self.offsets) if start <= label)
+
+    def split(self, name: str, limit: int | None, seed: int) -> list[Example]:
+        """Every corpus's ``name`` split (a seeded ``limit`` each), labels in the shared space."""
+        out: list[Example] = []
+        for dataset, offset in zip(self.datasets, self.offsets, strict=True):
+            examples = single_label(dataset.splits.get(name) or [])
+            if limit is not None and limit < len(examples):
+                examples = random.Random(seed).sample(examples, limit)
+            out.extend(shift(e, offset) for e in examples)
+        return out
+
+
+def load_corpora(data: DataConfig, seed: int) -> Corpora:
+    """Loads each corpus of ``data.dataset`` with its own defaults.
+
+    Raises:
+        EmotuneError: For a corpus named twice, or one that cannot be loaded.
+    """
+    from emotune.data import load_data
+
+    names = corpus_names(data.dataset)
+    if len(set(names)) != len(names):
+        raise EmotuneError(f"data.dataset names a corpus twice: {data.dataset}")
+    datasets, offsets, start = [], [], 0
+    for name in names:
+        dataset = load_data(corpus_config(data, name), seed)
+        if dataset.multi_label:
+            dataset = replace(dataset, multi_label=False)
+        datasets.append(dataset)
+        offsets.append(start)
+        start += len(dataset.labels)
+    return Corpora(datasets, offsets)
+
+
+def single_label(examples: list[Example]) -> list[Example]:
+    """The examples with exactly one gold label (all of a single-label corpus)."""
+    return [e for e in examples if e.label is not None and len(e.gold_set()) == 1]
+
+
+def shift(example: Example, offset: int) -> Example:
+    """``example`` with its label moved into the shared index space."""
+    return replace(example, label=int(example.label) + offset, labels=())  # type: ignore[arg-type]
+
+
+def mixed_train(corpora: Corpora, temperature: float, cap: int | None, seed: int) -> list[Example]:
+    """The training mix: per corpus, ``share ** (1 / temperature)``-weighted counts, capped.
+
+    The total is the capped corpora's size; a corpus never gives more examples than it has.
+    """
+    pools = [single_label(d.splits.get("train") or []) for d in corpora.datasets]
+    sizes = [min(len(p), cap) if cap else len(p) for p in pools]
+    weights = [n ** (1 / temperature) for n in sizes]
+    total = sum(sizes)
+    rng = random.Random(seed)
+    out: list[Example] = []
+    for pool, offset, size, weight in zip(pools, corpora.offsets, sizes, weights, strict=True):
+        count = min(size, round(total * weight / sum(weights)))
+        out.extend(shift(e, offset) for e in rng.sample(pool, count))
+    rng.shuffle(out)
+    return out

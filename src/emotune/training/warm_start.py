@@ -1,0 +1,48 @@
+"""``train.init_from``: a new run's adapter starts from a trained run's (the same backbone and
+method; the label set may differ), so a user fine-tunes an emotion generalist on a few hundred
+texts instead of starting from scratch."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from emotune.config import RunConfig
+from emotune.errors import EmotuneError
+from emotune.methods import method_name_of
+from emotune.models.recogniser import Recogniser
+
+log = logging.getLogger(__name__)
+
+
+def check_init_from(cfg: RunConfig) -> Path | None:
+    """The run ``train.init_from`` names, checked against ``cfg`` before any weights load.
+
+    Raises:
+        EmotuneError: One line, for a folder that is not a trained run, another backbone or
+            another method.
+    """
+    if not cfg.train.init_from:
+        return None
+    source = Path(cfg.train.init_from)
+    if not (source / "config.yaml").is_file():
+        raise EmotuneError(f"--init-from {source}: not a run directory (no config.yaml)")
+    other = RunConfig.from_yaml(source / "config.yaml", saved=True)
+    if other.model.name != cfg.model.name:
+        raise EmotuneError(
+            f"--init-from {source}: trained on backbone '{other.model.name}', this run uses '{cfg.model.name}'"
+        )
+    mine, theirs = method_name_of(cfg.method), method_name_of(other.method)
+    if mine != theirs:
+        raise EmotuneError(f"--init-from {source}: a '{theirs}' run, this run trains '{mine}'")
+    if not (source / "adapter").is_dir():
+        raise EmotuneError(f"--init-from {source}: run has no adapter/ (training did not finish?)")
+    return source
+
+
+def warm_start(rec: Recogniser, source: Path | None) -> None:
+    """Loads the adapter of ``source`` (from `check_init_from`) into ``rec``'s fresh one."""
+    if source is None or not rec.method.trainable:
+        return
+    rec.method.warm_start(rec.model, source / "adapter")
+    log.info("adapter initialised from %s", source)
