@@ -42,3 +42,34 @@ def test_ia3_finds_its_modules_where_peft_has_no_table(tmp_path: Path) -> None:
     build_arch("phi3", tmp_path, 64)
     targets, feedforward = structural_targets(AutoModelForCausalLM.from_pretrained(tmp_path))
     assert targets == ["qkv_proj", "down_proj"] and feedforward == ["down_proj"]
+
+
+def test_seq_cls_export_reproduces_the_runs_probabilities(
+    arch_model: str, sentiment_files: dict[str, str], tmp_path: Path
+) -> None:
+    """Plain transformers (the sequence classifier and a text-classification pipeline fed the
+    wrapped text) gives the run's label probabilities, on every architecture."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    from emotune.errors import EmotuneError
+    from emotune.inference.export import export
+
+    run(tiny_config(arch_model, sentiment_files, str(tmp_path / "run"), epochs=1))
+    predictor = Predictor.load(tmp_path / "run")
+    if predictor.recogniser.head.softcap:  # Gemma 2 soft-caps its logits: no linear head can
+        with pytest.raises(EmotuneError, match="soft-caps its final logits"):
+            export(tmp_path / "run", "seq-cls", tmp_path / "seq")
+        return
+    export(tmp_path / "run", "seq-cls", tmp_path / "seq")
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "seq")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "seq")
+    block = model.config.emotune
+    texts = ["a wonderful film", "i hated it", "great acting and a good story"]
+    wrapped = [block["prompt_head"] + t + block["prompt_tail"] for t in texts]
+    expected = predictor.predict(texts)
+    classify = pipeline("text-classification", model=model, tokenizer=tok, top_k=None)
+    for pred, row, text in zip(expected, classify(wrapped), wrapped, strict=True):
+        assert {r["label"]: r["score"] for r in row} == pytest.approx(pred.scores, abs=1e-4)
+        logits = model(**tok(text, return_tensors="pt")).logits[0]  # the exported tokenizer adds bos itself
+        probs = dict(zip(model.config.id2label.values(), logits.softmax(-1).tolist(), strict=True))
+        assert probs == pytest.approx(pred.scores, abs=1e-4)

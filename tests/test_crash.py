@@ -81,6 +81,7 @@ def test_a_run_stopped_while_evaluated_is_evaluated_again_without_training(
     tiny_gemma: str, sentiment_files: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import emotune.pipeline as pipeline
+    import emotune.training.steps as steps
     from emotune.bench.harness import Cell, run_cell
 
     straight = run(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "straight"), epochs=3))
@@ -96,7 +97,7 @@ def test_a_run_stopped_while_evaluated_is_evaluated_again_without_training(
     folder = Path(cfg.output)
     assert (folder / "trained.json").is_file() and not (folder / "metrics.json").exists()  # training kept
     monkeypatch.setattr(pipeline, "final_evaluation", scoring)
-    monkeypatch.setattr(pipeline.Trainer, "fit", lambda self: pytest.fail("trained again"))
+    monkeypatch.setattr(steps.Trainer, "fit", lambda self: pytest.fail("trained again"))
     # The benchmark harness finds the finished training of the same config and only evaluates it.
     metrics = run_cell(Cell("c", "lora", 42, cfg.to_dict() | {"output": None}), tmp_path / "runs")
     for key in ("accuracy", "macro_f1", "best_dev_macro_f1", "best_dev_step", "train_examples_seen"):

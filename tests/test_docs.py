@@ -61,7 +61,8 @@ def emotune_argv(argv: list[str]) -> list[str] | None:
     if argv[:1] == ["emotune"]:
         return argv[1:]
     if "emotune.cli" in argv:
-        return argv[argv.index("emotune.cli") + 1 :]
+        rest = argv[argv.index("emotune.cli") + 1 :]
+        return rest[1:] if rest[:1] == ["--"] else rest  # torchrun ... -m emotune.cli -- predict ...
     return None
 
 
@@ -149,11 +150,20 @@ def merged(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def seq_cls(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from emotune.inference.export import export
+
+    folder = tmp_path_factory.mktemp("docs") / "seq-cls"
+    export(tiny_run, "seq-cls", folder)
+    return folder
+
+
 @pytest.mark.parametrize("page, code", blocks("python"), ids=lambda v: v if v.endswith(".md") else "")
-def test_python_blocks_run(page: str, code: str, tiny_run: Path, merged: Path, capsys) -> None:
+def test_python_blocks_run(page: str, code: str, tiny_run: Path, merged: Path, seq_cls: Path, capsys) -> None:
     for name in RUN_NAMES:
         code = code.replace(f'"{name}"', repr(str(tiny_run)))
-    code = code.replace("models/sst2-merged", str(merged))
+    code = code.replace("models/sst2-merged", str(merged)).replace("models/sst2-seq-cls", str(seq_cls))
     exec(compile(code, page, "exec"), {"RUN": str(tiny_run), "__name__": "__docs__"})
     assert capsys.readouterr().out.strip(), f"{page}: a block that prints nothing shows nothing"
 
@@ -180,7 +190,8 @@ def test_shell_blocks_parse_and_predict(
             monkeypatch.chdir(tiny_run.parent)
             args[args.index("--run") + 1] = str(tiny_run)
             assert main(args) == 0, f"{page}: {shlex.join(argv)}"
-            assert json.loads(capsys.readouterr().out.splitlines()[0])["label"]
+            row = json.loads(capsys.readouterr().out.splitlines()[0])
+            assert row["label"] or ("--min-confidence" in args and row["scores"])  # no label: it abstained
 
 
 @pytest.mark.parametrize("page, code", blocks("json") + blocks("yaml"), ids=lambda v: v if v.endswith(".md") else "")

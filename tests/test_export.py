@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from emotune.cli import main
 from emotune.errors import EmotuneError
 from emotune.inference.export import export
 from emotune.inference.predict import Predictor
@@ -46,7 +47,7 @@ def test_plain_transformers_reproduces_the_label_logits(lora_run: Path, tmp_path
     with torch.no_grad():
         last = model(torch.tensor([ids])).logits[0, -1]
     logits = [last[t].logsumexp(0) - b for t, b in zip(meta["label_token_ids"], meta["label_bias"], strict=True)]
-    probs = torch.stack(logits).softmax(0)
+    probs = (torch.stack(logits) / meta["temperature"]).softmax(0)
     expected = Predictor.load(lora_run).predict(text)[0]
     assert meta["labels"][int(probs.argmax())] == expected.label
     assert all(abs(float(p) - expected.scores[n]) < 1e-4 for n, p in zip(meta["labels"], probs, strict=True))
@@ -61,6 +62,26 @@ def test_a_method_that_cannot_merge_exports_its_adapter(tiny_gemma: str, sentime
     with pytest.raises(EmotuneError, match="cannot be merged, so it has no ONNX export"):
         export(tmp_path / "pt2", "onnx", tmp_path / "onnx")
     assert not (tmp_path / "onnx").exists()
+    assert (
+        main(["export", "--run", str(tmp_path / "pt2"), "--format", "seq-cls", "--output", str(tmp_path / "sc")]) == 2
+    )
+    assert not (tmp_path / "sc").exists()
+
+
+def test_seq_cls_export_keeps_a_calibrated_runs_bias_and_temperature(tiny_run: Path, tmp_path: Path) -> None:
+    """The bias goes into the config for the client; the temperature into the score rows."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    export(tiny_run, "seq-cls", tmp_path / "seq")
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "seq")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "seq")
+    block = model.config.emotune
+    predictor = Predictor.load(tiny_run)
+    assert block["temperature"] == pytest.approx(predictor.recogniser.temperature)
+    text = block["prompt_head"] + "a wonderful film" + block["prompt_tail"]
+    logits = model(**tok(text, return_tensors="pt")).logits[0] - torch.tensor(block["label_bias"])
+    probs = dict(zip(model.config.id2label.values(), logits.softmax(-1).tolist(), strict=True))
+    assert probs == pytest.approx(predictor.predict("a wonderful film")[0].scores, abs=1e-4)
 
 
 @pytest.mark.parametrize("int8", [False, True], ids=["fp32", "int8"])

@@ -27,6 +27,7 @@ from emotune.models.multi import CorpusTask, MultiRecogniser, multi_recogniser
 from emotune.models.recogniser import build_recogniser
 from emotune.storage import write_json
 from emotune.training.objectives import get_objective
+from emotune.training.steps import fit, open_run, seed_everything
 from emotune.training.trainer import TrainState
 from emotune.training.warm_start import check_init_from, warm_start
 
@@ -42,8 +43,6 @@ def run_multi(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         The mean metrics over corpora on ``cfg.train.eval_split``, with each corpus's under
         ``corpora`` (also written to ``metrics.json``).
     """
-    from emotune.pipeline import fit, open_run, seed_everything
-
     init_from = check_init_from(cfg)
     seed_everything(cfg.train.seed)
     with open_run(cfg, resume) as folder:

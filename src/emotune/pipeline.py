@@ -8,11 +8,7 @@ itself lives in `emotune.training.trainer`; this module only wires it to a run d
 from __future__ import annotations
 
 import logging
-import random
-import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +23,7 @@ from emotune.data.card import dataset_card
 from emotune.data.multi import is_multi_corpus
 from emotune.distill.config import is_student
 from emotune.distill.student import student_result
-from emotune.distributed import is_main, resolve_device, wait_for_everyone
+from emotune.distributed import is_main, resolve_device
 from emotune.errors import EmotuneError
 from emotune.evaluate import EvalResult, evaluate, write_result
 from emotune.inference.predict import Predictor, trained_context_turns
@@ -36,11 +32,12 @@ from emotune.metrics import recall_by_label, unrecalled_labels
 from emotune.models.precision import resolve_format
 from emotune.models.recogniser import Recogniser, build_recogniser
 from emotune.storage import read_json, write_json
-from emotune.training.callbacks import Checkpointing, DevEvaluation, ProgressLog, tune_dev_threshold
+from emotune.training.callbacks import tune_dev_threshold
 from emotune.training.losses import gold_targets, label_counts
 from emotune.training.objectives import get_objective
 from emotune.training.priors import fit_offsets, frequency_offsets, scale_temperature
-from emotune.training.trainer import Trainer, TrainState, load_trainable
+from emotune.training.steps import fit, open_run, seed_everything
+from emotune.training.trainer import TrainState
 from emotune.training.warm_start import check_init_from, warm_start
 
 log = logging.getLogger(__name__)
@@ -159,73 +156,6 @@ def correct_priors(rec: Recogniser, selection: Selection, settings: TrainConfig,
         return
     rec.head.bias.sub_(torch.tensor(offsets, dtype=rec.head.bias.dtype, device=rec.head.bias.device))
     log.info("prior correction %s: %s", source, [round(float(o), 2) for o in offsets])
-
-
-def seed_everything(seed: int) -> None:
-    """Seeds Python's and torch's RNGs."""
-    random.seed(seed)
-    torch.manual_seed(seed)
-
-
-@contextmanager
-def open_run(cfg: RunConfig, resume: bool) -> Iterator[Path]:
-    """The run directory, with ``train.log`` attached, for the length of the block.
-
-    A run that fails with neither a checkpoint nor a finished training removes the directory it
-    created, so the retry starts clean; otherwise the directory stays for ``--resume``.
-    """
-    folder = Path(cfg.output)
-    existed = folder.exists()
-    fresh = not existed or not any(folder.iterdir()) or (cfg.overwrite and not resume)
-    if is_main():  # only the main process touches the run directory; the others wait for it
-        rundir.prepare(folder, overwrite=cfg.overwrite, resume=resume)
-    wait_for_everyone()
-    handler = rundir.attach_log(folder) if is_main() else None
-    try:
-        yield folder
-    except BaseException:
-        if handler is not None:
-            rundir.detach_log(handler)
-            handler = None
-        if fresh and is_main() and not rundir.has_progress(folder):
-            shutil.rmtree(folder, ignore_errors=True)
-            if existed:  # an empty folder the user made stays, empty
-                folder.mkdir(parents=True, exist_ok=True)
-        raise
-    finally:
-        if handler is not None:
-            rundir.detach_log(handler)
-
-
-def fit(cfg: RunConfig, rec: Recogniser, selection: Selection, folder: Path, headline: str, resume: bool) -> TrainState:
-    """Trains with dev evaluation, logging and checkpoints; leaves the best weights in ``rec``
-    and saves them as the run's adapter."""
-    if not selection.train:
-        raise EmotuneError(f"dataset '{cfg.data.dataset}' has no training examples (train split missing or empty)")
-    t = cfg.train
-    dev = DevEvaluation(selection.dev, headline, t.eval_every, t.patience, on_best=_best_writer(folder))
-    callbacks = [ProgressLog(t.log_every), dev, Checkpointing(folder, t.checkpoint_every)]
-    trainer = Trainer(rec, selection.train, t, callbacks)
-    checkpoint = rundir.latest_good_checkpoint(folder) if resume else None
-    if checkpoint is not None:
-        trainer.restore(checkpoint)
-        dev.best = rundir.read_best(folder)
-    state = trainer.fit()
-    if dev.best is not None:
-        load_trainable(rec, dev.best)
-    if is_main():
-        rec.method.save(rec.model, folder / "adapter")
-        if rec.head.rows is not None:
-            rundir.write_label_head(folder, rec.head.rows)
-    return state
-
-
-def _best_writer(folder: Path) -> Callable[[dict[str, torch.Tensor]], None]:
-    def write(weights: dict[str, torch.Tensor]) -> None:
-        if is_main():
-            rundir.write_best(folder, weights)
-
-    return write
 
 
 def write_run_files(

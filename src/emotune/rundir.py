@@ -39,9 +39,15 @@ RUN_LAYOUT = (
         "safetensors + JSON every `train.checkpoint_every` steps; nothing is unpickled (when enabled)",
     ),
     ("trained.json", "training's final state: steps, the kept checkpoint's dev metrics and recall (when trained)"),
-    ("metrics.json", "metrics on the evaluation split: accuracy, macro/weighted F1, UA, per-label scores"),
+    (
+        "metrics.json",
+        "metrics on the evaluation split: accuracy, macro/weighted F1, UA, per-label scores, calibration "
+        "(ECE, MCE, Brier, NLL, before and after the temperature) and selective accuracy",
+    ),
     ("predictions.jsonl", "one line per evaluated example: text, gold, label, a probability per label"),
     ("confusion.csv", "the confusion matrix (`confusion.png` too with matplotlib installed)"),
+    ("reliability.png", "the reliability diagram, before and after the temperature (when matplotlib is installed)"),
+    ("corpora/NAME/", "each corpus's metrics, predictions and confusion matrix (when trained on several corpora)"),
 )
 
 

@@ -78,7 +78,11 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=c.cmd_serve)
     p = sub.add_parser("export", help="ship a trained run: merged HF model, or ONNX label scorer (emotune[onnx])")
     p.add_argument("--run", required=True, help="run directory to export")
-    p.add_argument("--format", default="merged", help="merged (HF folder, adapter folded in) or onnx")
+    p.add_argument(
+        "--format",
+        default="merged",
+        help="merged (HF folder, adapter folded in), onnx, or seq-cls (*ForSequenceClassification for serving engines)",
+    )
     p.add_argument("--output", required=True, help="folder to write (predict/serve load it with --run)")
     p.add_argument("--int8", action="store_true", help="onnx: dynamic int8 weights (smaller, faster on CPUs)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")

@@ -70,8 +70,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    from emotune.inference.labelling import is_main_process, label_file
     from emotune.inference.predict import check_min_confidence
-    from emotune.inference.predict_files import dialogue_columns, predict_file
+    from emotune.inference.predict_files import dialogue_columns
 
     if args.input and not args.output:
         raise EmotuneError("--input needs --output FILE.jsonl")
@@ -86,18 +87,16 @@ def cmd_predict(args: argparse.Namespace) -> None:
         raise EmotuneError("--chunk-rows must be >= 1")
     predictor = load_predictor(args)  # after the cheap checks
     predictor.min_confidence = args.min_confidence
-    from emotune.distributed import is_main
-
     if args.input:
         dialogue = dialogue_columns(predictor, args.dialogue_column, args.speaker_column)
         source, target = Path(args.input), Path(args.output)
-        result = predict_file(predictor, source, target, args.text_column, args.chunk_rows, dialogue)
-        if is_main():  # under accelerate launch one process reports for all
+        result = label_file(predictor, source, target, args.text_column, args.chunk_rows, dialogue)
+        if is_main_process():  # under accelerate launch one process reports for all
             print(json.dumps(asdict(result)))
         return
     preds = predictor.predict(args.texts)
     for text, pred in zip(args.texts, preds, strict=True):
-        if is_main():
+        if is_main_process():
             print(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False))
 
 

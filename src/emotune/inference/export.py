@@ -1,4 +1,5 @@
-"""Ship a trained recogniser: a merged Hugging Face model, or an ONNX label scorer.
+"""Ship a trained recogniser: a merged Hugging Face model, an ONNX label scorer, or a sequence
+classifier for serving engines.
 
 - ``merged``: the adapter folded into the backbone (PEFT ``merge_and_unload``), saved as a plain
   Hugging Face folder (safetensors, config, tokenizer) plus emotune's label metadata
@@ -7,6 +8,9 @@
 - ``onnx``: the label-scoring forward (token ids -> label logits; never the full-vocabulary
   output) as ``model.onnx``, optionally with dynamic int8 weights; `Predictor` runs it on
   ONNX Runtime without torch or PEFT.
+- ``seq-cls``: the backbone's ``*ForSequenceClassification`` whose ``score`` rows are the label
+  words' output rows (`emotune.inference.seqcls_export`), for transformers' text-classification
+  pipeline, vLLM's and SGLang's classify endpoints.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from emotune.models.recogniser import LabelScorer, Recogniser
 from emotune.rundir import LABEL_HEAD
 from emotune.storage import atomic_dir, read_json, write_json
 
-FORMATS = ("merged", "onnx")
+FORMATS = ("merged", "onnx", "seq-cls")
 RUN_FILES = ("run.json", "dataset_card.json")
 
 
@@ -63,8 +67,12 @@ def export(run: Path, fmt: str, output: Path, *, quantize: bool = False, overwri
     rec = predictor.recogniser
     if not isinstance(rec, Recogniser):
         raise EmotuneError(f"{run}: already an ONNX export; export the trained run instead")
+    writers = {
+        "onnx": lambda tmp: _onnx(run, rec, tmp, output, quantize),
+        "seq-cls": lambda tmp: _seq_cls(run, rec, tmp, output),
+    }
     with atomic_dir(output) as tmp:
-        result = _onnx(run, rec, tmp, output, quantize) if fmt == "onnx" else _merged(run, rec, tmp, output)
+        result = writers.get(fmt, lambda tmp: _merged(run, rec, tmp, output))(tmp)
     quantized = RunConfig.from_yaml(run / "config.yaml", saved=True).model.quantization
     if quantized != "none" and result.merged:
         note = f"{result.note}; de-quantised: the adapter trained on {quantized} weights is merged into full precision"
@@ -99,6 +107,20 @@ def _merged(run: Path, rec: Recogniser, tmp: Path, output: Path) -> ExportResult
     rec.tokenizer.save_pretrained(str(tmp))
     write_exported_run(run, rec, tmp, "merged")
     return ExportResult(str(output), "merged", True, f"{rec.method.name} merged into the backbone")
+
+
+def _seq_cls(run: Path, rec: Recogniser, tmp: Path, output: Path) -> ExportResult:
+    """The backbone's ``*ForSequenceClassification`` (`emotune.inference.seqcls_export`)."""
+    from emotune.inference.seqcls_export import export_seq_cls, label_rows
+
+    if not can_merge(rec):
+        raise EmotuneError(
+            f"method '{rec.method.name}' cannot be merged into the backbone, so it has no seq-cls export; "
+            "use --format merged (it keeps the adapter) or train a mergeable method (lora, dora, ia3)"
+        )
+    label_rows(rec)  # refuses what one row per label cannot hold before anything is merged
+    note = export_seq_cls(run, rec, tmp, merged_model(rec).float())
+    return ExportResult(str(output), "seq-cls", True, note)
 
 
 def can_merge(rec: Recogniser) -> bool:
@@ -144,6 +166,7 @@ def write_exported_run(run: Path, rec: Recogniser, folder: Path, fmt: str) -> No
             "label_tokens": "all" if rec.head.scores_whole_words else "first",
             "label_word_ids": label_word_ids(rec),
             "label_bias": rec.head.bias.tolist(),
+            "temperature": rec.temperature,
             # A trained head's rows are not the output vocabulary's: only the ONNX graph has them.
             "trained_label_head": rec.head.rows is not None,
             "how": HOW_WHOLE_WORDS if rec.head.scores_whole_words else HOW_FIRST_TOKEN,
@@ -153,12 +176,14 @@ def write_exported_run(run: Path, rec: Recogniser, folder: Path, fmt: str) -> No
 
 HOW_FIRST_TOKEN = (
     "ids = [bos] + tok(prompt_head) + tok(text) + tok(prompt_tail) (no special tokens); "
-    "label logit k = logsumexp over label_token_ids[k] of the last position's logits, minus label_bias[k]"
+    "label logit k = logsumexp over label_token_ids[k] of the last position's logits, minus label_bias[k]; "
+    "probabilities = softmax of the label logits divided by temperature"
 )
 HOW_WHOLE_WORDS = (
     "ids = [bos] + tok(prompt_head) + tok(text) + tok(prompt_tail) (no special tokens); word score = the last "
     "position's logit of the word's first token + log-softmax log-probabilities of its later tokens given ids and "
-    "the tokens before them; label logit k = logsumexp over label_word_ids[k] of word scores, minus label_bias[k]"
+    "the tokens before them; label logit k = logsumexp over label_word_ids[k] of word scores, minus label_bias[k]; "
+    "probabilities = softmax of the label logits divided by temperature"
 )
 
 

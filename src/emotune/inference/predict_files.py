@@ -25,7 +25,6 @@ from tqdm import tqdm
 
 from emotune.data.files import iter_records
 from emotune.data.schema import Turn
-from emotune.distributed import world_size
 from emotune.errors import EmotuneError
 from emotune.inference.predict import Predictor
 
@@ -67,6 +66,8 @@ class FileResult:
     rows: int
     resumed_from: int
     errors: int
+    #: Seconds the main process spent merging the processes' parts (several processes only).
+    merge_seconds: float | None = None
 
 
 def dialogue_columns(predictor: Predictor, dialogue: str | None, speaker: str | None) -> DialogueColumns | None:
@@ -220,15 +221,15 @@ def predict_file(
     chunk: int = 256,
     dialogue: DialogueColumns | None = None,
 ) -> FileResult:
-    """Classifies every row of ``source`` into ``target`` (JSONL), in bounded memory, resumably.
+    """Classifies every row of ``source`` into ``target`` (JSONL), in bounded memory, resumably,
+    in this process (`emotune.inference.sharded.label_file` splits a file between processes).
 
     Args:
         predictor: The run to predict with.
         source: A ``.csv``/``.tsv``, ``.jsonl`` or ``.txt`` file.
         target: The JSONL file to write, one line per input row.
         text_column: The text column of a table or JSONL file.
-        chunk: Rows per forward batch group (and per synced write); under ``accelerate launch``
-            also the unit rows are dealt to processes in (`emotune.inference.sharded`).
+        chunk: Rows per forward batch group (and per synced write).
         dialogue: Columns that give each row its earlier dialogue turns as context.
 
     Raises:
@@ -237,10 +238,6 @@ def predict_file(
     if target.exists():
         raise EmotuneError(f"{target} already exists (finished); remove it or choose another --output")
     target.parent.mkdir(parents=True, exist_ok=True)
-    if world_size() > 1:  # under accelerate launch / torchrun: each process its own rows
-        from emotune.inference.sharded import predict_file_sharded
-
-        return predict_file_sharded(predictor, source, target, text_column, chunk, dialogue)
     partial = target.with_name(target.name + ".partial")
     done = finished_rows(partial)
     # A resumed file is read from its start, so rows after the resume point keep their context.

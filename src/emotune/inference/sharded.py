@@ -130,17 +130,22 @@ def predict_file_sharded(
 ) -> FileResult:
     """`emotune.inference.predict_files.predict_file` over ``world_size()`` processes; every
     process returns the same result (rows and errors summed over processes)."""
+    if target.exists():
+        raise EmotuneError(f"{target} already exists (finished); remove it or choose another --output")
+    target.parent.mkdir(parents=True, exist_ok=True)
     parts = world_size()
     check_parts(target, parts)
     written, done, errors = predict_my_part(predictor, source, target, text_column, chunk, dialogue)
     totals = _sum_over_processes([written, done, errors])
     wait_for_everyone()
+    started = time.perf_counter()
     if is_main():
         merged = merge_parts(target, chunk, parts)
         if merged != totals[0]:
             raise EmotuneError(f"merging {parts} parts gave {merged} rows, the processes wrote {totals[0]}")
+    merge_s = round(time.perf_counter() - started, 3)
     wait_for_everyone()
-    return FileResult(str(target), totals[0], totals[1], totals[2])
+    return FileResult(str(target), totals[0], totals[1], totals[2], merge_s)
 
 
 def _sum_over_processes(values: list[int]) -> list[int]:

@@ -1,0 +1,219 @@
+"""Tables of the transfer, trust and scale-out benchmarks, from their result files (used by
+``results.py``'s templates). A result file not committed yet gives one line naming the command
+that writes it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+NAMES = {
+    "meld": "MELD",
+    "mastodon": "Mastodon",
+    "mosi2": "MOSI-2",
+    "mosi3": "MOSI-3",
+    "friends": "Friends",
+    "sst2": "SST-2",
+    "sst5": "SST-5",
+    "smp2020-ewect": "SMP2020-EWECT",
+    "cped-m3ed7": "CPED (7)",
+}
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def _missing(path: Path, command: str) -> str | None:
+    if path.is_file():
+        return None
+    return f"No result is committed yet: `{command}` writes `{path.relative_to(RESULTS.parent.parent)}`.\n"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.2f}"
+
+
+def _about(h: dict[str, Any]) -> str:
+    return f"{h['date']}, {h['machine']}, commit `{h['commit']}`, `{h['command']}`"
+
+
+def generalist_held_out() -> str:
+    path = RESULTS / "generalist" / "summary.json"
+    missing = _missing(path, "python benchmarks/generalist.py")
+    if missing:
+        return missing
+    s = _read(path)
+    lines = [
+        "| corpus (never trained on) | base zero-shot, calibrated | generalist, zero-shot "
+        "| TF-IDF + LR, 256 examples |",
+        "|---|---|---|---|",
+    ]
+    abouts = set()
+    for name, c in s["held_out"].items():
+        row = (c["base_zero_shot"], c["generalist"], c["tfidf_lr_256"])
+        cells = " | ".join(f"{_pct(r['accuracy'])} / {_pct(r['macro_f1'])}" for r in row)
+        lines.append(f"| {NAMES.get(name, name)} | {cells} |")
+        abouts.add(_about(c["header"]))
+    lines.append("")
+    lines.append("Accuracy / macro-F1 on the test split, %, no dialogue context. " + "; ".join(sorted(abouts)) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def generalist_transfer() -> str:
+    path = RESULTS / "generalist" / "summary.json"
+    missing = _missing(path, "python benchmarks/generalist.py")
+    if missing:
+        return missing
+    s = _read(path)
+    methods = ("lora-256", "generalist-256", "setfit-256", "seq-cls-lora-256", "tfidf-lr-256")
+    heads = ("today's default", "from the generalist", "SetFit (MiniLM)", "classification head + LoRA", "TF-IDF + LR")
+    lines = ["| corpus | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
+    for name, per in sorted(s["transfer_256"].items()):
+        if "generalist-256" not in per and "setfit-256" not in per:
+            continue
+        cells = [f"{_pct(per[m]['macro_f1'])} ({len(per[m]['seeds'])})" if m in per else "–" for m in methods]
+        lines.append(f"| {NAMES.get(name, name)} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        "Macro-F1 on the test split, %, mean over (seeds); 256 training examples, the same seeded subsets. Cells: "
+        "`benchmarks/results/generalist/transfer/cells` (`emotune bench --matrix benchmarks/generalist.yaml`) and, "
+        "for today's default and TF-IDF + LR, `benchmarks/results/small-data/cells`; each names its machine."
+    )
+    full = s.get("full_budget") or {}
+    if full:
+        lines += ["", "| corpus | metric | started from the generalist, full training split |", "|---|---|---|"]
+        for name, c in full.items():
+            metric = "accuracy" if name == "mosi2" else "macro_f1"
+            lines.append(f"| {NAMES.get(name, name)} | {metric} | {_pct(c['from_generalist'][metric])} |")
+    return "\n".join(lines) + "\n"
+
+
+def targets_table(path: Path, command: str) -> str:
+    missing = _missing(path, command)
+    if missing:
+        return missing
+    rows = ["| corpus | target | value | met |", "|---|---|---|---|"]
+    rows += [
+        f"| {NAMES.get(t['corpus'], t['corpus'])} | {t['target']} | {t['value']} | {'yes' if t['met'] else '**no**'} |"
+        for t in _read(path)["targets"]
+    ]
+    return "\n".join(rows) + "\n"
+
+
+def calibration_table() -> str:
+    path = RESULTS / "calibration.json"
+    missing = _missing(path, "python benchmarks/calibration.py")
+    if missing:
+        return missing
+    s = _read(path)
+    lines = [
+        f"From {s['sources']} ({s['date']}, `{s['command']}`; each cell names its machine).",
+        "",
+        "| corpus | recipe | accuracy | temperature | ECE before | ECE after | accuracy at 80% coverage |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in s["rows"]:
+        lines.append(
+            f"| {NAMES.get(r['corpus'], r['corpus'])} | {r['recipe']} | {_pct(r['accuracy'])} | {r['temperature']:.2f} "
+            f"| {_pct(r['ece_before'])} | {_pct(r['ece'])} | {_pct(r['accuracy_at_80_coverage'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def explain_table() -> str:
+    path = RESULTS / "explain" / "summary.json"
+    missing = _missing(path, "python benchmarks/explain_faithfulness.py")
+    if missing:
+        return missing
+    s = _read(path)
+    lines = [
+        "| corpus | texts | comprehensiveness: occlusion / IG / random | sufficiency: occlusion / IG / random "
+        "| s per text: occlusion / IG |",
+        "|---|---|---|---|---|",
+    ]
+    abouts = set()
+    for name, c in s["cells"].items():
+        if "occlusion" not in c:
+            continue
+        comp = " / ".join(f"{c[m]['comprehensiveness']:.3f}" for m in ("occlusion", "ig", "random"))
+        suff = " / ".join(f"{c[m]['sufficiency']:.3f}" for m in ("occlusion", "ig", "random"))
+        speed = f"{c['seconds_per_text']['occlusion']:.2f} / {c['seconds_per_text']['ig']:.2f}"
+        lines.append(f"| {NAMES.get(name, name)} | {c['texts']} | {comp} | {suff} | {speed} |")
+        abouts.add(_about(c["header"]))
+    lines.append("")
+    lines.append("AOPC over the top 10, 20 and 50% of words. " + "; ".join(sorted(abouts)) + ".")
+    timing = s["cells"].get("sst2", {}).get("explain_latency")
+    if timing:
+        lines += [
+            "",
+            f"`Predictor.explain` of one SST-2 sentence ({timing['mean_words']:.0f} words on average), occlusion, "
+            f"after load: median {timing['median_seconds']:.2f} s, slowest {timing['max_seconds']:.2f} s over "
+            f"{timing['texts']} sentences ({_about(timing['header'])}).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def predict_scale_table() -> str:
+    path = RESULTS / "predict-scale.json"
+    missing = _missing(path, "python benchmarks/predict_scale.py")
+    if missing:
+        return missing
+    s = _read(path)
+    lines = [
+        f"{s['date']}, {s['machine']}, commit `{s['commit']}`, `{s['command']}`:",
+        "",
+        "| texts | model | processes | rows/s | rows/s per process | peak RSS per process, MB "
+        "| merge, % of wall time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in s["rows"]:
+        rss = ", ".join(str(m) for m in r["peak_rss_mb_per_process"])
+        merge = "–" if r["processes"] == 1 else f"{100 * r['merge_share_of_wall']:.2f}"
+        lines.append(
+            f"| {NAMES.get(r['corpus'], r['corpus'])} | {r['model']} | {r['processes']} | {r['rows_per_second']} "
+            f"| {r['rows_per_second_per_process']} | {rss} | {merge} |"
+        )
+    checks = s["two_processes_equal_one"]
+    same = all(c["labels_equal"] and c["same_order"] for c in checks.values())
+    gap = max(c["max_probability_difference"] for c in checks.values())
+    lines += [
+        "",
+        f"Two processes against one, every file: {'the same labels in the same order' if same else '**rows differ**'}, "
+        f"probabilities within {gap:.1e}.",
+    ]
+    p = s["projection_llm_cpu"]
+    hours = ", ".join(f"{n} machine{'s' if n != '1' else ''}: {h} h" for n, h in p["hours"].items())
+    lines += ["", f"Projection for 10 million texts on this CPU kind ({p['basis']}): {hours}."]
+    return "\n".join(lines) + "\n"
+
+
+def gpu_scale_block() -> str:
+    path = RESULTS / "gpu-scale.json"
+    if not path.is_file():
+        return (
+            "No 7B row is measured yet. `benchmarks/gpu_check.sh` runs them in one device call "
+            "(`benchmarks/gpu_scale.py`, whose dry run `--device cpu --tiny` is in the test suite); the log of the "
+            "last attempt is `benchmarks/results/gpu-check-2026-12-04.log`.\n"
+        )
+    s = _read(path)
+    lines = [
+        f"{s['date']}, {s['device']} (driver {s.get('driver')}), {s['versions']}, commit `{s['commit']}`, "
+        f"`{s['command']}`; "
+        f"bf16 matmul peak measured in the same run: {s['matmul_peak_tflops_bf16']:.0f} TFLOP/s.",
+        "",
+        "| row | batch | examples/s | tokens/s | MFU | peak GiB | plan / measured |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in s["rows"]:
+        if "step_seconds" not in r:
+            lines.append(f"| {r['model']} {r['row']} | | {r.get('error') or r.get('skipped')} | | | | |")
+            continue
+        plan = r.get("plan_over_measured", "–")
+        lines.append(
+            f"| {r['model']} {r['row']} | {r['batch']} | {r['examples_per_second']:.1f} | {r['tokens_per_second']:.0f} "
+            f"| {100 * r['mfu']:.1f}% | {r['peak_allocated_gib']} | {plan} |"
+        )
+    return "\n".join(lines) + "\n"

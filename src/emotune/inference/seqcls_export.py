@@ -1,0 +1,127 @@
+"""``emotune export --format seq-cls``: the run as the backbone's ``*ForSequenceClassification``,
+the model class the serving engines users run load as a classifier (transformers'
+``pipeline("text-classification")``, vLLM's pooling runner and ``/classify``, SGLang's
+``/v1/classify``).
+
+emotune scores a label by the logit of its word's first token at the prompt's last position:
+``hidden_last @ output_embedding[token]``. A classification head does the same with its
+``score`` rows, so the export is exact: the adapter merged into the backbone (LoRA, DoRA, IA3;
+zero-shot needs none), ``score`` row *k* the output-embedding row of label *k*'s token (or a
+trained label head's row), divided by the run's temperature. Sequence classifiers read the last
+token that is not padding, which is the prompt's last token. ``config.json`` carries
+``id2label`` and an ``emotune`` block: the prompt's head and tail (the text a client wraps its
+input in), the label bias (calibration, prior correction; zero for a plain trained run) and the
+temperature already folded into ``score``.
+
+What a linear head cannot hold is refused in one line: several words for one label (scored by
+their log-sum-exp), a multi-token word scored whole, or a backbone that soft-caps its final
+logits (Gemma 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emotune.errors import EmotuneError
+from emotune.methods.base import base_model_of
+from emotune.models.recogniser import Recogniser
+from emotune.models.scoring import output_weight
+
+
+def label_rows(rec: Recogniser) -> torch.Tensor:
+    """The (labels, hidden) rows a linear ``score`` head needs to reproduce the run's label logits.
+
+    Raises:
+        EmotuneError: When the run's scoring is not one row per label.
+    """
+    head = rec.head
+    if head.softcap:
+        raise EmotuneError(
+            f"this backbone soft-caps its final logits ({head.softcap}); a linear classification head cannot "
+            "reproduce that: use --format merged or onnx"
+        )
+    if head.rows is not None:
+        return head.rows.detach().float()
+    if not head.one_word_per_label or head.scores_whole_words:
+        raise EmotuneError(
+            "a label is scored by several words or by a multi-token word, which is no single classification-head "
+            "row: use --format merged or onnx (or one single-token verbaliser per label)"
+        )
+    return output_weight(base_model_of(rec.model)).index_select(0, head.flat_ids).detach().float()
+
+
+def sequence_classifier(merged: Any, rec: Recogniser, rows: torch.Tensor) -> Any:
+    """The backbone's ``*ForSequenceClassification`` with ``merged``'s decoder and ``rows`` as ``score``.
+
+    Raises:
+        EmotuneError: For an architecture transformers has no sequence classifier for.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    config = merged.config.__class__.from_dict(merged.config.to_dict())
+    names = list(rec.labels.names)
+    config.num_labels = len(names)
+    config.id2label, config.label2id = dict(enumerate(names)), {n: i for i, n in enumerate(names)}
+    config.pad_token_id = rec.tokenizer.pad_token_id
+    config.problem_type = "multi_label_classification" if rec.multi_label else "single_label_classification"
+    try:
+        seq = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)
+    except ValueError as err:
+        raise EmotuneError(f"transformers has no sequence classifier for '{config.model_type}': {err}") from None
+    body = getattr(seq, seq.base_model_prefix)
+    missing, unexpected = body.load_state_dict(getattr(merged, merged.base_model_prefix).state_dict(), strict=False)
+    if missing or unexpected:
+        raise EmotuneError(f"the merged backbone does not fit {type(seq).__name__} ({(missing or unexpected)[:2]})")
+    score = seq.score if hasattr(seq, "score") else seq.classifier
+    with torch.no_grad():
+        score.weight.copy_(rows.to(score.weight.device) / rec.temperature)
+    return seq.eval()
+
+
+def emotune_block(rec: Recogniser, run: Path) -> dict[str, Any]:
+    """What ``config.json``'s ``emotune`` block records for a client."""
+    head, tail = rec.prompt.render()
+    return {
+        "run": str(run),
+        "method": rec.method.name,
+        "prompt_head": head,
+        "prompt_tail": tail,
+        "add_bos": rec.tokenizer.bos_token_id is not None,
+        "max_length": rec.max_length,
+        "label_bias": [float(b) for b in rec.head.bias.tolist()],
+        "temperature": rec.temperature,
+        "temperature_folded_into_score": True,
+        "multi_label": rec.multi_label,
+        "how": "wrap each text as prompt_head + text + prompt_tail (with the tokenizer's bos); "
+        "label probabilities = softmax(logits - label_bias) (sigmoid for multi_label); "
+        "label_bias is zero for a trained run without calibration or prior correction",
+    }
+
+
+def adds_bos(tokenizer: Any) -> Any:
+    """The tokenizer, made to start every text with its bos token as emotune's prompts do (a
+    pipeline tokenises the wrapped text with special tokens, and the ids must be the run's)."""
+    bos, bos_id = tokenizer.bos_token, tokenizer.bos_token_id
+    if bos_id is None or tokenizer("x").input_ids[:1] == [bos_id]:
+        return tokenizer
+    from tokenizers import processors
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise EmotuneError("the tokenizer does not add its bos token and cannot be made to; use --format merged")
+    backend.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, bos_id)])
+    return tokenizer
+
+
+def export_seq_cls(run: Path, rec: Recogniser, tmp: Path, merged: Any) -> str:
+    """Writes the sequence classifier, its tokenizer and the ``emotune`` block into ``tmp``;
+    returns the export's note."""
+    seq = sequence_classifier(merged, rec, label_rows(rec))
+    seq.config.emotune = emotune_block(rec, run)
+    seq.save_pretrained(str(tmp), safe_serialization=True)
+    adds_bos(rec.tokenizer).save_pretrained(str(tmp))
+    bias = "" if not bool(rec.head.bias.abs().sum() > 0) else "; its label bias is in config.json's emotune block"
+    return f"{type(seq).__name__} with {len(rec.labels)} label rows (temperature folded in){bias}"
