@@ -27,6 +27,7 @@ measured here: no 7B weights can be fetched.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -252,7 +253,7 @@ def _memory(
 
     rec = trainer.rec
     request = PlanRequest(str(folder), rec.method.options, rec.weights.dtype, row.quantization, batch, args.length)
-    plan = estimate(dataclasses_replace(request, gradient_checkpointing=trainer.checkpointing))
+    plan = estimate(dataclasses.replace(request, gradient_checkpointing=trainer.checkpointing))
     return out | {
         "weights": rec.weights.describe(),
         "checkpointing": trainer.checkpointing,
@@ -261,12 +262,6 @@ def _memory(
         "plan_parts": plan.to_dict()["bytes"],
         "trainable_parameters": plan.trainable,
     }
-
-
-def dataclasses_replace(obj: Any, **changes: Any) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(obj, **changes)
 
 
 def _flops(row: Row, folder: Path, batch: int, args: argparse.Namespace, trainer: Any) -> dict[str, Any]:

@@ -2,14 +2,18 @@
 
 Same backbone (default gemma3-270m), same SST-2 train sentences, same batch size, same machine:
 
-- standard recipe: PEFT LoRA r=8, causal-LM loss over the full vocabulary on "prompt + label word",
-  every batch padded to a fixed 64 tokens, AdamW; prediction by greedy generation of the label
-  word, then parsing it (the way peers classify with a generative LLM);
+- standard recipe (``standard_recipe.py``): PEFT LoRA r=8 on the same targets, causal-LM loss over
+  the full vocabulary on "prompt + label word", fused AdamW, with emotune's weight format and
+  autocast and each batch padded to its longest row; prediction by greedy generation of the label
+  word, then parsing it (the way peers classify with a generative LLM). ``--standard-variants``
+  also times it in fp32 and padded to 64 tokens (the earlier tables' recipe), and
+  ``--emotune-fp32`` emotune in fp32, so the gain splits into label scoring, precision and padding;
 - emotune: its own Trainer step (label-restricted scoring, length-bucketed dynamic padding) and
   its Recogniser.probabilities for prediction;
 - the limit: achieved FLOP/s of a large fp32 and bf16 matmul, measured in this run.
 
-    python benchmarks/speed.py --data-dir ../shared/datasets/sst            # CPU -> speed.json, speed.md
+    python benchmarks/speed.py --data-dir ../shared/datasets/sst \
+        --standard-variants same,fp32-dynamic,fp32-pad64 --emotune-fp32       # CPU -> speed.json, speed.md
     python benchmarks/speed.py --device cuda --batch-sizes 16,64,256 \
         --paper-matrix benchmarks/paper-full.yaml                             # GPU -> speed-gpu.json, .md
 

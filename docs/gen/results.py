@@ -252,6 +252,14 @@ def speed_table() -> str:
         f"| {s['predict_examples_per_second']:.2f} | {s['predict_speedup_vs_generation']:.1f}x |",
         f"| peak RSS training / prediction, MB | | {s['train_peak_rss_mb']} / {s['predict_peak_rss_mb']} | |",
     ]
+    standard = s["standard"]
+    if "precision" in standard:  # the standard recipe at emotune's precision and padding
+        lines.insert(
+            2, f"| standard recipe's precision, padding | {standard['precision']}, {standard['padding']} | | |"
+        )
+    split = s.get("gain_split") or {}
+    if len(split) > 1:
+        lines += ["", "| training speed ratio | |", "|---|---|", *(f"| {k} | {v:.2f}x |" for k, v in split.items())]
     return "\n".join(lines) + "\n"
 
 
