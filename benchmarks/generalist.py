@@ -16,7 +16,9 @@ Parts (resumable: a finished part is a cell file under ``benchmarks/results/gene
 3. **256 examples**: the cells of ``benchmarks/generalist.yaml`` (the default recipe started from
    the generalist, SetFit, the classification-head recipe) beside today's default and TF-IDF + LR
    from the small-data matrix (``benchmarks/results/small-data``).
-4. **Labels at call time from the shell**: wall seconds of ``emotune predict --labels ... TEXT``
+4. **The build**: ``build.json`` copies the generalist's own test scores per training corpus, its
+   training and evaluation time and its recipe from ``runs/generalist/metrics.json``.
+5. **Labels at call time from the shell**: wall seconds of ``emotune predict --labels ... TEXT``
    (three fresh processes).
 
 ``summary.json`` holds every figure with the machine, commit and command of the cell it comes
@@ -46,6 +48,7 @@ HELD_OUT = {
 # The paper's zero-shot column (ChatGLM2-6B) and today's full-budget default (paper-full cells).
 PAPER_ZERO_SHOT = {"mastodon": ("macro_f1", 55.45), "mosi2": ("accuracy", 84.12), "mosi3": ("macro_f1", 58.19)}
 PAPER_BEST = {"mosi2": {"accuracy": 87.02}, "mosi3": {"macro_f1": 61.03}}
+PAPER_FULL = Path("benchmarks/results/paper-full/summary.json")
 SMALL_DATA = Path("benchmarks/results/small-data/cells")
 TRANSFER = OUT / "transfer" / "cells"
 CALL_TIME = ["emotune", "predict", "--labels", "joy,anger,sadness,fear,surprise,neutral", "I can't stop smiling today"]
@@ -150,6 +153,21 @@ def call_time_seconds() -> dict[str, Any]:
     return {"command": " ".join(CALL_TIME), "wall_seconds": walls, "median": statistics.median(walls)}
 
 
+def build_cell(generalist: Path) -> dict[str, Any]:
+    """What building the generalist cost and scored, from its run's metrics."""
+    m = json.loads((generalist / "metrics.json").read_text())
+    per = {name: {k: c.get(k) for k in ("n", "accuracy", "macro_f1", "ece")} for name, c in m["corpora"].items()}
+    return {
+        "command": "emotune train --config configs/generalist.yaml",
+        "corpora": per,
+        "mean_macro_f1": m["macro_f1"],
+        "train_seconds": m["train_seconds"],
+        "eval_seconds": m.get("eval_seconds"),
+        "train_examples_seen": m["train_examples_seen"],
+        "recipe": m["recipe"],
+    }
+
+
 def cell(path: Path, build: Any, command: str) -> dict[str, Any]:
     """A cell file: built once, read afterwards."""
     if path.is_file():
@@ -177,6 +195,8 @@ def main() -> None:
     if "full" in parts:
         for name in ("mosi2", "mosi3"):
             cell(OUT / "full" / f"{name}.json", lambda n=name: full_budget_cell(n, generalist), command)
+    if (generalist / "metrics.json").is_file():
+        cell(OUT / "build.json", lambda: build_cell(generalist), command)
     if "timing" in parts:
         cell(OUT / "call-time.json", call_time_seconds, command)
     summary = summarise(generalist)
@@ -186,6 +206,11 @@ def main() -> None:
 
 def _cells(folder: Path) -> dict[str, dict[str, Any]]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+
+
+def machine_of(c: dict[str, Any]) -> str:
+    """A cell's machine; the older small-data cells name theirs in their matrix's README instead."""
+    return str(c.get("machine") or f"see {SMALL_DATA.parent / 'README.md'}")
 
 
 def transfer_rows() -> dict[str, dict[str, Any]]:
@@ -200,7 +225,7 @@ def transfer_rows() -> dict[str, dict[str, Any]]:
             if c["method"] in methods:
                 entry = rows.setdefault(c["dataset"], {}).setdefault(c["method"], {"seeds": []})
                 entry["seeds"].append(
-                    {"seed": c["seed"], "macro_f1": c["macro_f1"], "accuracy": c["accuracy"], "machine": c["machine"]}
+                    {"seed": c["seed"], "macro_f1": c["macro_f1"], "accuracy": c["accuracy"], "machine": machine_of(c)}
                 )
     for per in rows.values():
         for entry in per.values():
@@ -214,8 +239,15 @@ def summarise(generalist: Path) -> dict[str, Any]:
     full = _cells(OUT / "full")
     transfer = transfer_rows()
     timing = json.loads((OUT / "call-time.json").read_text()) if (OUT / "call-time.json").is_file() else None
+    today = json.loads(PAPER_FULL.read_text()) if PAPER_FULL.is_file() else {}
+    for name, c in full.items():
+        if f"{name}/lora" in today:
+            t = today[f"{name}/lora"]
+            c["today_default"] = {k: t[k] for k in ("seeds", "accuracy", "macro_f1", "weighted_f1", "ua")}
+    build = OUT / "build.json"
     return {
         "generalist": str(generalist),
+        "build": json.loads(build.read_text()) if build.is_file() else None,
         "held_out": held,
         "full_budget": full,
         "transfer_256": transfer,
@@ -267,6 +299,10 @@ def targets(held: dict[str, Any], full: dict[str, Any], transfer: dict[str, Any]
                 diff = per["generalist-256"]["macro_f1"] - per[peer]["macro_f1"]
                 out.append(_t(name, f"256 from the generalist ahead of {peer}", diff, diff > 0))
     for name, c in full.items():
+        for metric in ("accuracy", "macro_f1"):
+            if "today_default" in c:
+                diff = 100 * (c["from_generalist"][metric] - c["today_default"][metric])
+                out.append(_t(name, f"full budget from the generalist vs today's default ({metric})", diff, diff >= 0))
         for metric, paper in PAPER_BEST[name].items():
             mine = 100 * c["from_generalist"][metric]
             out.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from archs import ARCHITECTURES, build_arch
 from conftest import build_tokenizer
@@ -68,8 +69,14 @@ def test_seq_cls_export_reproduces_the_runs_probabilities(
     wrapped = [block["prompt_head"] + t + block["prompt_tail"] for t in texts]
     expected = predictor.predict(texts)
     classify = pipeline("text-classification", model=model, tokenizer=tok, top_k=None)
-    for pred, row, text in zip(expected, classify(wrapped), wrapped, strict=True):
+    bos = [tok.bos_token_id] if block["add_bos"] else []
+    for pred, row, text, raw in zip(expected, classify(wrapped), wrapped, texts, strict=True):
         assert {r["label"]: r["score"] for r in row} == pytest.approx(pred.scores, abs=1e-4)
         logits = model(**tok(text, return_tensors="pt")).logits[0]  # the exported tokenizer adds bos itself
+        probs = dict(zip(model.config.id2label.values(), logits.softmax(-1).tolist(), strict=True))
+        assert probs == pytest.approx(pred.scores, abs=1e-4)
+        # The exact inputs for any tokenizer: the block's prompt ids around the text's own ids.
+        ids = bos + block["prompt_head_ids"] + tok(raw, add_special_tokens=False).input_ids + block["prompt_tail_ids"]
+        logits = model(input_ids=torch.tensor([ids])).logits[0]
         probs = dict(zip(model.config.id2label.values(), logits.softmax(-1).tolist(), strict=True))
         assert probs == pytest.approx(pred.scores, abs=1e-4)

@@ -220,9 +220,12 @@ def test_a_cell_keeps_per_label_recall_and_the_recipe(tmp_path: Path) -> None:
 
 
 def test_setfit_and_the_classification_head_recipe_run_on_tiny_data(
-    tiny_gemma: str, sentiment_files, tiny_encoder: str, tmp_path: Path
+    tiny_gemma: str, sentiment_files, tiny_encoder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("setfit")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
     spec = yaml.safe_load(_matrix(tmp_path, tiny_gemma, sentiment_files, tiny_encoder).read_text())
     spec["methods"] = {
         "setfit": {"baseline": "setfit", "baseline_model": tiny_encoder, "seeds": 1},
@@ -235,3 +238,4 @@ def test_setfit_and_the_classification_head_recipe_run_on_tiny_data(
         cell = json.loads((tmp_path / "out" / "cells" / f"tiny__{name}__s1.json").read_text())
         assert cell["method"] == name and cell["n"] == 8 and 0.0 <= cell["macro_f1"] <= 1.0
         assert cell["train_seconds"] > 0
+    assert list(work.iterdir()) == []  # SetFit's trainer leaves no ./checkpoints behind

@@ -346,6 +346,7 @@ TABLES = {
         RESULTS / "explain" / "summary.json", "python benchmarks/explain_faithfulness.py"
     ),
     "predict_scale": tables.predict_scale_table,
+    "seq_cls_export": tables.seq_cls_export_table,
     "gpu_scale": tables.gpu_scale_block,
     "full_budget": full_budget_table,
     "learning_curve": learning_curve_table,

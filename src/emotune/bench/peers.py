@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,8 +48,13 @@ def fit_setfit(train: list[Example], dataset: Dataset, cfg: RunConfig, model_pat
         raise EmotuneError(f"the setfit baseline needs: pip install 'emotune[bench]' ({err.name})") from None
     model = SetFitModel.from_pretrained(str(minilm_path(model_path)))
     data = HFDataset.from_dict({"text": [e.text for e in train], "label": [int(e.label) for e in train]})  # type: ignore[arg-type]
-    args = TrainingArguments(seed=cfg.train.seed, num_iterations=PAIRS_PER_TEXT)
-    Trainer(model=model, args=args, train_dataset=data).train()
+    # SetFit's trainer saves checkpoints under ./checkpoints by default: keep them out of the
+    # caller's working directory and drop them after training (the model stays in memory).
+    with tempfile.TemporaryDirectory(prefix="emotune-setfit-") as scratch:
+        args = TrainingArguments(
+            output_dir=scratch, save_strategy="no", seed=cfg.train.seed, num_iterations=PAIRS_PER_TEXT
+        )
+        Trainer(model=model, args=args, train_dataset=data).train()
     return lambda texts: [int(p) for p in model.predict(list(texts), batch_size=64, as_numpy=True)]
 
 

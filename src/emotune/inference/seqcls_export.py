@@ -84,18 +84,24 @@ def sequence_classifier(merged: Any, rec: Recogniser, rows: torch.Tensor) -> Any
 def emotune_block(rec: Recogniser, run: Path) -> dict[str, Any]:
     """What ``config.json``'s ``emotune`` block records for a client."""
     head, tail = rec.prompt.render()
+    # emotune tokenises head, text and tail apart; a string joined first can merge tokens at the seams,
+    # so the exact inputs are bos + head ids + the text's ids (no special tokens) + tail ids.
+    head_ids, tail_ids = rec.prompt.frame_ids(rec.tokenizer)
     return {
         "run": str(run),
         "method": rec.method.name,
         "prompt_head": head,
         "prompt_tail": tail,
+        "prompt_head_ids": list(head_ids),
+        "prompt_tail_ids": list(tail_ids),
         "add_bos": rec.tokenizer.bos_token_id is not None,
         "max_length": rec.max_length,
         "label_bias": [float(b) for b in rec.head.bias.tolist()],
         "temperature": rec.temperature,
         "temperature_folded_into_score": True,
         "multi_label": rec.multi_label,
-        "how": "wrap each text as prompt_head + text + prompt_tail (with the tokenizer's bos); "
+        "how": "input ids = [bos] + prompt_head_ids + the text's ids (no special tokens) + prompt_tail_ids "
+        "(wrapping the text as prompt_head + text + prompt_tail can tokenise differently at the seams); "
         "label probabilities = softmax(logits - label_bias) (sigmoid for multi_label); "
         "label_bias is zero for a trained run without calibration or prior correction",
     }
