@@ -9,7 +9,7 @@ emotune scores a label by the logit of its word's first token at the prompt's la
 zero-shot needs none), ``score`` row *k* the output-embedding row of label *k*'s token (or a
 trained label head's row), divided by the run's temperature. Sequence classifiers read the last
 token that is not padding, which is the prompt's last token. ``config.json`` carries
-``id2label`` and an ``emotune`` block: the prompt's head and tail (the text a client wraps its
+``id2label`` and an ``emotune`` block: the prompt's head and tail as text and token ids (what a client wraps its
 input in), the label bias (calibration, prior correction; zero for a plain trained run) and the
 temperature already folded into ``score``.
 
