@@ -1,6 +1,6 @@
 """The emotion generalist on corpora it never saw, and as a start for small and full training.
 
-    emotune train --config configs/generalist.yaml                      # runs/generalist
+    emotune train --config configs/generalist-eight-corpora.yaml                      # runs/generalist
     python benchmarks/generalist.py                                     # -> benchmarks/results/generalist/
 
 Parts (resumable: a finished part is a cell file under ``benchmarks/results/generalist/``):
@@ -158,7 +158,7 @@ def build_cell(generalist: Path) -> dict[str, Any]:
     m = json.loads((generalist / "metrics.json").read_text())
     per = {name: {k: c.get(k) for k in ("n", "accuracy", "macro_f1", "ece")} for name, c in m["corpora"].items()}
     return {
-        "command": "emotune train --config configs/generalist.yaml",
+        "command": "emotune train --config configs/generalist-eight-corpora.yaml",
         "corpora": per,
         "mean_macro_f1": m["macro_f1"],
         "train_seconds": m["train_seconds"],

@@ -11,7 +11,7 @@ Rows (batch 16, sentences sorted by length as emotune batches them):
   (``AutoModelForSequenceClassification``, each text's ids between the ``emotune`` block's prompt ids),
   in fp32 (transformers' default on a CPU) and under bf16 autocast;
 - ``seq-cls pipeline``: the same folder through ``pipeline("text-classification", top_k=None)``
-  (its own batching, no length sorting; text in, so each text is wrapped as a string), fp32.
+  (its own batching, no length sorting; raw text in: the exported tokenizer wraps it), fp32.
 
 Load time is ``Predictor.load`` or ``from_pretrained`` (model and tokenizer) after imports.
 Probabilities of every row are compared with the merged export's fp32 ones (labels equal, largest
@@ -96,10 +96,9 @@ def pipeline_rows(folder: Path, texts: list[str], batch: int) -> tuple[float, li
     started = time.perf_counter()
     classify = pipeline("text-classification", model=str(folder), top_k=None)
     loaded = time.perf_counter() - started
-    block = classify.model.config.emotune
     names = list(classify.model.config.id2label.values())
     started = time.perf_counter()
-    out = classify([block["prompt_head"] + t + block["prompt_tail"] for t in texts], batch_size=batch)
+    out = classify(texts, batch_size=batch)
     probs = [[{d["label"]: d["score"] for d in row}[n] for n in names] for row in out]
     return loaded, probs, time.perf_counter() - started
 

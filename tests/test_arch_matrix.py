@@ -9,6 +9,7 @@ import torch
 
 from archs import ARCHITECTURES, build_arch
 from conftest import build_tokenizer
+from emotune.data.schema import Example
 from emotune.inference.predict import Predictor
 from emotune.methods import method_class, method_names
 from emotune.pipeline import run
@@ -48,8 +49,9 @@ def test_ia3_finds_its_modules_where_peft_has_no_table(tmp_path: Path) -> None:
 def test_seq_cls_export_reproduces_the_runs_probabilities(
     arch_model: str, sentiment_files: dict[str, str], tmp_path: Path
 ) -> None:
-    """Plain transformers (the sequence classifier and a text-classification pipeline fed the
-    wrapped text) gives the run's label probabilities, on every architecture."""
+    """Plain transformers on raw text (the sequence classifier with its tokenizer, and a
+    text-classification pipeline) gives the run's label probabilities, on every architecture:
+    the exported tokenizer wraps each text in the prompt, with exactly emotune's ids."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
     from emotune.errors import EmotuneError
@@ -66,17 +68,16 @@ def test_seq_cls_export_reproduces_the_runs_probabilities(
     tok = AutoTokenizer.from_pretrained(tmp_path / "seq")
     block = model.config.emotune
     texts = ["a wonderful film", "i hated it", "great acting and a good story"]
-    wrapped = [block["prompt_head"] + t + block["prompt_tail"] for t in texts]
     expected = predictor.predict(texts)
     classify = pipeline("text-classification", model=model, tokenizer=tok, top_k=None)
-    bos = [tok.bos_token_id] if block["add_bos"] else []
-    for pred, row, text, raw in zip(expected, classify(wrapped), wrapped, texts, strict=True):
+    rec = predictor.recogniser
+    for pred, row, text in zip(expected, classify(texts), texts, strict=True):
         assert {r["label"]: r["score"] for r in row} == pytest.approx(pred.scores, abs=1e-4)
-        logits = model(**tok(text, return_tensors="pt")).logits[0]  # the exported tokenizer adds bos itself
-        probs = dict(zip(model.config.id2label.values(), logits.softmax(-1).tolist(), strict=True))
-        assert probs == pytest.approx(pred.scores, abs=1e-4)
-        # The exact inputs for any tokenizer: the block's prompt ids around the text's own ids.
-        ids = bos + block["prompt_head_ids"] + tok(raw, add_special_tokens=False).input_ids + block["prompt_tail_ids"]
+        ids = tok(text).input_ids
+        assert ids == rec.encode([Example(text)])[0]  # the exported tokenizer wraps raw text exactly
+        bos = [tok.bos_token_id] if block["add_bos"] else []
+        own = tok(text, add_special_tokens=False).input_ids  # the text alone, for engines that take ids
+        assert ids == bos + block["prompt_head_ids"] + own + block["prompt_tail_ids"]
         logits = model(input_ids=torch.tensor([ids])).logits[0]
         probs = dict(zip(model.config.id2label.values(), logits.softmax(-1).tolist(), strict=True))
         assert probs == pytest.approx(pred.scores, abs=1e-4)

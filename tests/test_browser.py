@@ -94,3 +94,19 @@ def test_the_page_highlights_the_words_that_decided_and_abstains(server: str, br
     WebDriverWait(browser, 60).until(lambda d: "no label" in d.find_element(By.ID, "label").text)
     assert browser.find_element(By.ID, "label").get_attribute("class") == "abstained"
     assert len(browser.find_elements(By.CSS_SELECTOR, "#bars .row")) == 2
+
+
+def test_the_page_takes_labels_per_request(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{server}/")
+    browser.find_element(By.TAG_NAME, "summary").click()
+    browser.find_element(By.ID, "key").send_keys(KEY)
+    browser.find_element(By.ID, "text").send_keys("a wonderful film")
+    browser.find_element(By.ID, "labels").send_keys("joy, anger, sadness")
+    browser.find_element(By.ID, "go").click()
+    WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "label").get_attribute("data-label"))
+    bars = [row.get_attribute("data-label") for row in browser.find_elements(By.CSS_SELECTOR, "#bars .row")]
+    assert sorted(bars) == ["anger", "joy", "sadness"]
+    assert browser.find_element(By.ID, "label").get_attribute("data-label") in bars

@@ -70,9 +70,15 @@ def test_bad_label_sets_are_one_line_and_exit_2(
     assert message in err and len(err.splitlines()) == 1
 
 
-def test_predict_without_run_or_labels_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_predict_without_run_or_labels_and_no_shipped_generalist_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emotune.models import generalist
+
+    monkeypatch.setattr(generalist, "shipped_dir", lambda: tmp_path / "none")  # a package without it
     assert main(["predict", "a text"]) == 2
-    assert "--labels" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert "--labels" in err and len(err.splitlines()) == 1
 
 
 def test_a_run_with_a_trained_label_head_refuses_new_labels(tiny_run: Path, tmp_path: Path) -> None:

@@ -78,8 +78,7 @@ def test_seq_cls_export_keeps_a_calibrated_runs_bias_and_temperature(tiny_run: P
     block = model.config.emotune
     predictor = Predictor.load(tiny_run)
     assert block["temperature"] == pytest.approx(predictor.recogniser.temperature)
-    text = block["prompt_head"] + "a wonderful film" + block["prompt_tail"]
-    logits = model(**tok(text, return_tensors="pt")).logits[0] - torch.tensor(block["label_bias"])
+    logits = model(**tok("a wonderful film", return_tensors="pt")).logits[0] - torch.tensor(block["label_bias"])
     probs = dict(zip(model.config.id2label.values(), logits.softmax(-1).tolist(), strict=True))
     assert probs == pytest.approx(predictor.predict("a wonderful film")[0].scores, abs=1e-4)
 

@@ -87,7 +87,7 @@ def test_malformed_json_and_wrong_keys(server: str) -> None:
 class _FakePredictor:
     labels = ("negative", "positive")
 
-    def predict(self, texts, contexts=None):  # type: ignore[no-untyped-def]
+    def predict(self, texts, contexts=None, labels=None, language=None):  # type: ignore[no-untyped-def]
         from emotune.inference.predict import Prediction
 
         return [Prediction("positive", {"negative": 0.1, "positive": 0.9}, ("positive",)) for _ in texts]

@@ -329,6 +329,24 @@ def from_template(page: str) -> str:
     return GENERATED + text
 
 
+def generalist_build() -> str:
+    """What the shipped generalist's manifest says of its build: data, licences, recipe."""
+    manifest = read(ROOT / "src" / "emotune" / "resources" / "generalist" / "manifest.json")
+    lines = ["| training corpus | licence | texts left out (in a judged test split) |", "|---|---|---|"]
+    lines += [f"| {d['corpus']} | {d['licence']} | {d['left_out_as_judged']} |" for d in manifest["training_data"]]
+    data = manifest["recipe"]["data"]
+    lines += [
+        "",
+        f"Built {manifest['built']} at commit `{manifest['commit']}` on {manifest['machine']} with "
+        f"`emotune train --config {manifest['config']}` and `python scripts/ship_generalist.py`: LoRA on "
+        f"{manifest['backbone']}, at most {data['max_per_corpus']} training texts per corpus, "
+        f"{data['label_variants']} reworded label sets per corpus, label names shuffled in every prompt; "
+        f"temperature {manifest['temperature']} fitted on the pooled dev texts of its corpora. "
+        f"Held out (never trained on, test texts removed from training): {', '.join(data['exclude_test_of'])}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def predict_output() -> str:
     q = read(RESULTS / "quickstart.json")
     return f"```json\n{q['predict_one_text_output']}\n```\n"
@@ -337,6 +355,9 @@ def predict_output() -> str:
 TABLES = {
     "generalist_held_out": tables.generalist_held_out,
     "generalist_transfer": tables.generalist_transfer,
+    "shipped_generalist": tables.shipped_generalist_table,
+    "shipped_generalist_targets": lambda: tables.targets_table(tables.SHIPPED, tables.SHIPPED_COMMAND),
+    "shipped_generalist_build": lambda: generalist_build(),
     "generalist_targets": lambda: tables.targets_table(
         RESULTS / "generalist" / "summary.json", "python benchmarks/generalist.py"
     ),
@@ -366,6 +387,7 @@ PAGES = (
     "getting-started/quickstart.md",
     "guides/bigger-backbones.md",
     "guides/no-data.md",
+    "guides/generalist.md",
     "guides/calibration.md",
     "guides/explanations.md",
     "guides/predict-and-serve.md",
@@ -383,7 +405,7 @@ def quickstart_block() -> str:
 
 
 #: The README's generated blocks, each between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``.
-README_BLOCKS = {"results": glance_table, "quickstart": quickstart_block}
+README_BLOCKS = {"results": glance_table, "quickstart": quickstart_block, "zero-shot": tables.shipped_generalist_row}
 
 
 def readme_with_blocks(readme: str) -> str:

@@ -94,6 +94,12 @@ class DataConfig:
     # List the labels in a fresh order in each training prompt, so an adapter reads the label
     # names instead of learning positions (an emotion generalist takes new label sets later).
     shuffle_labels: bool = False
+    # Several corpora: prompt each corpus also under this many reworded label sets ("happy" for
+    # joy, "angry" for anger; emotune.data.wording), spreading its examples over them.
+    label_variants: int = 0
+    # Several corpora: corpora whose test texts are left out of every training corpus's train
+    # and dev splits (the corpora a generalist is judged on).
+    exclude_test_of: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         try:
@@ -114,6 +120,8 @@ class DataConfig:
             raise EmotuneError(f"data.label_tokens must be one of {LABEL_TOKENS}, got '{self.label_tokens}'")
         if self.mix_temperature <= 0 or (self.max_per_corpus is not None and self.max_per_corpus < 1):
             raise EmotuneError("data.mix_temperature must be > 0 and data.max_per_corpus >= 1")
+        if self.label_variants < 0:
+            raise EmotuneError("data.label_variants must be >= 0")
         if "," in self.dataset and (self.verbalisers or self.template or self.labels or self.train_file):
             raise EmotuneError("several corpora (data.dataset a,b) take each corpus's own labels, prompt and files")
 

@@ -16,9 +16,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from emotune import rundir
+from emotune.calibration import fit_temperature
 from emotune.config import RunConfig
-from emotune.data import Selection
+from emotune.data import Example, Selection
 from emotune.data.card import dataset_card
 from emotune.data.multi import Corpora, corpus_config, load_corpora, mixed_train
 from emotune.distributed import is_main
@@ -27,7 +30,7 @@ from emotune.models.multi import CorpusTask, MultiRecogniser, multi_recogniser
 from emotune.models.recogniser import build_recogniser
 from emotune.storage import write_json
 from emotune.training.objectives import get_objective
-from emotune.training.steps import fit, open_run, seed_everything
+from emotune.training.steps import finished_training, fit, open_run, seed_everything
 from emotune.training.trainer import TrainState
 from emotune.training.warm_start import check_init_from, warm_start
 
@@ -48,10 +51,15 @@ def run_multi(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     with open_run(cfg, resume) as folder:
         corpora = load_corpora(cfg.data, cfg.train.seed)
         selection = select(corpora, cfg)
-        rec = build(cfg, corpora)
-        warm_start(rec, init_from)
-        write_files(cfg, corpora, folder)
-        state = fit(cfg, rec, selection, folder, HEADLINE, resume)
+        # A training that finished earlier (it died in calibration or evaluation) is not redone.
+        finished = finished_training(folder, cfg) if resume else None
+        rec = build(cfg, corpora, folder / "adapter" if finished else None)
+        if finished is None:
+            warm_start(rec, init_from)
+            write_files(cfg, corpora, folder)
+        state = finished or fit(cfg, rec, selection, folder, HEADLINE, resume)
+        if cfg.train.temperature is not False:
+            state.recipe["temperature"] = round(calibrate(rec, selection.dev), 4)
         write_files(cfg, corpora, folder, state.recipe)
         if is_main():
             rundir.write_trained(folder, asdict(state))
@@ -72,14 +80,41 @@ def select(corpora: Corpora, cfg: RunConfig) -> Selection:
     )
 
 
+def pooled_logits(rec: MultiRecogniser, examples: list[Example]) -> tuple[np.ndarray, list[int]]:
+    """Every corpus's label logits on its own examples (among its own labels), stacked: rows of a
+    corpus with fewer labels are padded with minus infinity (labels it does not have)."""
+    parts, gold = [], []
+    for corpus, group in rec.local(examples).items():
+        if group:
+            parts.append(rec.view(corpus).scores(group).float().numpy())
+            gold += [int(e.label) for e in group]  # type: ignore[arg-type]
+    width = max(p.shape[1] for p in parts)
+    padded = [np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=-np.inf) for p in parts]
+    return np.concatenate(padded), gold
+
+
+def calibrate(rec: MultiRecogniser, dev: list[Example]) -> float:
+    """Fits one temperature for every corpus by NLL on their pooled dev logits and sets it.
+
+    One scalar for all label sets is what makes it label-independent: it also serves label sets
+    given at call time (the shipped generalist's calibration).
+    """
+    if not dev:
+        return rec.temperature
+    logits, gold = pooled_logits(rec, dev)
+    rec.temperature = fit_temperature(logits, gold)
+    log.info("temperature fitted on the pooled dev of %d corpora: %.3f", len(rec.tasks), rec.temperature)
+    return rec.temperature
+
+
 def tasks_of(corpora: Corpora) -> list[CorpusTask]:
     return [CorpusTask(d.name, d.labels, d.language, d.task, d.headline_metric) for d in corpora.datasets]
 
 
-def build(cfg: RunConfig, corpora: Corpora) -> MultiRecogniser:
-    """The backbone and a fresh adapter, with a label head per corpus."""
+def build(cfg: RunConfig, corpora: Corpora, adapter: Path | None = None) -> MultiRecogniser:
+    """The backbone and a fresh adapter (or the saved ``adapter``), with a label head per corpus."""
     first = corpora.datasets[0]
-    rec = build_recogniser(cfg, first.labels, first.language, first.task)
+    rec = build_recogniser(cfg, first.labels, first.language, first.task, adapter_dir=adapter)
     return multi_recogniser(rec, tasks_of(corpora), cfg.data.shuffle_labels, cfg.train.seed)
 
 
@@ -100,10 +135,13 @@ def write_files(cfg: RunConfig, corpora: Corpora, folder: Path, recipe: dict[str
             "headline_metric": first.headline_metric,
             "multi_label": False,
             "corpora": [t.to_dict() for t in tasks_of(corpora)],
-        },
+        }
+        | ({"temperature": recipe["temperature"]} if recipe and recipe.get("temperature") else {}),
     )
-    cards = [dataset_card(_corpus_run(cfg, d.name), d) for d in corpora.datasets]
+    cards = [dataset_card(_corpus_run(cfg, d.name), d) for d in corpora.corpora]
     card: dict[str, Any] = {"dataset": cfg.data.dataset, "corpora": cards, "context_turns": cards[0]["context_turns"]}
+    if cfg.data.exclude_test_of:
+        card["left_out_as_judged"] = {"judged": list(cfg.data.exclude_test_of), "removed": corpora.removed}
     write_json(folder / "dataset_card.json", card | ({"training": recipe} if recipe else {}))
 
 
@@ -122,6 +160,8 @@ def final_evaluation(
     objective = get_objective(cfg.train.objective)
     per: dict[str, dict[str, Any]] = {}
     for corpus, examples in rec.local(selection.eval).items():
+        if not examples:  # a reworded view of a corpus: its examples are the corpus's own
+            continue
         name = rec.tasks[corpus].name
         result = evaluate(rec.view(corpus), examples, objective)
         if is_main():

@@ -36,7 +36,7 @@ from emotune.training.callbacks import tune_dev_threshold
 from emotune.training.losses import gold_targets, label_counts
 from emotune.training.objectives import get_objective
 from emotune.training.priors import fit_offsets, frequency_offsets, scale_temperature
-from emotune.training.steps import fit, open_run, seed_everything
+from emotune.training.steps import finished_training, fit, open_run, seed_everything
 from emotune.training.trainer import TrainState
 from emotune.training.warm_start import check_init_from, warm_start
 
@@ -93,27 +93,6 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         if state is not None and is_main():
             rundir.write_trained(folder, asdict(state))
         return final_evaluation(cfg, dataset, rec, selection, folder, state or TrainState())
-
-
-def finished_training(folder: Path, cfg: RunConfig) -> TrainState | None:
-    """The state of a training of this very config that finished in ``folder``, else None.
-
-    A changed config (say, more epochs on ``--resume``) is not finished: it goes on from the
-    newest checkpoint as before.
-    """
-    state = rundir.read_trained(folder)
-    saved = folder / "config.yaml"
-    if state is None or not saved.is_file():
-        return None
-    if _recipe(RunConfig.from_yaml(saved, saved=True)) != _recipe(cfg):
-        log.info("%s: finished training of another config; not reused", folder)
-        return None
-    return TrainState(**{k: v for k, v in state.items() if k in TrainState.__dataclass_fields__})
-
-
-def _recipe(cfg: RunConfig) -> dict[str, Any]:
-    """What a config trains: everything but where the run goes and whether it may be replaced."""
-    return {k: v for k, v in cfg.to_dict().items() if k not in ("output", "overwrite")}
 
 
 def trained_data(data: DataConfig, folder: Path) -> DataConfig:

@@ -36,7 +36,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="a trained run directory to evaluate")
     p.set_defaults(func=c.cmd_evaluate)
     p = sub.add_parser("predict", help="classify texts with a run directory, or with labels given at call time")
-    p.add_argument("--run", help="run directory written by train or evaluate (with --labels: its adapter)")
+    p.add_argument(
+        "--run", help="run directory written by train or evaluate, or 'generalist' (with --labels: its adapter)"
+    )
     add_call_time_flags(p)
     p.add_argument("texts", nargs="*", help="texts to classify")
     p.add_argument("--input", help="CSV/TSV/JSONL/TXT file to classify")
@@ -70,6 +72,7 @@ def parser() -> argparse.ArgumentParser:
     add_call_time_flags(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--corpus", help="a run trained on several corpora: serve this corpus's labels")
     p.add_argument("--max-texts", type=int, default=64, help="most texts per request (413 above)")
     p.add_argument("--max-chars", type=int, default=4000, help="most characters per text (422 above)")
     p.add_argument("--max-body-bytes", type=int, default=1_000_000, help="largest request body (413 above)")
@@ -118,10 +121,23 @@ def parser() -> argparse.ArgumentParser:
 
 
 def add_call_time_flags(p: argparse.ArgumentParser) -> None:
-    """Labels at call time: no run directory needed."""
-    p.add_argument("--labels", help="classify into these labels, comma-separated (no run needed), e.g. joy,anger")
-    p.add_argument("--model", help="with --labels: the frozen backbone (default gemma3-270m)")
+    """Labels at call time: no run directory needed (the shipped generalist scores them)."""
+    p.add_argument(
+        "--labels",
+        help="classify into these labels, comma-separated, at most 64 (no run needed; default without "
+        "--run: the shipped generalist's anger,disgust,fear,joy,neutral,sadness,surprise)",
+    )
+    p.add_argument(
+        "--model",
+        help="with --labels: another backbone than gemma3-270m, scored frozen (the generalist is its adapter)",
+    )
     p.add_argument("--task", help="with --labels: the prompt's task word (default: sentiment or emotion)")
+    p.add_argument(
+        "--frozen-backbone",
+        action="store_true",
+        help="with --labels: score with the frozen backbone instead of the shipped generalist",
+    )
+    p.add_argument("--language", choices=("en", "zh"), help="the prompt's language (default: each text's own)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

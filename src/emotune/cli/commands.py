@@ -133,19 +133,32 @@ def _labels_without_loading(args: argparse.Namespace) -> tuple[str, ...] | None:
 
 
 def load_predictor(args: argparse.Namespace) -> Any:
-    """``--run RUN``, or ``--labels`` on the frozen ``--model`` (or on ``--run``'s adapter)."""
+    """``--run RUN``; ``--labels`` on the shipped generalist, ``--run``'s adapter or the frozen
+    ``--model``; neither: the shipped generalist with Ekman's emotions and neutral."""
     from emotune.inference.predict import Predictor
+    from emotune.models.generalist import DEFAULT_LABELS, is_shipped
 
-    if args.labels is None:
+    batch = getattr(args, "batch_size", None)
+    if args.labels is None and (args.run or args.model or args.frozen_backbone or not is_shipped()):
         if not args.run:
-            raise EmotuneError("give --run RUN, or --labels L1,L2,... to classify without one")
-        if args.model or args.task:
-            raise EmotuneError("--model and --task go with --labels; a run has its own")
-        return Predictor.load(args.run, batch_size=args.batch_size, corpus=getattr(args, "corpus", None))
+            raise EmotuneError("give --labels L1,L2,... (with --model or --frozen-backbone), or --run RUN")
+        if args.model or args.task or args.frozen_backbone:
+            raise EmotuneError("--model, --task and --frozen-backbone go with --labels; a run has its own")
+        predictor = Predictor.load(args.run, batch_size=batch, corpus=getattr(args, "corpus", None))
+        predictor.language = args.language or predictor.language
+        return predictor
     from emotune.inference.call_time import parse_labels
 
-    parse_labels(args.labels)  # before any weights load
-    return Predictor.zero_shot(args.labels, args.model, args.run, task=args.task, batch_size=args.batch_size)
+    labels = parse_labels(DEFAULT_LABELS if args.labels is None else args.labels)  # before any weights load
+    return Predictor.zero_shot(
+        labels,
+        args.model,
+        args.run,
+        task=args.task,
+        batch_size=batch,
+        language=args.language,
+        frozen_backbone=args.frozen_backbone,
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -159,7 +172,18 @@ def cmd_serve(args: argparse.Namespace) -> None:
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
     )
-    serve(args.run, args.host, args.port, settings, labels=args.labels, model=args.model, task=args.task)
+    serve(
+        args.run,
+        args.host,
+        args.port,
+        settings,
+        labels=args.labels,
+        model=args.model,
+        task=args.task,
+        language=args.language,
+        frozen_backbone=args.frozen_backbone,
+        corpus=args.corpus,
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> None:

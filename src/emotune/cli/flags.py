@@ -43,6 +43,9 @@ FLAGS: dict[str, Flag] = {
     "labels": Flag("data.labels", str, "comma-separated label names (their order fixes the indices)"),
     "hf-name": Flag("data.hf_name", str, "Hugging Face dataset name or save_to_disk folder (--dataset hf)"),
     "language": Flag("data.language", str, "prompt language: en or zh"),
+    "task": Flag(
+        "data.task_word", str, "the prompt's task word (default: the corpus's; files: sentiment for polarity labels)"
+    ),
     "max-train-samples": Flag("data.max_train_samples", int, "seeded subset of the train split"),
     "max-samples": Flag("data.max_eval_samples", int, "seeded subset of the dev and evaluation splits"),
     "max-dev-samples": Flag("data.max_dev_samples", int, "seeded subset of dev only (default: --max-samples)"),
@@ -74,7 +77,9 @@ FLAGS: dict[str, Flag] = {
         "none (default), dev (per-label offsets fitted on dev) or train (minus the training label log-frequencies)",
     ),
     "prior-strength": Flag("train.prior_strength", float, "scale of --prior-correction train (1: balanced-error rule)"),
-    "init-from": Flag("train.init_from", str, "start the adapter from a trained run (same backbone and method)"),
+    "init-from": Flag(
+        "train.init_from", str, "start the adapter from a trained run, or generalist (the shipped one); none: fresh"
+    ),
     "temperature": Flag(
         "train.temperature",
         None,

@@ -7,7 +7,17 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from emotune.data import corpora, dialogue, goemotions, m3ed, quickstart, sst, tabular  # noqa: F401  (registers the loaders)
+from emotune.data import (  # noqa: F401  (registers the loaders)
+    corpora,
+    dialogue,
+    goemotions,
+    m3ed,
+    poems,
+    quickstart,
+    sst,
+    tabular,
+    xed,
+)
 from emotune.data.hub import load_hub_copy
 from emotune.data.registry import DataRequest, dataset_info, dataset_names, load_dataset
 from emotune.data.schema import Dataset, Example, LabelSet, Turn

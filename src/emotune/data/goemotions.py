@@ -93,3 +93,64 @@ def load_goemotions(request: DataRequest) -> Dataset:
 def load_goemotions_ekman(request: DataRequest) -> Dataset:
     """GoEmotions with the Ekman grouping."""
     return _goemotions(request, "ekman", "goemotions-ekman")
+
+
+#: GoEmotions' sentiment grouping (``sentiment_mapping.json`` of the release) by label name.
+SENTIMENT_GROUPS = {
+    "positive": [
+        "amusement",
+        "excitement",
+        "joy",
+        "love",
+        "desire",
+        "optimism",
+        "caring",
+        "pride",
+        "admiration",
+        "gratitude",
+        "relief",
+        "approval",
+    ],
+    "negative": [
+        "fear",
+        "nervousness",
+        "remorse",
+        "embarrassment",
+        "disappointment",
+        "sadness",
+        "grief",
+        "disgust",
+        "anger",
+        "annoyance",
+        "disapproval",
+    ],
+    "ambiguous": ["realization", "surprise", "curiosity", "confusion"],
+    "neutral": ["neutral"],
+}
+SENTIMENT = LabelSet(("negative", "neutral", "positive", "ambiguous"))
+
+
+def to_sentiment(examples: list[Example], names: tuple[str, ...]) -> list[Example]:
+    """Each comment whose labels fall in one sentiment group, labelled with it; the others left out."""
+    group_of = {n: SENTIMENT.index(g) for g, members in SENTIMENT_GROUPS.items() for n in members}
+    out = []
+    for ex in examples:
+        groups = {group_of.get(names[i]) for i in ex.gold_set()}
+        if len(groups) == 1 and None not in groups:
+            out.append(Example(ex.text, groups.pop(), uid=ex.uid))
+    return out
+
+
+@register_dataset(
+    "goemotions-sentiment",
+    folder="goemotions",
+    language="en",
+    task="sentiment",
+    description="GoEmotions grouped by sentiment: negative / neutral / positive / ambiguous (comments of one group)",
+    files="original/" + FILES,
+)
+def load_goemotions_sentiment(request: DataRequest) -> Dataset:
+    """GoEmotions by the release's sentiment grouping, single-label."""
+    full = _goemotions(request, "original", "goemotions")
+    splits = {s: to_sentiment(v, full.labels.names) for s, v in full.splits.items()}
+    return Dataset("goemotions-sentiment", SENTIMENT, "en", "sentiment", splits)

@@ -50,6 +50,14 @@ _MOSI = Source(
 _SMP = Source("https://smp2020ewect.github.io/ (evaluation data, on request)", "research use, none stated")
 _CPED = Source("https://github.com/scutcyr/CPED (data/CPED)", "academic use (Apache-2.0 repository)")
 _GOEMOTIONS = "https://github.com/google-research/google-research/tree/master/goemotions"
+_XED = Source(
+    "https://github.com/Helsinki-NLP/XED (AnnotatedData/, Projections/)",
+    "CC BY 4.0 (dataset card); cite Öhman et al. 2020",
+)
+_EMOBANK = Source(
+    "https://github.com/JULIELab/EmoBank (corpus/emobank.csv)",
+    "CC BY-SA 4.0 (share-alike: not for a shipped adapter under the Gemma terms)",
+)
 
 SOURCES: dict[str, Source] = {
     "sst2": Source(_SST, _SST_LICENCE, HubCopy("SetFit/sst2", None, "text", "label", SST2_LABELS)),
@@ -77,7 +85,24 @@ SOURCES: dict[str, Source] = {
         HubCopy("google-research-datasets/go_emotions", "simplified", "text", "labels", None, multi_label=True),
     ),
     "goemotions-ekman": Source(_GOEMOTIONS + " (ekman_mapping.json applied)", "CC BY 4.0"),
+    "goemotions-sentiment": Source(_GOEMOTIONS + " (sentiment_mapping.json applied)", "CC BY 4.0"),
+    "xed": _XED,
+    "xed-zh": _XED,
+    "xed-polarity": _XED,
+    "xed-zh-polarity": _XED,
+    "poem-sentiment": Source(
+        "https://github.com/google-research-datasets/poem-sentiment (data/)",
+        "CC BY 4.0 (LICENSE file); cite Sheng & Uthus 2020",
+    ),
+    "emobank": _EMOBANK,
+    "emobank3": _EMOBANK,
 }
+
+#: Corpora whose terms allow redistributing weights trained on them (a shipped adapter).
+REDISTRIBUTABLE = frozenset(
+    {"goemotions", "goemotions-ekman", "goemotions-sentiment", "poem-sentiment"}
+    | {n for n in SOURCES if n.startswith("xed")}
+)
 
 
 def source_of(name: str) -> Source | None:

@@ -9,6 +9,7 @@ from typing import Any
 from emotune.data.files import iter_records
 from emotune.data.registry import DataRequest, register_dataset
 from emotune.data.schema import Dataset, Example, LabelSet
+from emotune.data.wording import task_word
 from emotune.errors import EmotuneError
 
 _SPLIT_FIELDS = (("train", "train_file"), ("dev", "dev_file"), ("test", "test_file"))
@@ -93,7 +94,7 @@ def load_files(request: DataRequest) -> Dataset:
         split: records_to_examples(rows, paths[split], request.text_column, request.label_column, labels)
         for split, rows in raw.items()
     }
-    return Dataset("files", labels, request.language, "sentiment", splits)
+    return Dataset("files", labels, request.language, task_word(labels.names), splits)
 
 
 @register_dataset(
@@ -144,4 +145,4 @@ def _from_dataset_dict(data: Any, request: DataRequest) -> Dataset:
         splits[names.get(split, split)] = records_to_examples(
             rows, where, request.text_column, request.label_column, labels
         )
-    return Dataset(f"hf:{request.hf_name}", labels, request.language, "sentiment", splits)
+    return Dataset(f"hf:{request.hf_name}", labels, request.language, task_word(labels.names), splits)

@@ -13,45 +13,42 @@ Labels whose words start with the same token are scored by their whole words ins
 
 from __future__ import annotations
 
+import logging
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emotune.calibration import run_temperature
 from emotune.config import RunConfig
-from emotune.data.schema import LabelSet
+from emotune.data.schema import Example, LabelSet
+from emotune.data.wording import task_word
 from emotune.errors import EmotuneError
 from emotune.methods import UNTRAINED, default_options, get_method
 from emotune.models.backbones import DEFAULT_BACKBONE
+from emotune.models.generalist import NAME as GENERALIST
+from emotune.models.generalist import is_shipped
 from emotune.models.prompts import PromptBuilder
 from emotune.storage import read_json
 
 if TYPE_CHECKING:
     from emotune.models.recogniser import Recogniser
 
+log = logging.getLogger(__name__)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-# Label sets made only of these read as sentiment, anything else as emotion (the prompt's task word).
-_SENTIMENT = {
-    "positive",
-    "negative",
-    "neutral",
-    "mixed",
-    "very positive",
-    "very negative",
-    "somewhat positive",
-    "somewhat negative",
-    "积极",
-    "消极",
-    "中性",
-    "正面",
-    "负面",
-    "正向",
-    "负向",
-}
+
+
+#: The most labels one call may give: each label widens every scoring pass, and 300 labels kept
+#: a 2-core CPU busy for minutes (one bound for the CLI, `Predictor` and the HTTP service).
+MAX_LABELS = 64
+#: The longest label name, in characters (a label is a word or a short phrase, not a sentence).
+MAX_LABEL_CHARS = 40
 
 
 def parse_labels(labels: str | Sequence[str]) -> tuple[str, ...]:
-    """Label names from ``"joy,anger"`` or a list, checked: at least two, none empty, none twice.
+    """Label names from ``"joy,anger"`` or a list, checked: two to `MAX_LABELS`, none empty,
+    none over `MAX_LABEL_CHARS` characters, none twice.
 
     Raises:
         EmotuneError: One line naming the problem.
@@ -59,26 +56,47 @@ def parse_labels(labels: str | Sequence[str]) -> tuple[str, ...]:
     raw = labels.split(",") if isinstance(labels, str) else list(labels)
     names = tuple(str(n).strip() for n in raw)
     if any(not n for n in names):
-        raise EmotuneError(f"--labels: an empty label name in {list(names)}")
+        raise EmotuneError(f"labels: an empty label name in {list(names)}")
     if len(names) < 2:
-        raise EmotuneError(f"--labels needs at least two labels, got {list(names)}")
+        raise EmotuneError(f"labels: at least two labels are needed, got {list(names)}")
+    if len(names) > MAX_LABELS:
+        raise EmotuneError(f"labels: at most {MAX_LABELS} per call, got {len(names)}")
+    if long := [n for n in names if len(n) > MAX_LABEL_CHARS]:
+        raise EmotuneError(f"labels: '{long[0][:50]}' is over {MAX_LABEL_CHARS} characters")
     first: dict[str, int] = {}
     for i, name in enumerate(names):
         seen = names[first.setdefault(name.casefold(), i)]
         if first[name.casefold()] != i:
             same = f"'{name}' is given twice" if seen == name else f"'{seen}' and '{name}' are the same label"
-            raise EmotuneError(f"--labels: {same}")
+            raise EmotuneError(f"labels: {same}")
     return names
 
 
 def label_language(names: Sequence[str]) -> str:
-    """``zh`` when a label is written in Chinese characters, else ``en`` (the prompt's language)."""
+    """``zh`` when a label is written in Chinese characters, else ``en``."""
     return "zh" if any(_CJK.search(n) for n in names) else "en"
 
 
-def task_word(names: Sequence[str]) -> str:
-    """``sentiment`` for a polarity label set (positive, negative, neutral...), else ``emotion``."""
-    return "sentiment" if all(n.casefold() in _SENTIMENT for n in names) else "emotion"
+def text_language(text: str) -> str:
+    """The prompt language a text asks for: ``zh`` when at least a third of its letters are
+    Chinese characters, else ``en`` (label names stay as given either way)."""
+    letters = [ch for ch in text if ch.isalpha()]
+    cjk = sum(1 for ch in letters if _CJK.match(ch))
+    return "zh" if letters and 3 * cjk >= len(letters) else "en"
+
+
+LANGUAGES = ("en", "zh")
+
+
+def check_language(language: str | None) -> str | None:
+    """``language`` checked: None (each text's own), ``en`` or ``zh``.
+
+    Raises:
+        EmotuneError: One line for another value.
+    """
+    if language is not None and language not in LANGUAGES:
+        raise EmotuneError(f"language must be one of {LANGUAGES} (or left out: each text's own), got '{language}'")
+    return language
 
 
 def label_tokens(tokenizer: Any, labels: LabelSet, prompt: PromptBuilder) -> str:
@@ -116,7 +134,9 @@ def call_time_config(run: Path | None, model: str | None) -> RunConfig:
         return cfg
     if not (run / "config.yaml").is_file() or not (run / "run.json").is_file():
         raise EmotuneError(f"{run}: not a run directory (no config.yaml and run.json)")
-    if (run / "label_head.safetensors").is_file():
+    from emotune.rundir import LABEL_HEAD  # torch comes with it: only once a run is named
+
+    if (run / LABEL_HEAD).is_file():
         raise EmotuneError(f"{run}: its label head was trained for its own labels; it cannot score new ones")
     cfg = RunConfig.from_yaml(run / "config.yaml", saved=True)
     if model and model != cfg.model.name:
@@ -134,23 +154,25 @@ def call_time_recogniser(
     task: str | None = None,
     calibrate: bool | None = None,
     device: str = "auto",
+    language: str | None = None,
 ) -> Recogniser:
     """A recogniser for ``labels`` on the frozen ``model`` or a trained ``run``'s adapter.
 
     Args:
-        labels: Label names, comma-separated or a list; Chinese names give a Chinese prompt.
+        labels: Label names, comma-separated or a list.
         model: The backbone (default: emotune's default); with ``run``, it must be the run's.
         run: A trained run directory whose adapter scores the new labels.
         task: The prompt's task word; default ``sentiment`` for polarity labels, else ``emotion``.
         calibrate: Contextual calibration on a content-free input; default: on for the frozen
-            backbone, the run's own setting for a run.
+            backbone, off for a run (a run over several corpora brings its own temperature).
         device: ``auto``, ``cpu`` or ``cuda``.
+        language: The prompt's language (default: the label names' script).
     """
     from emotune.models.backbones import load_tokenizer, resolve_source
     from emotune.models.recogniser import build_recogniser
 
     names = parse_labels(labels)
-    language = label_language(names)
+    language = check_language(language) or label_language(names)
     label_set = LabelSet(names, {language: [[n] for n in names]})
     folder = Path(run) if run is not None else None
     cfg = call_time_config(folder, model)
@@ -165,7 +187,68 @@ def call_time_recogniser(
         rec.head.bias.zero_()
     elif calibrate and not rec.method.calibrates:
         rec.calibrate()
+    rec.temperature = label_free_temperature(folder)
     return rec
+
+
+def label_free_temperature(run: Path | None) -> float:
+    """The temperature a run fitted for any label set: a run over several corpora fits one for all
+    of them (the shipped generalist's calibration); a one-corpus run's fits only its own labels,
+    so new labels get none (1)."""
+    if run is None:
+        return 1.0
+    meta = read_json(run / "run.json")
+    return run_temperature(meta) if meta.get("corpora") else 1.0
+
+
+class LabelSets:
+    """Recognisers of label sets given at call time, on one loaded backbone and adapter.
+
+    Each (labels, language) pair gets its prompt and label head once (`Recogniser.relabelled`),
+    calibrated as the predictor's call-time scoring is (contextual calibration on the frozen
+    backbone, the run's label-independent temperature otherwise); the `SIZE` most recent stay.
+    """
+
+    SIZE = 16
+
+    def __init__(self, base: Recogniser, contextual: bool, temperature: float, task: str | None = None) -> None:
+        self.base, self.contextual, self.temperature, self.task = base, contextual, temperature, task
+        self._cache: OrderedDict[tuple[tuple[str, ...], str], Recogniser] = OrderedDict()
+        self._cache[(base.labels.names, base.prompt.language)] = base
+
+    def recogniser(self, names: tuple[str, ...], language: str) -> Recogniser:
+        """The recogniser of ``names`` prompted in ``language`` (built on first use)."""
+        key = (names, language)
+        if key not in self._cache:
+            self._cache[key] = self._build(names, language)
+            while len(self._cache) > self.SIZE:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(key)
+        return self._cache[key]
+
+    def _build(self, names: tuple[str, ...], language: str) -> Recogniser:
+        label_set = LabelSet(names, {language: [[n] for n in names]})
+        prompt = PromptBuilder(label_set, language, self.task or task_word(names))
+        whole = label_tokens(self.base.tokenizer, label_set, prompt) == "all"
+        rec = self.base.relabelled(label_set, language, prompt.task, whole_words=whole)
+        rec.temperature = self.temperature
+        if self.contextual:
+            rec.calibrate()
+        return rec
+
+    def probabilities(
+        self, names: tuple[str, ...], examples: Sequence[Example], language: str | None, batch_size: int | None
+    ) -> Any:
+        """(n, len(names)) probabilities, each text prompted in ``language`` or, left None, its own."""
+        import torch
+
+        langs = [language or text_language(e.text) for e in examples]
+        out = torch.zeros(len(examples), len(names))
+        for lang in sorted(set(langs)):
+            rows = [i for i, g in enumerate(langs) if g == lang]
+            probs = self.recogniser(names, lang).probabilities([examples[i] for i in rows], batch_size)
+            out[rows] = probs.float().cpu()
+        return out
 
 
 def describe_call_time(labels: Sequence[str], model: str | None, run: str | Path | None) -> dict[str, Any]:
@@ -173,3 +256,25 @@ def describe_call_time(labels: Sequence[str], model: str | None, run: str | Path
     cfg = call_time_config(Path(run) if run is not None else None, model)
     card = read_json(Path(run) / "dataset_card.json") if run and (Path(run) / "dataset_card.json").is_file() else None
     return {"run": str(run) if run else None, "backbone": cfg.model.name, "labels": list(labels), "dataset_card": card}
+
+
+def backend_kind(rec: Any) -> str:
+    """What a backend that cannot score new labels is, for the one-line refusal."""
+    name = type(rec).__name__
+    if "Onnx" in name and "Encoder" not in name:
+        return "an ONNX export"
+    if "Encoder" in name:
+        return "a distilled student"
+    return "a run whose label head was trained"
+
+
+def default_adapter(model: str | None, adapter: str | Path | None, frozen_backbone: bool) -> str | Path | None:
+    """The adapter labels given at call time are scored with: ``adapter`` when given; else the
+    shipped generalist on the default backbone; none (the frozen backbone) with
+    ``frozen_backbone``, for another backbone (said in a log line), or where none is shipped."""
+    if adapter is not None or frozen_backbone:
+        return adapter
+    if model is not None and model != DEFAULT_BACKBONE:
+        log.info("the shipped generalist is an adapter of %s: '%s' scores zero-shot, frozen", DEFAULT_BACKBONE, model)
+        return None
+    return GENERALIST if is_shipped() else None

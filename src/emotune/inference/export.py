@@ -27,8 +27,9 @@ from torch import nn
 from emotune.config import RunConfig
 from emotune.distill.config import is_student
 from emotune.errors import EmotuneError
+from emotune.inference.backends import SAME_FOLDER
 from emotune.inference.onnx_backend import quantize_onnx
-from emotune.inference.predict import SAME_FOLDER, Predictor
+from emotune.inference.predict import Predictor
 from emotune.methods.zero_shot import ZeroShotOptions
 from emotune.models.recogniser import LabelScorer, Recogniser
 from emotune.rundir import LABEL_HEAD

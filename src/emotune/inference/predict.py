@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from emotune.calibration import run_temperature
-from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet, Turn
 from emotune.errors import EmotuneError
+from emotune.inference.backends import student_backend, torch_recogniser, trained_context_turns
 from emotune.inference.explain import Explanation
-from emotune.methods import get_method
-from emotune.models.text_pairs import HEAD_FILE, STUDENT_DIR
-from emotune.storage import read_json
+from emotune.models.generalist import DEFAULT_LABELS, resolve_run
+from emotune.models.generalist import NAME as GENERALIST
+from emotune.models.text_pairs import STUDENT_DIR
 
-#: ``model.name`` of an exported folder: the backbone is the folder itself.
-SAME_FOLDER = "."
+if TYPE_CHECKING:
+    from emotune.inference.call_time import LabelSets
 
 
 class ScoringBackend(Protocol):
@@ -102,11 +100,25 @@ class Predictor:
         'positive'
     """
 
-    def __init__(self, recogniser: ScoringBackend, batch_size: int | None = None, context_turns: int = 0) -> None:
+    def __init__(
+        self,
+        recogniser: ScoringBackend,
+        batch_size: int | None = None,
+        context_turns: int = 0,
+        *,
+        label_sets: LabelSets | None = None,
+        run_dir: Path | None = None,
+    ) -> None:
         self.recogniser = recogniser
         self.batch_size = batch_size
+        #: Call-time scoring (labels per call, each text's prompt language): set for a predictor
+        #: of labels given at call time, built on first use for a run (`call_time_scoring`).
+        self.label_sets = label_sets
+        self.run_dir = run_dir
         #: The default of `predict`'s ``min_confidence`` (``emotune predict --min-confidence``).
         self.min_confidence: float | None = None
+        #: The prompt language of call-time scoring (None: each text's own).
+        self.language: str | None = None
         #: Earlier dialogue turns the run was trained with (its dataset card): how much context a
         #: file's dialogue column supplies per row.
         self.context_turns = context_turns
@@ -131,16 +143,30 @@ class Predictor:
         Raises:
             EmotuneError: If the folder is not a complete run directory or export.
         """
+        if str(run) == GENERALIST:
+            return cls.generalist(batch_size=batch_size)
         folder = Path(run)
         if not (folder / "config.yaml").is_file():
             raise EmotuneError(f"{folder}: not a run directory (no config.yaml)")
         if (folder / STUDENT_DIR).is_dir():
-            return cls(_student(folder), batch_size, trained_context_turns(folder))
+            return cls(student_backend(folder), batch_size, trained_context_turns(folder))
         if (folder / "model.onnx").is_file():
             from emotune.inference.onnx_backend import OnnxRecogniser  # torch-free backend, imported only for it
 
             return cls(OnnxRecogniser.load(folder), batch_size, trained_context_turns(folder))
-        return cls(_torch_recogniser(folder, dequantize, corpus), batch_size, trained_context_turns(folder))
+        rec = torch_recogniser(folder, dequantize, corpus)
+        return cls(rec, batch_size, trained_context_turns(folder), run_dir=folder)
+
+    @classmethod
+    def generalist(cls, labels: str | Sequence[str] | None = None, **options: Any) -> Predictor:
+        """The emotion generalist shipped with emotune, for ``labels`` (default: Ekman's six
+        emotions and neutral); ``options`` as `zero_shot`'s.
+
+        Example:
+            >>> Predictor.generalist().predict("I can't believe they cancelled it")[0].label
+            'surprise'
+        """
+        return cls.zero_shot(labels or DEFAULT_LABELS, adapter=GENERALIST, **options)
 
     @classmethod
     def zero_shot(
@@ -153,6 +179,8 @@ class Predictor:
         calibrate: bool | None = None,
         batch_size: int | None = None,
         device: str = "auto",
+        language: str | None = None,
+        frozen_backbone: bool = False,
     ) -> Predictor:
         """A predictor for any label set, chosen at call time: no dataset, no run directory.
 
@@ -162,23 +190,36 @@ class Predictor:
             'joy'
 
         Args:
-            labels: Label names, comma-separated or a list (Chinese names: a Chinese prompt).
-            model: The frozen backbone (default: emotune's default).
-            adapter: A trained run whose adapter scores these labels instead (e.g. the emotion
-                generalist of ``configs/generalist.yaml``).
+            labels: Label names, comma-separated or a list.
+            model: The backbone (default: emotune's default). Another backbone than the default
+                is scored frozen: the shipped generalist is an adapter of the default.
+            adapter: A trained run whose adapter scores these labels; default: the shipped
+                emotion generalist on the default backbone (``generalist``).
             task: The prompt's task word (default: sentiment for polarity labels, else emotion).
-            calibrate: Contextual calibration (default: on for the frozen backbone).
+            calibrate: Contextual calibration (default: on for the frozen backbone; a run over
+                several corpora, the generalist among them, brings its own temperature).
             batch_size: Texts per forward pass.
             device: auto, cpu or cuda.
+            language: The prompt's language, ``en`` or ``zh``; default: each text's own.
+            frozen_backbone: Score with the frozen backbone even where the generalist applies.
 
         Raises:
-            EmotuneError: For fewer than two labels, a repeated label, labels the tokenizer
-                cannot tell apart, or an adapter that cannot take new labels.
+            EmotuneError: For fewer than two labels or more than 64, a repeated or over-long
+                label, labels the tokenizer cannot tell apart, or an adapter that cannot take
+                new labels.
         """
-        from emotune.inference.call_time import call_time_recogniser
+        from emotune.inference.call_time import LabelSets, call_time_recogniser, check_language, default_adapter
 
-        rec = call_time_recogniser(labels, model, adapter, task=task, calibrate=calibrate, device=device)
-        return cls(rec, batch_size)
+        check_language(language)
+        folder = resolve_run(default_adapter(model, adapter, frozen_backbone))
+        rec = call_time_recogniser(
+            labels, model, folder, task=task, calibrate=calibrate, device=device, language=language
+        )
+        contextual = calibrate if calibrate is not None else folder is None
+        sets = LabelSets(rec, contextual, rec.temperature, task)
+        predictor = cls(rec, batch_size, label_sets=sets, run_dir=folder)
+        predictor.language = language
+        return predictor
 
     def predict(
         self,
@@ -186,6 +227,8 @@ class Predictor:
         contexts: Sequence[Sequence[str]] | None = None,
         *,
         min_confidence: float | None = None,
+        labels: str | Sequence[str] | None = None,
+        language: str | None = None,
     ) -> list[Prediction]:
         """Predicts a label for each text; always returns a list (one item for one string).
 
@@ -194,23 +237,66 @@ class Predictor:
             contexts: Optional earlier dialogue turns per text, oldest first.
             min_confidence: Abstain (label None, probabilities still given) below this top
                 probability; default: the predictor's ``min_confidence`` (none).
+            labels: Classify into these labels instead of the predictor's own (call-time
+                scoring on its backbone and adapter, with its call-time calibration).
+            language: The prompt's language (``en``, ``zh``); default: the predictor's, which
+                for labels given at call time is each text's own.
 
         Raises:
-            EmotuneError: For an empty text, mismatched contexts or ``min_confidence`` outside (0, 1].
+            EmotuneError: For an empty text, mismatched contexts, ``min_confidence`` outside
+                (0, 1], bad labels, or labels a backend cannot score (a trained label head, an
+                ONNX export, a distilled student).
         """
         floor = check_min_confidence(self.min_confidence if min_confidence is None else min_confidence)
-        return [abstain_below(p, floor) for p in self._predict(texts, contexts)]
+        return [abstain_below(p, floor) for p in self._predict(texts, contexts, labels, language)]
 
-    def _predict(self, texts: str | Sequence[str], contexts: Sequence[Sequence[str]] | None) -> list[Prediction]:
+    def _predict(
+        self,
+        texts: str | Sequence[str],
+        contexts: Sequence[Sequence[str]] | None,
+        labels: str | Sequence[str] | None = None,
+        language: str | None = None,
+    ) -> list[Prediction]:
+        from emotune.inference.call_time import check_language, parse_labels
+
+        names = parse_labels(labels) if labels is not None else self.labels
+        language = check_language(language) or self.language
         items = [texts] if isinstance(texts, str) else list(texts)
         if contexts is not None and len(contexts) != len(items):
             raise EmotuneError(f"got {len(contexts)} contexts for {len(items)} texts")
         examples = [self._example(t, None if contexts is None else contexts[i], i) for i, t in enumerate(items)]
         if not examples:
             return []
-        probs = self.recogniser.probabilities(examples, self.batch_size)
-        chosen = self.recogniser.decide(probs)
-        return [self._prediction(row, picks) for row, picks in zip(probs, chosen, strict=True)]
+        if labels is None and self.label_sets is None and language in (None, self.own_language):
+            probs = self.recogniser.probabilities(examples, self.batch_size)
+            chosen = self.recogniser.decide(probs)
+        else:
+            probs = self.call_time_scoring().probabilities(names, examples, language, self.batch_size)
+            chosen = [[int(i)] for i in probs.argmax(-1).tolist()]
+        return [self._prediction(row, picks, names) for row, picks in zip(probs, chosen, strict=True)]
+
+    @property
+    def own_language(self) -> str | None:
+        """The prompt language of the predictor's own labels (None for a backend without a prompt)."""
+        prompt = getattr(self.recogniser, "prompt", None)
+        return getattr(prompt, "language", None)
+
+    def call_time_scoring(self) -> LabelSets:
+        """Scoring of labels given per call on this predictor's backbone and adapter.
+
+        Raises:
+            EmotuneError: For a backend that scores only its own labels.
+        """
+        from emotune.inference.call_time import LabelSets, backend_kind, label_free_temperature
+        from emotune.models.recogniser import Recogniser
+
+        if self.label_sets is None:
+            rec = self.recogniser
+            if not isinstance(rec, Recogniser) or rec.multi_label or rec.head.rows is not None:
+                kind = "a multi-label run" if getattr(rec, "multi_label", False) else backend_kind(rec)
+                raise EmotuneError(f"this predictor ({kind}) scores only its own labels")
+            self.label_sets = LabelSets(rec, rec.method.calibrates, label_free_temperature(self.run_dir))
+        return self.label_sets
 
     def explain(
         self,
@@ -254,76 +340,8 @@ class Predictor:
         turns = tuple(Turn(c) for c in context or ())
         return Example(text.strip(), context=turns)
 
-    def _prediction(self, row: Any, picks: list[int]) -> Prediction:
-        scores = {n: float(v) for n, v in zip(self.labels, row.tolist(), strict=True)}
-        names = tuple(self.labels[k] for k in picks)
+    def _prediction(self, row: Any, picks: list[int], labels: Sequence[str] | None = None) -> Prediction:
+        labels = labels or self.labels
+        scores = {n: float(v) for n, v in zip(labels, row.tolist(), strict=True)}
+        names = tuple(labels[k] for k in picks)
         return Prediction(names[0], scores, names)
-
-
-def trained_context_turns(folder: Path) -> int:
-    """The dialogue turns a run put before each utterance (0 for a run or export without a card)."""
-    card = folder / "dataset_card.json"
-    data = read_json(card) if card.is_file() else {}
-    turns = data.get("context_turns") if isinstance(data, dict) else None
-    return turns if isinstance(turns, int) and turns > 0 else 0
-
-
-def _student(folder: Path) -> Any:
-    """A distilled student: its ONNX file on ONNX Runtime where both exist (it starts in a fraction
-    of a second: no torch, no transformers), else its torch weights."""
-    student = folder / STUDENT_DIR
-    onnx = (student / "model.onnx").is_file()
-    if onnx and importlib.util.find_spec("onnxruntime") is not None:
-        from emotune.inference.onnx_backend import OnnxEncoderRecogniser
-
-        return OnnxEncoderRecogniser.load(folder)
-    if not (student / HEAD_FILE).is_file():
-        extra = " (its model.onnx needs: pip install 'emotune[onnx]')" if onnx else ""
-        raise EmotuneError(f"{student}: no student weights{extra}")
-    from emotune.models.encoder import EncoderRecogniser
-
-    return EncoderRecogniser.load(folder)
-
-
-def _corpus_meta(meta: dict[str, Any], corpus: str | None) -> dict[str, Any]:
-    """The labels, language and task of one corpus of a run (the run's own without ``corpus``).
-
-    Raises:
-        EmotuneError: For a corpus the run was not trained on.
-    """
-    if corpus is None:
-        return meta
-    corpora = {c["name"]: c for c in meta.get("corpora") or [{"name": meta.get("dataset"), **meta}]}
-    if corpus not in corpora:
-        raise EmotuneError(f"the run was not trained on corpus '{corpus}'; it knows {sorted(corpora)}")
-    return corpora[corpus]
-
-
-def _torch_recogniser(folder: Path, dequantize: bool = False, corpus: str | None = None) -> Any:
-    """The torch Recogniser of a run directory or merged export (torch is imported here, not at
-    module import, so an ONNX export predicts without it)."""
-    from emotune.models.recogniser import build_recogniser
-    from emotune.rundir import read_label_head
-
-    cfg = RunConfig.from_yaml(folder / "config.yaml", saved=True).validate()
-    if cfg.model.name == SAME_FOLDER:  # a merged export carries its own weights
-        cfg.model.name = str(folder)
-    if dequantize:
-        cfg.model.quantization = "none"
-    meta = _corpus_meta(read_json(folder / "run.json"), corpus)
-    adapter = folder / "adapter"
-    if get_method(cfg.method).needs_adapter and not adapter.is_dir():
-        raise EmotuneError(f"{folder}: run has no adapter/ (training did not finish?)")
-    rec = build_recogniser(
-        cfg,
-        LabelSet.from_dict(meta["labels"]),
-        meta["language"],
-        meta["task"],
-        adapter_dir=adapter,
-        multi_label=bool(meta.get("multi_label", False)),
-        head_bias=meta.get("head_bias"),
-        head_rows=read_label_head(folder),
-        threshold=float(meta.get("threshold", 0.5)),
-    )
-    rec.temperature = run_temperature(meta)
-    return rec

@@ -9,9 +9,10 @@ emotune scores a label by the logit of its word's first token at the prompt's la
 zero-shot needs none), ``score`` row *k* the output-embedding row of label *k*'s token (or a
 trained label head's row), divided by the run's temperature. Sequence classifiers read the last
 token that is not padding, which is the prompt's last token. ``config.json`` carries
-``id2label`` and an ``emotune`` block: the prompt's head and tail as text and token ids (what a client wraps its
-input in), the label bias (calibration, prior correction; zero for a plain trained run) and the
-temperature already folded into ``score``.
+``id2label`` and an ``emotune`` block: the prompt's head and tail as text and token ids (for
+engines that take ids), the label bias (calibration, prior correction; zero for a plain trained
+run) and the temperature already folded into ``score``. The exported tokenizer wraps every text
+in the prompt itself (a post-processor: `wrapping`), so raw text goes in.
 
 What a linear head cannot hold is refused in one line: several words for one label (scored by
 their log-sum-exp), a multi-token word scored whole, or a backbone that soft-caps its final
@@ -100,26 +101,51 @@ def emotune_block(rec: Recogniser, run: Path) -> dict[str, Any]:
         "temperature": rec.temperature,
         "temperature_folded_into_score": True,
         "multi_label": rec.multi_label,
-        "how": "input ids = [bos] + prompt_head_ids + the text's ids (no special tokens) + prompt_tail_ids "
-        "(wrapping the text as prompt_head + text + prompt_tail can tokenise differently at the seams); "
+        "how": "the exported tokenizer wraps raw text itself: tokenizer(text) gives [bos] + prompt_head_ids + "
+        "the text's ids + prompt_tail_ids; engines that take ids build the same; "
         "label probabilities = softmax(logits - label_bias) (sigmoid for multi_label); "
         "label_bias is zero for a trained run without calibration or prior correction",
     }
 
 
-def adds_bos(tokenizer: Any) -> Any:
-    """The tokenizer, made to start every text with its bos token as emotune's prompts do (a
-    pipeline tokenises the wrapped text with special tokens, and the ids must be the run's)."""
-    bos, bos_id = tokenizer.bos_token, tokenizer.bos_token_id
-    if bos_id is None or tokenizer("x").input_ids[:1] == [bos_id]:
-        return tokenizer
+def wrapping(tokenizer: Any, head_ids: list[int], tail_ids: list[int]) -> Any:
+    """A ``tokenizers`` post-processor that turns a text's ids into emotune's prompt:
+    ``[bos] + head ids + text ids + tail ids``, so raw text in any consumer of the exported
+    tokenizer (a pipeline, ``AutoTokenizer``, a serving engine) gets exactly the run's inputs.
+
+    The head and tail are special pieces of several ids each, so the text is tokenised alone,
+    as emotune does (a string wrapped first can merge tokens at the seams).
+    """
     from tokenizers import processors
 
+    bos_id = tokenizer.bos_token_id
+    pieces = [("emotune_bos", [bos_id] if bos_id is not None else []), ("emotune_head", head_ids)]
+    pieces.append(("emotune_tail", tail_ids))
+    specials = [
+        {"id": name, "ids": list(ids), "tokens": tokenizer.convert_ids_to_tokens(list(ids))}
+        for name, ids in pieces
+        if ids
+    ]
+    single = " ".join([*(name for name, ids in pieces[:2] if ids), "$A", *(["emotune_tail"] if tail_ids else [])])
+    return processors.TemplateProcessing(single=single, special_tokens=specials)
+
+
+def save_wrapping_tokenizer(tokenizer: Any, head_ids: list[int], tail_ids: list[int], folder: Path) -> None:
+    """Saves ``tokenizer`` into ``folder`` with the prompt-wrapping post-processor (`wrapping`);
+    the tokenizer in memory is left as it was.
+
+    Raises:
+        EmotuneError: For a tokenizer without a fast (``tokenizers``) backend.
+    """
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
-        raise EmotuneError("the tokenizer does not add its bos token and cannot be made to; use --format merged")
-    backend.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, bos_id)])
-    return tokenizer
+        raise EmotuneError("the tokenizer has no fast backend to carry the prompt; use --format merged")
+    before = backend.post_processor
+    backend.post_processor = wrapping(tokenizer, head_ids, tail_ids)
+    try:
+        tokenizer.save_pretrained(str(folder))
+    finally:
+        backend.post_processor = before
 
 
 def export_seq_cls(run: Path, rec: Recogniser, tmp: Path, merged: Any) -> str:
@@ -128,6 +154,12 @@ def export_seq_cls(run: Path, rec: Recogniser, tmp: Path, merged: Any) -> str:
     seq = sequence_classifier(merged, rec, label_rows(rec))
     seq.config.emotune = emotune_block(rec, run)
     seq.save_pretrained(str(tmp), safe_serialization=True)
-    adds_bos(rec.tokenizer).save_pretrained(str(tmp))
-    bias = "" if not bool(rec.head.bias.abs().sum() > 0) else "; its label bias is in config.json's emotune block"
-    return f"{type(seq).__name__} with {len(rec.labels)} label rows (temperature folded in){bias}"
+    head_ids, tail_ids = rec.prompt.frame_ids(rec.tokenizer)
+    save_wrapping_tokenizer(rec.tokenizer, list(head_ids), list(tail_ids), tmp)
+    note = (
+        f"{type(seq).__name__} with {len(rec.labels)} label rows (temperature folded in); its tokenizer wraps raw text"
+    )
+    if bool(rec.head.bias.abs().sum() > 0):
+        # A bias-free `score` layer cannot add per-label constants: consumers subtract them.
+        note += "; the run's label bias is not in `score`: subtract config.json's emotune.label_bias from the logits"
+    return note

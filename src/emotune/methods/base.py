@@ -164,7 +164,14 @@ _REGISTRY: dict[str, type[Method]] = {}
 
 
 def register_method(cls: type[Method]) -> type[Method]:
-    """Class decorator registering a method under its ``name``."""
+    """Class decorator registering a method under its ``name``.
+
+    Raises:
+        EmotuneError: When another class already holds the name (as PEFT's own registry refuses).
+    """
+    held = _REGISTRY.get(cls.name)
+    if held is not None and held.__qualname__ != cls.__qualname__:
+        raise EmotuneError(f"method '{cls.name}' is already registered by {held.__module__}.{held.__qualname__}")
     _REGISTRY[cls.name] = cls
     return cls
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emotune.errors import EmotuneError
+from emotune.models.hub_kernels import import_bitsandbytes_without_hub_kernels
 from emotune.models.precision import WeightFormat, quantization_config
 
 if TYPE_CHECKING:
@@ -251,6 +252,7 @@ def load_backbone(
     import torch
     from transformers import AutoModelForCausalLM
 
+    import_bitsandbytes_without_hub_kernels()  # before PEFT imports it
     fmt = fmt or WeightFormat("float32")
     device = device or torch.device("cpu")
     source = resolve_source(model)

@@ -119,9 +119,10 @@ class MultiRecogniser(Recogniser):
         return self._prompts[key]
 
     def view(self, corpus: int) -> Recogniser:
-        """The recogniser of one corpus (its canonical prompt and head) on the shared adapter."""
+        """The recogniser of one corpus (its canonical prompt and head) on the shared adapter,
+        with the run's temperature."""
         task = self.tasks[corpus]
-        return Recogniser(
+        view = Recogniser(
             self.model,
             self.method,
             self.tokenizer,
@@ -134,6 +135,8 @@ class MultiRecogniser(Recogniser):
             weights=self.weights,
             bucket=self.bucket,
         )
+        view.temperature = self.temperature
+        return view
 
     def local(self, examples: Sequence[Example]) -> dict[int, list[Example]]:
         """Labelled examples grouped by corpus, labels back in each corpus's own index space."""

@@ -16,6 +16,7 @@ from transformers import PreTrainedTokenizerBase
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
 from emotune.distributed import gather_rows, my_share, resolve_device, shares_work
+from emotune.errors import EmotuneError
 from emotune.methods import Method, get_method
 from emotune.methods.base import base_model_of, decoder_of
 from emotune.models.backbones import load_backbone
@@ -216,6 +217,24 @@ class Recogniser:
         self.head.bias.zero_()
         logits = self.label_logits(self.collate(self.encode([Example(CONTENT_FREE)])))[0].float()
         self.head.bias.copy_(logits if self.multi_label else logits.log_softmax(-1))
+
+    def relabelled(self, labels: LabelSet, language: str, task: str, whole_words: bool = False) -> Recogniser:
+        """A recogniser of another label set on this one's backbone and adapter (nothing reloads).
+
+        The prompt lists ``labels`` and their words are scored with the backbone's own rows; the
+        head's bias and the temperature start neutral (the caller calibrates for these labels).
+
+        Raises:
+            EmotuneError: If this recogniser's label head was trained (it has no rows for new labels).
+        """
+        if self.head.rows is not None:
+            raise EmotuneError("a run whose label head was trained scores only its own labels")
+        prompt = PromptBuilder(labels, language, task)
+        ids = verbaliser_token_ids(self.tokenizer, labels, prompt, whole_words=whole_words)
+        head = LabelHead(ids, getattr(self.head, "softcap", None)).to(self.device)
+        rec = Recogniser(self.model, self.method, self.tokenizer, labels, prompt, head, self.max_length, self.precision)
+        rec.weights, rec.bucket, rec.eval_batch_size = self.weights, self.bucket, self.eval_batch_size
+        return rec
 
     def iter_batches(self, rows: list[list[int]], batch_size: int) -> Iterator[tuple[list[int], Batch]]:
         """Length-bucketed batches of ``rows`` with their indices."""

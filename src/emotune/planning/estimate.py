@@ -199,6 +199,9 @@ def advise(run: _MetaRun, request: PlanRequest) -> list[str]:
 
 def _attach(model: nn.Module, method: Any) -> nn.Module:
     """The method's PEFT wrapper around the meta model (the model itself when it has none)."""
+    from emotune.models.hub_kernels import import_bitsandbytes_without_hub_kernels
+
+    import_bitsandbytes_without_hub_kernels()  # PEFT's first import pulls bitsandbytes in
     from peft import get_peft_model
 
     config = method.peft_config(model)

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -26,8 +26,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from emotune.errors import EmotuneError
+from emotune.inference.call_time import MAX_LABEL_CHARS, MAX_LABELS, parse_labels
 from emotune.inference.predict import Prediction, Predictor, abstain_below
-from emotune.serve.batcher import MicroBatcher, QueueFull
+from emotune.serve.batcher import BatchKey, MicroBatcher, QueueFull
 from emotune.serve.metrics import ServiceMetrics
 from emotune.serve.settings import ServeSettings
 
@@ -41,6 +42,12 @@ class PredictRequest(BaseModel):
     contexts: list[list[str]] | None = Field(default=None, description="earlier turns per text, oldest first")
     min_confidence: float | None = Field(
         default=None, gt=0, le=1, description="no label below this top probability (scores still given)"
+    )
+    labels: list[str] | None = Field(
+        default=None, description=f"classify into these labels (2 to {MAX_LABELS}) instead of the model's own"
+    )
+    language: Literal["en", "zh"] | None = Field(
+        default=None, description="the prompt's language (default: the text's)"
     )
 
 
@@ -124,10 +131,11 @@ def create_app(
             return
         metrics.load_seconds, metrics.ready = time.perf_counter() - started, True
 
-        def predict(texts: list[str], contexts: list[list[str]]) -> list[Prediction]:
+        def predict(texts: list[str], contexts: list[list[str]], key: BatchKey) -> list[Prediction]:
             metrics.record_batch(len(texts))
+            labels, language = key
             with lock:
-                return predictor.predict(texts, contexts)
+                return predictor.predict(texts, contexts, labels=labels, language=language)
 
         batcher = MicroBatcher(
             predict,
@@ -218,8 +226,10 @@ def install_routes(app: FastAPI, settings: ServeSettings, state: dict[str, Any],
             "labels": list(predictor.labels),
             "method": getattr(getattr(cfg, "method", None), "name", None) or _backend_name(cfg),
             "multi_label": cfg.multi_label,
+            "labels_per_request": labels_per_request(predictor),
             "batches_run": state["batcher"].batches,
-            "limits": {k: v for k, v in vars(settings).items() if k != "api_key"},
+            "limits": {k: v for k, v in vars(settings).items() if k != "api_key"}
+            | {"max_labels": MAX_LABELS, "max_label_chars": MAX_LABEL_CHARS},
         }
         return JSONResponse({**describe, **facts})
 
@@ -232,7 +242,8 @@ def install_routes(app: FastAPI, settings: ServeSettings, state: dict[str, Any],
             return problem
         contexts = body.contexts or [[] for _ in body.texts]
         try:
-            results: list[Prediction] = await state["batcher"].submit(body.texts, contexts)
+            key = request_key(state["predictor"], body)
+            results: list[Prediction] = await state["batcher"].submit(body.texts, contexts, key)
             results = [abstain_below(p, body.min_confidence) for p in results]
         except QueueFull:
             return error(503, "server busy: prediction queue is full, retry later")
@@ -260,6 +271,28 @@ def install_routes(app: FastAPI, settings: ServeSettings, state: dict[str, Any],
         except EmotuneError as err:
             return error(422, str(err))
         return {"explanations": [e.to_dict() for e in found]}
+
+
+def request_key(predictor: Predictor, body: PredictRequest) -> BatchKey:
+    """The labels and language a request asks for, checked before it queues.
+
+    Raises:
+        EmotuneError: For bad labels, or labels this predictor cannot score (HTTP 422).
+    """
+    if body.labels is None:
+        return None, body.language
+    names = parse_labels(body.labels)
+    predictor.call_time_scoring()
+    return names, body.language
+
+
+def labels_per_request(predictor: Predictor) -> bool:
+    """Whether ``labels`` may be given per request (a backend that scores new label sets)."""
+    try:
+        predictor.call_time_scoring()
+    except EmotuneError:
+        return False
+    return True
 
 
 def describe_run(run: Path) -> dict[str, Any]:

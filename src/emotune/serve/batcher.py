@@ -1,20 +1,24 @@
 """Micro-batching: concurrent requests share one forward pass.
 
-Requests wait in a bounded queue; one worker takes the first, gathers others for at most
-``max_wait_ms`` or until ``max_batch`` texts, runs the model once in a thread (the event loop
-stays responsive), and hands each request its slice of the results.
+Requests wait in a bounded queue; one worker takes the first, gathers others that ask for the
+same labels and prompt language for at most ``max_wait_ms`` or until ``max_batch`` texts, runs
+the model once in a thread (the event loop stays responsive), and hands each request its slice
+of the results. A request for other labels waits for the next batch, first in line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from emotune.inference.predict import Prediction
 
-PredictFn = Callable[[list[str], list[list[str]]], list[Prediction]]
+#: What a batch shares: the labels asked for (None: the model's own) and the prompt language.
+BatchKey = tuple[tuple[str, ...] | None, str | None]
+PredictFn = Callable[[list[str], list[list[str]], BatchKey], list[Prediction]]
 
 
 class QueueFull(Exception):
@@ -26,6 +30,7 @@ class _Job:
     texts: list[str]
     contexts: list[list[str]]
     future: asyncio.Future[list[Prediction]]
+    key: BatchKey = (None, None)
 
 
 class MicroBatcher:
@@ -37,6 +42,7 @@ class MicroBatcher:
         self.queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=queue_size)
         self.batches = 0  # forward passes run; observable in /v1/model for monitoring
         self._worker: asyncio.Task[None] | None = None
+        self._held: deque[_Job] = deque()  # taken from the queue for a batch of other labels
 
     def start(self) -> None:
         """Starts the worker on the running event loop."""
@@ -48,30 +54,45 @@ class MicroBatcher:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
 
-    async def submit(self, texts: Sequence[str], contexts: Sequence[Sequence[str]]) -> list[Prediction]:
+    async def submit(
+        self, texts: Sequence[str], contexts: Sequence[Sequence[str]], key: BatchKey = (None, None)
+    ) -> list[Prediction]:
         """Queues one request and waits for its predictions.
 
         Raises:
             QueueFull: When ``queue_size`` requests are already waiting.
         """
-        job = _Job(list(texts), [list(c) for c in contexts], asyncio.get_running_loop().create_future())
+        job = _Job(list(texts), [list(c) for c in contexts], asyncio.get_running_loop().create_future(), key)
         try:
             self.queue.put_nowait(job)
         except asyncio.QueueFull:
             raise QueueFull from None
         return await job.future
 
+    def _take_held(self, key: BatchKey) -> _Job | None:
+        for job in self._held:
+            if job.key == key:
+                self._held.remove(job)
+                return job
+        return None
+
     async def _gather(self) -> list[_Job]:
-        jobs = [await self.queue.get()]
+        jobs = [self._held.popleft() if self._held else await self.queue.get()]
+        key = jobs[0].key
         size, deadline = len(jobs[0].texts), time.monotonic() + self.max_wait
         while size < self.max_batch:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                job = await asyncio.wait_for(self.queue.get(), remaining)
-            except TimeoutError:
-                break
+            job = self._take_held(key)
+            if job is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self.queue.get(), remaining)
+                except TimeoutError:
+                    break
+                if job.key != key:  # other labels: the next batch starts with it
+                    self._held.append(job)
+                    continue
             jobs.append(job)
             size += len(job.texts)
         return jobs
@@ -82,7 +103,7 @@ class MicroBatcher:
             texts = [t for job in jobs for t in job.texts]
             contexts = [c for job in jobs for c in job.contexts]
             try:
-                results = await asyncio.to_thread(self.predict, texts, contexts)
+                results = await asyncio.to_thread(self.predict, texts, contexts, jobs[0].key)
             except Exception as err:  # one failing batch must not kill the worker
                 for job in jobs:
                     if not job.future.done():

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from emotune.errors import EmotuneError
+from emotune.models.generalist import DEFAULT_LABELS, is_shipped, resolve_run
 from emotune.serve.settings import ServeSettings
 
 
@@ -17,9 +16,13 @@ def serve(
     labels: str | None = None,
     model: str | None = None,
     task: str | None = None,
+    language: str | None = None,
+    frozen_backbone: bool = False,
+    corpus: str | None = None,
 ) -> None:
     """Runs the service until interrupted: a run directory, or ``labels`` given at start on the
-    frozen ``model`` (or on ``run``'s adapter).
+    shipped generalist (``run``'s adapter, or the frozen ``model``); neither: the shipped
+    generalist with Ekman's emotions and neutral.
 
     Raises:
         EmotuneError: If the serve extra is not installed or ``run`` is not a run directory.
@@ -33,17 +36,23 @@ def serve(
     from emotune.inference.predict import Predictor
 
     settings = settings or ServeSettings()
-    if labels is not None:
-        from emotune.inference.call_time import describe_call_time, parse_labels
+    if labels is not None or (run is None and not model and not frozen_backbone and is_shipped()):
+        from emotune.inference.call_time import default_adapter, describe_call_time, parse_labels
 
-        names = parse_labels(labels)
-        about = describe_call_time(names, model, run)
-        app = create_app(lambda: Predictor.zero_shot(names, model, run, task=task), settings, about)
+        names = parse_labels(labels or DEFAULT_LABELS)
+        adapter = resolve_run(default_adapter(model, run, frozen_backbone))
+        about = describe_call_time(names, model, adapter)
+
+        def load() -> Predictor:
+            return Predictor.zero_shot(names, model, adapter, task=task, language=language)
+
+        app = create_app(load, settings, about)
     else:
         if not run:
-            raise EmotuneError("give --run RUN, or --labels L1,L2,... to serve without one")
-        folder = Path(run)
+            raise EmotuneError("give --labels L1,L2,... (with --model or --frozen-backbone), or --run RUN")
+        folder = resolve_run(run)
+        assert folder is not None
         if not (folder / "config.yaml").is_file():
             raise EmotuneError(f"{folder}: not a run directory (no config.yaml)")
-        app = create_app(lambda: Predictor.load(folder), settings, describe_run(folder))
+        app = create_app(lambda: Predictor.load(folder, corpus=corpus), settings, describe_run(folder))
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -4,11 +4,13 @@ and training with dev evaluation, logging, checkpoints and the best weights kept
 
 from __future__ import annotations
 
+import logging
 import random
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,6 +22,8 @@ from emotune.errors import EmotuneError
 from emotune.models.recogniser import Recogniser
 from emotune.training.callbacks import Checkpointing, DevEvaluation, ProgressLog
 from emotune.training.trainer import Trainer, TrainState, load_trainable
+
+log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> None:
@@ -87,3 +91,24 @@ def _best_writer(folder: Path) -> Callable[[dict[str, torch.Tensor]], None]:
             rundir.write_best(folder, weights)
 
     return write
+
+
+def finished_training(folder: Path, cfg: RunConfig) -> TrainState | None:
+    """The state of a training of this very config that finished in ``folder``, else None.
+
+    A changed config (say, more epochs on ``--resume``) is not finished: it goes on from the
+    newest checkpoint as before.
+    """
+    state = rundir.read_trained(folder)
+    saved = folder / "config.yaml"
+    if state is None or not saved.is_file():
+        return None
+    if recipe_of(RunConfig.from_yaml(saved, saved=True)) != recipe_of(cfg):
+        log.info("%s: finished training of another config; not reused", folder)
+        return None
+    return TrainState(**{k: v for k, v in state.items() if k in TrainState.__dataclass_fields__})
+
+
+def recipe_of(cfg: RunConfig) -> dict[str, Any]:
+    """What a config trains: everything but where the run goes and whether it may be replaced."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in ("output", "overwrite")}

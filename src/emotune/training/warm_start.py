@@ -10,6 +10,7 @@ from pathlib import Path
 from emotune.config import RunConfig
 from emotune.errors import EmotuneError
 from emotune.methods import method_name_of
+from emotune.models.generalist import resolve_run
 from emotune.models.recogniser import Recogniser
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,10 @@ def check_init_from(cfg: RunConfig) -> Path | None:
         EmotuneError: One line, for a folder that is not a trained run, another backbone or
             another method.
     """
-    if not cfg.train.init_from:
+    if not cfg.train.init_from or cfg.train.init_from == "none":
         return None
-    source = Path(cfg.train.init_from)
+    source = resolve_run(cfg.train.init_from)
+    assert source is not None
     if not (source / "config.yaml").is_file():
         raise EmotuneError(f"--init-from {source}: not a run directory (no config.yaml)")
     other = RunConfig.from_yaml(source / "config.yaml", saved=True)

@@ -1,0 +1,260 @@
+"""The shipped emotion generalist on every corpus it never saw, beside the frozen backbone.
+
+    python benchmarks/shipped_generalist.py [--limit 1000]   # -> benchmarks/results/shipped-generalist/
+
+Each cell is one corpus and one row, on the same seeded test subset (``--limit`` texts per corpus,
+seed 42, the subset ``data.max_eval_samples`` draws):
+
+- ``frozen``: emotune's best zero-shot for the corpus, ``emotune evaluate --method zero-shot``
+  with the corpus's own label words (contextual calibration, the corpus's default context);
+- ``generalist``: the shipped generalist through labels at call time (``Predictor.zero_shot``
+  with the corpus's label words, its shipped temperature, no context), what ``emotune predict
+  --labels`` gives a user;
+- ``variants`` (MELD): the generalist with other label names (happy, angry, sad, ...);
+- ``call-time-en-labels`` (ChnSentiCorp): the frozen backbone given ``negative,positive`` at call
+  time, the prompt's language taken from the text.
+
+The eight-corpus generalist's figures (``benchmarks/results/generalist/summary.json``) stand beside
+its four corpora. ``summary.json`` lists every target as ``{corpus, target, value, met}``.
+A finished cell is kept (resumable); ``--fresh`` measures again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+OUT = Path("benchmarks/results/shipped-generalist")
+SHARED = Path("../shared/datasets")
+CORPORA = {
+    "sst2": "sst",
+    "sst5": "sst",
+    "friends": "friends",
+    "mastodon": "mastodon",
+    "mosi2": "mosi",
+    "mosi3": "mosi",
+    "meld": "meld",
+    "emobank": "emobank",
+    "chnsenticorp": "chnsenticorp",
+    "smp2020-ewect": "smp2020_ewect",
+    "cped-m3ed7": "cped",
+}
+# The paper's zero-shot column (ChatGLM2-6B) on its corpora: the metric it reports for each.
+PAPER_ZERO_SHOT = {
+    "sst2": ("accuracy", 82.33),
+    "sst5": ("macro_f1", 25.82),
+    "friends": ("macro_f1", 29.48),
+    "mastodon": ("macro_f1", 55.45),
+    "mosi2": ("accuracy", 84.12),
+    "mosi3": ("macro_f1", 58.19),
+}
+EIGHT_CORPUS = Path("benchmarks/results/generalist/summary.json")
+MELD_VARIANTS = {
+    "neutral": "neutral",
+    "joy": "happy",
+    "sadness": "sad",
+    "fear": "scared",
+    "anger": "angry",
+    "surprise": "surprised",
+    "disgust": "disgusted",
+}
+KEEP = ("n", "accuracy", "macro_f1", "weighted_f1", "ua", "ece", "nll")
+
+
+def header(command: str) -> dict[str, Any]:
+    from emotune.bench.harness import machine
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return {"date": datetime.date.today().isoformat(), "machine": machine(), "commit": commit, "command": command}
+
+
+def dataset(name: str, context: bool) -> Any:
+    from emotune.config import DataConfig
+    from emotune.data import load_data
+
+    cfg = DataConfig(dataset=name, data_dir=str(SHARED / CORPORA[name]), context_turns=None if context else 0)
+    return load_data(cfg, 42, {"test"})
+
+
+def test_subset(name: str, limit: int) -> tuple[Any, list[Any]]:
+    from emotune.data import subsample
+
+    data = dataset(name, context=False)
+    return data, subsample(data.split("test"), limit, 42)
+
+
+def frozen(name: str, limit: int) -> dict[str, Any]:
+    """``emotune evaluate --method zero-shot`` on the corpus (its label words, its default context)."""
+    from emotune.config import RunConfig
+    from emotune.pipeline import run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = RunConfig.from_dict(
+            {
+                "method": {"name": "zero-shot"},
+                "data": {"dataset": name, "data_dir": str(SHARED / CORPORA[name]), "max_eval_samples": limit},
+                "output": str(Path(tmp) / "run"),
+            }
+        )
+        metrics = run(cfg)
+    return {k: metrics[k] for k in KEEP}
+
+
+def scored(predictor: Any, examples: list[Any], names: list[str] | None = None) -> dict[str, Any]:
+    """Metrics of call-time predictions (labels per call where ``names`` differ from the predictor's)."""
+    import numpy as np
+
+    from emotune.calibration import calibration_metrics
+    from emotune.metrics import classification_metrics
+
+    labels = names or list(predictor.labels)
+    preds = predictor.predict([e.text for e in examples], labels=names)
+    probs = np.array([[p.scores[n] for n in labels] for p in preds])
+    gold = [int(e.label) for e in examples]
+    metrics = classification_metrics(gold, probs.argmax(-1).tolist(), labels) | calibration_metrics(probs, gold)
+    return {k: metrics[k] for k in KEEP if k in metrics} | {"n": len(examples)}
+
+
+def generalist(name: str, limit: int, words: dict[str, str] | None = None) -> dict[str, Any]:
+    """The shipped generalist given the corpus's label words (or ``words`` for them) at call time."""
+    from emotune.inference.predict import Predictor
+
+    data, examples = test_subset(name, limit)
+    own = [w[0] for w in data.labels.words(data.language)]
+    labels = [words[n] for n in data.labels.names] if words else own
+    predictor = Predictor.generalist(labels, language=data.language)
+    return scored(predictor, examples) | {"labels": labels}
+
+
+def english_labels_on_chinese(limit: int) -> dict[str, Any]:
+    """ChnSentiCorp given ``negative,positive`` on the frozen backbone, language from the text."""
+    from emotune.inference.predict import Predictor
+
+    _, examples = test_subset("chnsenticorp", limit)
+    predictor = Predictor.zero_shot("negative,positive", frozen_backbone=True)
+    return scored(predictor, examples) | {"labels": ["negative", "positive"]}
+
+
+def cell(name: str, row: str, limit: int, fresh: bool) -> dict[str, Any]:
+    path = OUT / "cells" / f"{name}.{row}.json"
+    if path.is_file() and not fresh:
+        return json.loads(path.read_text())
+    started = time.perf_counter()
+    if row == "frozen":
+        result = frozen(name, limit)
+    elif row == "generalist":
+        result = generalist(name, limit)
+    elif row == "variants":
+        result = generalist(name, limit, MELD_VARIANTS)
+    else:
+        result = english_labels_on_chinese(limit)
+    command = f"python benchmarks/shipped_generalist.py --limit {limit}"
+    result = header(command) | {"corpus": name, "row": row, "seconds": round(time.perf_counter() - started, 1)} | result
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("corpus", "row", "accuracy", "macro_f1", "ece", "seconds")}))
+    return result
+
+
+PREDICT = ["emotune", "predict", "I can't believe they cancelled it"]
+
+
+def call_time(runs: int = 3) -> dict[str, Any]:
+    """Wall seconds of ``emotune predict TEXT`` (the shipped generalist, no run, no labels) from a
+    fresh process, ``runs`` times after one warm-up that fills the backbone's cache."""
+    subprocess.run(PREDICT, capture_output=True, check=True)
+    seconds, output = [], ""
+    for _ in range(runs):
+        started = time.perf_counter()
+        output = subprocess.run(PREDICT, capture_output=True, text=True, check=True).stdout.strip()
+        seconds.append(round(time.perf_counter() - started, 2))
+    result = header(" ".join(PREDICT[:2]) + ' "' + PREDICT[2] + '"') | {"seconds": seconds, "output": output}
+    (OUT / "call-time.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def plan() -> list[tuple[str, str]]:
+    rows = [(name, row) for name in CORPORA for row in ("generalist", "frozen")]
+    return [*rows, ("meld", "variants"), ("chnsenticorp", "call-time-en-labels")]
+
+
+def targets(cells: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every target of the issue as ``{corpus, target, value, met}`` (percentages)."""
+    out: list[dict[str, Any]] = []
+
+    def add(corpus: str, target: str, value: float, bound: float, above: bool = True) -> None:
+        out.append(
+            {
+                "corpus": corpus,
+                "target": target,
+                "value": round(value, 2),
+                "met": value >= bound if above else value <= bound,
+            }
+        )
+
+    for name, (metric, value) in PAPER_ZERO_SHOT.items():
+        add(name, f"{metric} >= paper zero-shot {value}", 100 * cells[(name, "generalist")][metric], value)
+    eight = json.loads(EIGHT_CORPUS.read_text())["held_out"] if EIGHT_CORPUS.is_file() else {}
+    for name, entry in eight.items():
+        bound = 100 * entry["generalist"]["macro_f1"]
+        add(
+            name,
+            f"macro_f1 >= eight-corpus generalist {bound:.1f}",
+            100 * cells[(name, "generalist")]["macro_f1"],
+            bound,
+        )
+    for name in CORPORA:
+        add(name, "ECE <= 5% (shipped temperature)", 100 * cells[(name, "generalist")]["ece"], 5.0, above=False)
+    cost = 100 * (cells[("meld", "generalist")]["macro_f1"] - cells[("meld", "variants")]["macro_f1"])
+    add("meld", "label-name variants cost <= 3 macro-F1", cost, 3.0, above=False)
+    for name in ("chnsenticorp", "smp2020-ewect"):
+        own, base = cells[(name, "generalist")]["macro_f1"], cells[(name, "frozen")]["macro_f1"]
+        add(name, f"Chinese: macro_f1 >= frozen backbone {100 * base:.1f}", 100 * own, 100 * base)
+    gap = 100 * abs(
+        cells[("chnsenticorp", "call-time-en-labels")]["macro_f1"] - cells[("chnsenticorp", "frozen")]["macro_f1"]
+    )
+    add("chnsenticorp", "--labels negative,positive within 1 macro-F1 of evaluate --language zh", gap, 1.0, above=False)
+    timed = OUT / "call-time.json"
+    if timed.is_file():
+        add(
+            "-",
+            "emotune predict TEXT from a fresh shell <= 10 s",
+            max(json.loads(timed.read_text())["seconds"]),
+            10.0,
+            above=False,
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, default=1000, help="test texts per corpus (seeded subset)")
+    parser.add_argument("--only", help="comma-separated corpus names")
+    parser.add_argument("--fresh", action="store_true", help="measure finished cells again")
+    parser.add_argument("--call-time", action="store_true", help="only time `emotune predict TEXT` (call-time.json)")
+    args = parser.parse_args()
+    if args.call_time:
+        print(json.dumps(call_time()))
+        return
+    only = set(args.only.split(",")) if args.only else None
+    cells = {(n, r): cell(n, r, args.limit, args.fresh) for n, r in plan() if only is None or n in only}
+    if only is None:
+        manifest = json.loads(Path("src/emotune/resources/generalist/manifest.json").read_text())
+        summary = header(f"python benchmarks/shipped_generalist.py --limit {args.limit}") | {
+            "generalist": {k: manifest[k] for k in ("commit", "built", "temperature", "recipe")},
+            "cells": {f"{n}.{r}": c for (n, r), c in cells.items()},
+            "targets": targets(cells),
+        }
+        (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        met = sum(t["met"] for t in summary["targets"])
+        print(f"targets met: {met} of {len(summary['targets'])}")
+
+
+if __name__ == "__main__":
+    main()

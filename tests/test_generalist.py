@@ -1,0 +1,133 @@
+"""The emotion generalist shipped inside the package: its files, licences, manifest and defaults."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from emotune.cli import main
+from emotune.config import RunConfig
+from emotune.data.multi import corpus_names
+from emotune.data.sources import REDISTRIBUTABLE
+from emotune.errors import EmotuneError
+from emotune.inference.call_time import default_adapter
+from emotune.models import generalist
+from emotune.models.generalist import DEFAULT_LABELS, shipped_dir, verify
+from emotune.pipeline import run
+from emotune.training.steps import recipe_of
+from helpers import tiny_config
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The most the shipped files may add to the wheel.
+MAX_BYTES = 10 * 1024 * 1024
+
+
+def test_shipped_files_match_their_manifest() -> None:
+    manifest = verify()
+    assert {"adapter/adapter_model.safetensors", "config.yaml", "run.json", "NOTICE"} <= set(manifest["files"])
+    assert sum((shipped_dir() / f).stat().st_size for f in manifest["files"]) <= MAX_BYTES
+    meta = json.loads((shipped_dir() / "run.json").read_text())
+    assert meta["temperature"] == manifest["temperature"] > 0 and meta["corpora"]
+
+
+def test_the_shipped_config_is_the_one_in_configs() -> None:
+    manifest = verify()
+    committed = recipe_of(RunConfig.from_yaml(ROOT / manifest["config"]))
+    assert manifest["recipe"] == committed
+    assert recipe_of(RunConfig.from_yaml(shipped_dir() / "config.yaml", saved=True)) == committed
+
+
+def test_the_shipped_generalist_is_licence_clean() -> None:
+    manifest = verify()
+    corpora = corpus_names(manifest["recipe"]["data"]["dataset"])
+    assert corpora and all(c in REDISTRIBUTABLE for c in corpora)
+    assert [d["corpus"] for d in manifest["training_data"]] == corpora
+    assert all(d["licence"] for d in manifest["training_data"])
+    held_out = set(manifest["recipe"]["data"]["exclude_test_of"])
+    assert {"sst2", "sst5", "friends", "mastodon", "mosi2", "mosi3", "meld", "emobank"} <= held_out
+    notice = (shipped_dir() / "NOTICE").read_text()
+    assert "Gemma is provided under and subject to the Gemma Terms of Use found at ai.google.dev/gemma/terms" in notice
+    assert all(name in notice for name in ("GoEmotions", "XED", "Poem Sentiment"))
+    assert "prohibited_use_policy" in (shipped_dir() / "TERMS_OF_USE.md").read_text()
+    assert "Model Derivatives" in (shipped_dir() / "GEMMA_TERMS.txt").read_text()
+
+
+def test_an_altered_shipped_file_is_one_line_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / "generalist"
+    shutil.copytree(shipped_dir(), copy)
+    with (copy / "adapter" / "adapter_model.safetensors").open("r+b") as f:
+        f.seek(-1, 2)
+        last = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([last[0] ^ 1]))
+    with pytest.raises(EmotuneError, match=r"adapter_model\.safetensors does not match its manifest"):
+        verify(copy)
+    monkeypatch.setattr(generalist, "shipped_dir", lambda: copy)
+    for argv in (["predict", "a text"], ["predict", "--labels", "joy,anger", "a text"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "does not match its manifest" in err and len(err.splitlines()) == 1
+
+
+def test_the_wheel_holds_every_shipped_file(tmp_path: Path) -> None:
+    build = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w"]
+    subprocess.run([*build, str(tmp_path)], check=True, capture_output=True)
+    wheel = next(tmp_path.glob("emotune-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in verify()["files"]:
+        assert f"emotune/resources/generalist/{name}" in names
+
+
+def test_the_generalist_is_the_default_for_the_default_backbone() -> None:
+    assert default_adapter(None, None, False) == "generalist"
+    assert default_adapter("gemma3-270m", None, False) == "generalist"
+    assert default_adapter("smollm2-135m", None, False) is None  # another backbone: frozen
+    assert default_adapter(None, None, True) is None  # --frozen-backbone
+    assert default_adapter(None, "runs/mine", False) == "runs/mine"
+
+
+def test_init_from_generalist_resolves_to_the_shipped_adapter(tmp_path: Path) -> None:
+    from emotune.training.warm_start import check_init_from
+
+    cfg = RunConfig()
+    cfg.train.init_from = "generalist"
+    assert check_init_from(cfg) == shipped_dir()
+    cfg.train.init_from = "none"
+    assert check_init_from(cfg) is None
+
+
+def test_labels_with_a_trained_label_head_are_one_line(
+    tiny_gemma: str, sentiment_files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "head"
+    run(tiny_config(tiny_gemma, sentiment_files, str(out), epochs=1, label_head="trainable"))
+    assert main(["predict", "--run", str(out), "--labels", "joy,anger", "a text"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "label head was trained" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"), [("", "empty label"), ("joy", "at least two"), ("joy,JOY", "same label")]
+)
+def test_bad_label_lists_for_the_generalist(labels: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict", "--labels", labels, "a text"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_predict_with_no_run_and_no_labels_uses_the_generalist(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict", "I can't believe they cancelled it", "what a lovely surprise"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["label"] in DEFAULT_LABELS and list(row["scores"]) == list(DEFAULT_LABELS)
+        assert sum(row["scores"].values()) == pytest.approx(1.0, abs=1e-4)
