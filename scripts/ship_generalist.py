@@ -125,7 +125,8 @@ emotune's own code is Apache-2.0 (LICENSE); these terms cover the weights in thi
 def git_commit() -> str:
     """The commit the package is built from (``+dirty`` when the working tree differs)."""
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True, text=True).stdout
+    changed = ["git", "status", "--porcelain", "src", ":!src/emotune/resources/generalist"]
+    dirty = subprocess.run(changed, cwd=ROOT, capture_output=True, text=True).stdout
     return head + ("+dirty" if dirty.strip() else "")
 
 
