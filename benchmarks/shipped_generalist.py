@@ -89,8 +89,9 @@ def test_subset(name: str, limit: int) -> tuple[Any, list[Any]]:
     return data, subsample(data.split("test"), limit, 42)
 
 
-def frozen(name: str, limit: int) -> dict[str, Any]:
-    """``emotune evaluate --method zero-shot`` on the corpus (its label words, its default context)."""
+def frozen(name: str, limit: int, **data: Any) -> dict[str, Any]:
+    """``emotune evaluate --method zero-shot`` on the corpus (its label words, its default context;
+    ``data`` overrides data settings)."""
     from emotune.config import RunConfig
     from emotune.pipeline import run
 
@@ -98,7 +99,7 @@ def frozen(name: str, limit: int) -> dict[str, Any]:
         cfg = RunConfig.from_dict(
             {
                 "method": {"name": "zero-shot"},
-                "data": {"dataset": name, "data_dir": str(SHARED / CORPORA[name]), "max_eval_samples": limit},
+                "data": {"dataset": name, "data_dir": str(SHARED / CORPORA[name]), "max_eval_samples": limit} | data,
                 "output": str(Path(tmp) / "run"),
             }
         )
@@ -152,6 +153,8 @@ def cell(name: str, row: str, limit: int, fresh: bool) -> dict[str, Any]:
         result = generalist(name, limit)
     elif row == "variants":
         result = generalist(name, limit, MELD_VARIANTS)
+    elif row == "frozen-en-words":  # evaluate --method zero-shot --language zh with English label words
+        result = frozen(name, limit, language="zh", verbalisers=[["negative"], ["positive"]])
     else:
         result = english_labels_on_chinese(limit)
     command = f"python benchmarks/shipped_generalist.py --limit {limit}"
@@ -181,7 +184,7 @@ def call_time(runs: int = 3) -> dict[str, Any]:
 
 def plan() -> list[tuple[str, str]]:
     rows = [(name, row) for name in CORPORA for row in ("generalist", "frozen")]
-    return [*rows, ("meld", "variants"), ("chnsenticorp", "call-time-en-labels")]
+    return [*rows, ("meld", "variants"), ("chnsenticorp", "call-time-en-labels"), ("chnsenticorp", "frozen-en-words")]
 
 
 def targets(cells: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:

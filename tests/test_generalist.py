@@ -109,6 +109,7 @@ def test_labels_with_a_trained_label_head_are_one_line(
 ) -> None:
     out = tmp_path / "head"
     run(tiny_config(tiny_gemma, sentiment_files, str(out), epochs=1, label_head="trainable"))
+    capsys.readouterr()  # training's own output
     assert main(["predict", "--run", str(out), "--labels", "joy,anger", "a text"]) == 2
     err = capsys.readouterr().err.strip()
     assert "label head was trained" in err and len(err.splitlines()) == 1
