@@ -118,7 +118,9 @@ def shipped_generalist_table() -> str:
         "",
         f"Accuracy / macro-F1 and ECE, %, on {m['n'] if m else '–'} seeded test texts per corpus (all where fewer). "
         f"Measured {s['date']} on {s['machine']}, commit `{s['commit']}`, `{s['command']}`; the generalist "
-        f"built at commit `{s['generalist']['commit']}` (temperature {s['generalist']['temperature']}).",
+        f"built at commit `{s['generalist']['commit']}` (temperature {s['generalist']['temperature']}). "
+        "The eight-corpus generalist's figures are its own run's, on the whole test split "
+        "(`benchmarks/results/generalist/summary.json`).",
     ]
     if v and m:
         lines += [
@@ -145,6 +147,27 @@ def shipped_generalist_row() -> str:
         f"{met} of {len(s['targets'])} targets met ([model card](docs/guides/generalist.md); {s['date']}, "
         f"{s['machine']}, `{s['command']}`).\n"
     )
+
+
+def label_cost_table() -> str:
+    """What a label set costs at call time (``benchmarks/label_cost.py``)."""
+    path = RESULTS / "label-cost.json"
+    missing = _missing(path, "python benchmarks/label_cost.py")
+    if missing:
+        return missing
+    s = _read(path)
+    lines = [
+        f"{s['date']}, {s['machine']}, commit `{s['commit']}`, `{s['command']}`; one text, each cell a fresh process:",
+        "",
+        "| scored with | labels | predict one text, s (after load) | peak memory, MB |",
+        "|---|---|---|---|",
+    ]
+    for r in s["rows"]:
+        if "refused" in r:
+            lines.append(f"| {r['model']} | {r['labels']} | refused: {r['refused']} | |")
+        else:
+            lines.append(f"| {r['model']} | {r['labels']} | {r['predict_seconds']} | {r['peak_rss_mb']} |")
+    return "\n".join(lines) + "\n"
 
 
 def generalist_transfer() -> str:
