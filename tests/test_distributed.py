@@ -129,7 +129,13 @@ def test_a_killed_two_process_job_resumes_without_rescoring(tiny_run: Path, tmp_
     again = [json.loads(x) for x in target.read_text().splitlines()]
     assert [r["row"] for r in again] == list(range(1, 41))
     assert [r["row"] for r in again if r.get("marker")] == [*range(1, 9), *range(17, 21)]
-    assert [{k: v for k, v in r.items() if k != "marker"} for r in again] == [json.loads(x) for x in full]
+    # The same rows as one uninterrupted job: labels equal, probabilities to float noise (a resumed
+    # chunk batches other rows together, and some CPUs' kernels then differ in the last bits).
+    for a, b in zip(again, [json.loads(x) for x in full], strict=True):
+        assert {k: v for k, v in a.items() if k not in ("marker", "scores", "confidence")} == {
+            k: v for k, v in b.items() if k not in ("scores", "confidence")
+        }
+        assert a.get("scores", {}) == pytest.approx(b.get("scores", {}), abs=1e-5)
     # Parts from a run with another number of processes are refused in one line.
     target.unlink()
     (tmp_path / "out.jsonl.part-0-of-3.partial").write_text("")

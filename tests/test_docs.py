@@ -15,6 +15,7 @@ import re
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -159,7 +160,18 @@ def seq_cls(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("page, code", blocks("python"), ids=lambda v: v if v.endswith(".md") else "")
+#: A block that loads the real default backbone (the shipped generalist, or labels at call time
+#: with neither a model nor an adapter) is a slow test.
+REAL_BACKBONE = re.compile(r"Predictor\.generalist\(|Predictor\.zero_shot\((?![^)]*(model|adapter)=)")
+
+
+def python_blocks() -> list[Any]:
+    return [
+        pytest.param(p, c, marks=pytest.mark.slow) if REAL_BACKBONE.search(c) else (p, c) for p, c in blocks("python")
+    ]
+
+
+@pytest.mark.parametrize("page, code", python_blocks(), ids=lambda v: v if v.endswith(".md") else "")
 def test_python_blocks_run(page: str, code: str, tiny_run: Path, merged: Path, seq_cls: Path, capsys) -> None:
     for name in RUN_NAMES:
         code = code.replace(f'"{name}"', repr(str(tiny_run)))

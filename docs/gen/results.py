@@ -406,7 +406,7 @@ def quickstart_block() -> str:
 
 
 #: The README's generated blocks, each between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``.
-README_BLOCKS = {"results": glance_table, "quickstart": quickstart_block, "zero-shot": tables.shipped_generalist_row}
+README_BLOCKS = {"results": glance_table, "quickstart": quickstart_block, "zero_shot": tables.shipped_generalist_row}
 
 
 def readme_with_blocks(readme: str) -> str:
