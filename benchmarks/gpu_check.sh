@@ -23,10 +23,13 @@ OUT="${OUT:-benchmarks/results}"
 BUDGET="${BUDGET:-470}"  # seconds for the whole call
 DEVICE="${DEVICE:-cuda}"  # cpu: the dry run, before a device call (tiny sizes, results in a temp folder)
 TINY=()
+MEMORY=()
 SPEED=(--batch-sizes 16,64,256 --standard-batch-sizes 16,64,256 --train-batches 30)
 if [ "$DEVICE" = cpu ]; then
     OUT="${DRY_OUT:-$(mktemp -d)}"
+    mkdir -p "$OUT"
     TINY=(--tiny)
+    MEMORY=(--batch 2 --length 32 --steps 1)
     SPEED=(--batch-sizes 2 --standard-batch-sizes 2 --train-batches 2 --standard-train-batches 1 \
         --predict-examples 8 --generate-examples 2)
 fi
@@ -59,7 +62,7 @@ timeout 120 python3 -m pytest -m gpu -q -p no:cacheprovider -rs tests >"$OUT/pyt
 tail -3 "$OUT/pytest-gpu.log"
 wait $prepare || status=1
 log "default backbone: memory against the plan"
-timeout 60 python3 benchmarks/memory_plan.py --gpu --device "$DEVICE" --out "$OUT/memory-plan-gpu.json" 2>&1 | tail -4 || status=1
+timeout 60 python3 benchmarks/memory_plan.py --gpu --device "$DEVICE" "${MEMORY[@]}" --out "$OUT/memory-plan-gpu.json" 2>&1 | tail -4 || status=1
 log "default backbone: emotune against the standard recipe"
 MODEL_DIR=()
 [ -d .gpu/gemma ] && MODEL_DIR=(--model-dir .gpu/gemma)
