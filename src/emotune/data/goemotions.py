@@ -10,7 +10,7 @@ from pathlib import Path
 
 from emotune.data.files import require_dir
 from emotune.data.registry import DataRequest, register_dataset
-from emotune.data.schema import Dataset, Example, LabelSet
+from emotune.data.schema import Dataset, Example, LabelSet, regroup
 from emotune.errors import EmotuneError
 
 FILES = "{train,dev,test}.tsv + labels.txt"
@@ -132,13 +132,8 @@ SENTIMENT = LabelSet(("negative", "neutral", "positive", "ambiguous"))
 
 def to_sentiment(examples: list[Example], names: tuple[str, ...]) -> list[Example]:
     """Each comment whose labels fall in one sentiment group, labelled with it; the others left out."""
-    group_of = {n: SENTIMENT.index(g) for g, members in SENTIMENT_GROUPS.items() for n in members}
-    out = []
-    for ex in examples:
-        groups = {group_of.get(names[i]) for i in ex.gold_set()}
-        if len(groups) == 1 and None not in groups:
-            out.append(Example(ex.text, groups.pop(), uid=ex.uid))
-    return out
+    group = {n: SENTIMENT.index(g) for g, members in SENTIMENT_GROUPS.items() for n in members}
+    return regroup(examples, {i: group[n] for i, n in enumerate(names) if n in group})
 
 
 @register_dataset(

@@ -112,6 +112,17 @@ class LabelSet:
         return cls(names, {str(k): [list(w) for w in v] for k, v in verbalisers.items()})  # type: ignore[attr-defined]
 
 
+def regroup(examples: Sequence[Example], group_of: Mapping[int, int]) -> list[Example]:
+    """Each example whose gold labels all fall in one group, labelled with that group
+    (single-label); examples spanning groups, or with a label of no group, are left out."""
+    out = []
+    for ex in examples:
+        groups = {group_of.get(k) for k in ex.gold_set()}
+        if len(groups) == 1 and None not in groups:
+            out.append(Example(ex.text, groups.pop(), uid=ex.uid))
+    return out
+
+
 HEADLINE_METRICS = ("macro_f1", "weighted_f1", "accuracy", "ua", "micro_f1")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from emotune.data.files import require_dir
 from emotune.data.registry import DataRequest, register_dataset
-from emotune.data.schema import Dataset, Example, LabelSet
+from emotune.data.schema import Dataset, Example, LabelSet, regroup
 from emotune.errors import EmotuneError
 
 #: The seed of XED's stated split (80% train, 10% dev, 10% test of each file's lines).
@@ -101,12 +101,8 @@ def _wanted(request: DataRequest, splits: dict[str, list[Example]]) -> dict[str,
 
 def to_polarity(examples: list[Example]) -> list[Example]:
     """Each line whose emotions share one polarity, labelled with it (`POLARITY`); others left out."""
-    out = []
-    for ex in examples:
-        poles = {_POLE.get((*PLUTCHIK, "neutral")[i]) for i in ex.gold_set()}
-        if len(poles) == 1 and None not in poles:
-            out.append(Example(ex.text, poles.pop(), uid=ex.uid))
-    return out
+    pole_of = {i: _POLE[name] for i, name in enumerate(XED9.names) if name in _POLE}
+    return regroup(examples, pole_of)
 
 
 @register_dataset(
