@@ -251,6 +251,7 @@ def main() -> None:
         manifest = json.loads(Path("src/emotune/resources/generalist/manifest.json").read_text())
         summary = header(f"python benchmarks/shipped_generalist.py --limit {args.limit}") | {
             "generalist": {k: manifest[k] for k in ("commit", "built", "temperature", "recipe")},
+            "paper_zero_shot": {name: {"metric": m, "value": v} for name, (m, v) in PAPER_ZERO_SHOT.items()},
             "cells": {f"{n}.{r}": c for (n, r), c in cells.items()},
             "targets": targets(cells),
         }

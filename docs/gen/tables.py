@@ -22,15 +22,6 @@ NAMES = {
     "emobank": "EmoBank (2)",
     "chnsenticorp": "ChnSentiCorp",
 }
-#: The paper's zero-shot column (ChatGLM2-6B), with the metric it reports per corpus.
-PAPER_ZERO_SHOT = {
-    "sst2": ("accuracy", 82.33),
-    "sst5": ("macro_f1", 25.82),
-    "friends": ("macro_f1", 29.48),
-    "mastodon": ("macro_f1", 55.45),
-    "mosi2": ("accuracy", 84.12),
-    "mosi3": ("macro_f1", 58.19),
-}
 
 
 def _read(path: Path) -> Any:
@@ -105,13 +96,14 @@ def shipped_generalist_table() -> str:
             continue
         f = cells[f"{name}.frozen"]
         old = eight.get(name, {}).get("generalist")
-        paper = PAPER_ZERO_SHOT.get(name)
+        paper = s["paper_zero_shot"].get(name)
+        paper_cell = "–" if paper is None else f"{paper['value']} ({paper['metric'].replace('_', '-')})"
         lang = "zh" if name in ("chnsenticorp", "smp2020-ewect", "cped-m3ed7") else "en"
         lines.append(
             f"| {NAMES.get(name, name)} | {lang} | {_pct(f['accuracy'])} / {_pct(f['macro_f1'])} "
             f"| {_pct(g['accuracy'])} / {_pct(g['macro_f1'])} | {_pct(f['ece'])} → {_pct(g['ece'])} "
             f"| {'–' if old is None else _pct(old['accuracy']) + ' / ' + _pct(old['macro_f1'])} "
-            f"| {'–' if paper is None else f'{paper[1]} ({paper[0].replace(chr(95), chr(45))})'} |"
+            f"| {paper_cell} |"
         )
     v, m = cells.get("meld.variants"), cells.get("meld.generalist")
     lines += [
