@@ -208,9 +208,8 @@ class Predictor:
                 label, labels the tokenizer cannot tell apart, or an adapter that cannot take
                 new labels.
         """
-        from emotune.inference.call_time import LabelSets, call_time_recogniser, check_language, default_adapter
+        from emotune.inference.call_time import LabelSets, call_time_recogniser, default_adapter
 
-        check_language(language)
         folder = resolve_run(default_adapter(model, adapter, frozen_backbone))
         rec = call_time_recogniser(
             labels, model, folder, task=task, calibrate=calibrate, device=device, language=language
