@@ -75,6 +75,58 @@ def test_no_import_cycles_among_emotune_modules() -> None:
             visit(module, [module])
 
 
+#: The layers, lowest first: a module may import its own layer and those below, never one above
+#: (function-level imports count; ``if TYPE_CHECKING:`` imports do not). A package's modules all
+#: sit in its layer; top-level modules sit where they are named.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "storage", "distributed"),
+    ("methods", "metrics", "calibration", "rundir"),
+    ("config",),
+    ("data",),
+    ("models",),
+    ("evaluate",),
+    ("training", "planning"),
+    ("inference",),
+    ("distill", "serve", "multicorpus"),
+    ("pipeline",),
+    ("bench", "quickstart"),
+    ("cli",),
+    ("emotune",),  # the package's own __init__ (Predictor at the top level)
+)
+
+
+def _unit(module: str) -> str:
+    """The layer unit of a module: its sub-package or top-level module (``emotune`` for the root)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _root_names(path: Path) -> set[str]:
+    """``{"emotune"}`` when ``path`` takes a name from the root package that is not a submodule."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = node.names if isinstance(node, ast.ImportFrom) and node.module == "emotune" else []
+        if any(not (SRC / f"{a.name}.py").is_file() and not (SRC / a.name).is_dir() for a in names):
+            return {"emotune"}
+    return set()
+
+
+def test_no_import_points_up_a_layer() -> None:
+    files = {_module_name(p): p for p in SRC.rglob("*.py")}
+    level = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
+    units = {_unit(m) for m in files} - {"resources"}
+    assert units <= set(level), f"modules in no layer: {sorted(units - set(level))}"
+    upward = []
+    for name, path in sorted(files.items()):
+        targets = _imports(path, set(files)) - _is_type_checking_only(path)
+        if any(t.startswith("emotune.") for t in targets):
+            # `from emotune import rundir` names the root package only to reach a submodule.
+            targets -= {"emotune"} - _root_names(path)
+        for target in sorted(targets):
+            if level.get(_unit(target), -1) > level.get(_unit(name), -1):
+                upward.append(f"{name} -> {target}")
+    assert not upward, "imports up a layer: " + "; ".join(upward)
+
+
 def test_the_cli_and_config_load_without_torch() -> None:
     heavy = "('torch', 'transformers', 'peft')"
     code = f"import sys, emotune.cli, emotune.config; print(sorted(m for m in {heavy} if m in sys.modules))"

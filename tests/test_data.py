@@ -68,6 +68,23 @@ def test_files_with_column_mapping(tmp_path: Path, suffix: str) -> None:
     assert [(e.text, e.label) for e in data.split("train")] == [("so happy", 0), ("so sad", 1)]
 
 
+def test_files_prompt_in_the_language_of_their_texts(tmp_path: Path, caplog) -> None:
+    """Chinese reviews with English label names get the Chinese prompt; --language overrides;
+    a file that mixes languages is warned about, naming the setting."""
+    chinese = [{"text": "这部电影太好看了", "label": "positive"}, {"text": "服务很差，不会再来", "label": "negative"}]
+    english = [{"text": "a wonderful film", "label": "positive"}, {"text": "a dull mess", "label": "negative"}]
+    zh_file, en_file = _write(tmp_path / "zh.jsonl", chinese), _write(tmp_path / "en.jsonl", english)
+    data = load_data(DataConfig(dataset="files", train_file=zh_file))
+    assert data.language == "zh" and data.labels.names == ("negative", "positive")
+    assert PromptBuilder(data.labels, data.language, data.task).render()[0].startswith("将句子的情感分类为")
+    assert load_data(DataConfig(dataset="files", train_file=en_file)).language == "en"
+    assert load_data(DataConfig(dataset="files", train_file=zh_file, language="en")).language == "en"
+    mixed = _write(tmp_path / "mixed.jsonl", english + chinese[:1])
+    with caplog.at_level("WARNING"):
+        assert load_data(DataConfig(dataset="files", train_file=mixed)).language == "en"
+    assert "1 of 3 texts are in the other language" in caplog.text and "data.language" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("rows", "kwargs", "message"),
     [

@@ -131,6 +131,25 @@ def test_whole_word_scoring_is_the_words_probability(tiny_gemma: str, sentiment_
     torch.testing.assert_close(together, ours.exp(), atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("method", ["zero-shot", "lora"])
+def test_cached_continuations_equal_copied_prompts(tiny_model: str, sentiment_files, tmp_path, method) -> None:
+    """Inference extends each prompt from its key/value cache; training copies the prompt once
+    per word: both give the same label logits, padded rows and shorter words included."""
+    cfg = tiny_config(tiny_model, sentiment_files, str(tmp_path / "r"), method=method)
+    cfg.data.label_tokens = "all"
+    if hasattr(cfg.method, "calibrate"):
+        cfg.method.calibrate = False
+    rec = build_recogniser(cfg, PHRASES, "en", "sentiment")
+    assert rec.method.caches_prompts and rec.head.scores_whole_words
+    batch = rec.collate(rec.encode([Example(t) for t in TEXTS]))
+    rec.model.eval()
+    with torch.no_grad():
+        cached = rec.label_logits(batch)
+    with torch.enable_grad():
+        copied = rec.label_logits(batch).detach()
+    torch.testing.assert_close(cached, copied, atol=1e-5, rtol=1e-4)
+
+
 def test_first_token_scoring_rejects_labels_sharing_a_first_token(tiny_gemma: str) -> None:
     from transformers import AutoTokenizer
 

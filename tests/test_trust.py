@@ -16,13 +16,13 @@ from emotune.calibration import (
     calibration_metrics,
     fit_temperature,
     multilabel_calibration,
-    run_temperature,
     selective,
 )
 from emotune.cli import main
 from emotune.errors import EmotuneError
 from emotune.inference.predict import Predictor
 from emotune.pipeline import run
+from emotune.rundir import RunMeta
 from emotune.storage import read_json, write_json
 from helpers import tiny_config
 
@@ -78,7 +78,9 @@ def test_a_run_from_before_temperature_scaling_loads_with_temperature_1(tiny_run
     meta.pop("temperature", None)
     write_json(old / "run.json", meta)
     assert Predictor.load(old).recogniser.temperature == 1.0
-    assert run_temperature({}) == 1.0 and run_temperature({"temperature": 0.0}) == 1.0
+    labels = {"names": ["a", "b"]}
+    assert RunMeta.from_dict({"labels": labels}).temperature == 1.0
+    assert RunMeta.from_dict({"labels": labels, "temperature": 0.0}).temperature == 1.0
 
 
 @pytest.fixture(scope="module")

@@ -357,6 +357,7 @@ TABLES = {
     "generalist_transfer": tables.generalist_transfer,
     "shipped_generalist": tables.shipped_generalist_table,
     "label_cost": tables.label_cost_table,
+    "shipped_generalist_start": tables.shipped_generalist_start,
     "shipped_generalist_targets": lambda: tables.targets_table(tables.SHIPPED, tables.SHIPPED_COMMAND),
     "shipped_generalist_build": lambda: generalist_build(),
     "generalist_targets": lambda: tables.targets_table(

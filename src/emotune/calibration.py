@@ -26,12 +26,6 @@ COVERAGES = (0.5, 0.8, 0.9)
 T_RANGE = (math.log(0.05), math.log(20.0))
 
 
-def run_temperature(meta: dict[str, Any]) -> float:
-    """The temperature a run's ``run.json`` records (1 for a run from before temperature scaling)."""
-    value = meta.get("temperature")
-    return float(value) if isinstance(value, int | float) and value > 0 else 1.0
-
-
 def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> list[dict[str, float]]:
     """Per equal-width confidence bin: its range, count, mean confidence and accuracy."""
     edges = np.linspace(0.0, 1.0, bins + 1)

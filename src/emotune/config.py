@@ -16,19 +16,21 @@ from typing import Any
 
 import yaml
 
+from emotune.distributed import DEVICES
 from emotune.errors import EmotuneError
 from emotune.methods import MethodOptions, default_options, method_class, method_name_of
 from emotune.methods.targets import PEFT_DEFAULT
-from emotune.models.precision import DTYPES, QUANTIZATIONS
 
 OBJECTIVES = ("classify", "generate")
+#: The values of ``model.dtype`` and ``model.quantization`` (`emotune.models.precision` reads them).
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+QUANTIZATIONS = ("none", "8bit", "4bit")
 PRECISIONS = ("auto", "fp32", "bf16")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt", "auto")
 LOSSES = ("cross-entropy", "focal")
 PRIOR_CORRECTIONS = ("none", "dev", "train")
 LABEL_HEADS = ("frozen", "trainable")
 LABEL_TOKENS = ("first", "all")
-DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_METHOD = "lora"
 SECTIONS = ("model", "method", "data", "train", "runtime")
 

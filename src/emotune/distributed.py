@@ -9,18 +9,23 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from emotune.config import DEVICES
 from emotune.errors import EmotuneError
+
+if TYPE_CHECKING:
+    import torch
+
+#: The values of ``runtime.device`` (the config validates against them; torch is imported only
+#: when a device is resolved, so the config and the CLI's parser stay torch-free).
+DEVICES = ("auto", "cpu", "cuda")
 
 _CPU_ONLY: list[bool] = [False]  # set by resolve_device("cpu") before the state is created
 
 
 @lru_cache(maxsize=1)
 def _state() -> Any:
+    import torch
     from accelerate import PartialState
 
     # Without cpu=True Accelerate only recognises multi-process runs on accelerators; on a
@@ -50,6 +55,8 @@ def wait_for_everyone() -> None:
 
 def resolve_device(choice: str) -> torch.device:
     """The device for ``runtime.device``: "auto" (this process's accelerator, else CPU), "cpu" or "cuda"."""
+    import torch
+
     if choice not in DEVICES:
         raise EmotuneError(f"runtime.device must be one of {DEVICES}, got '{choice}'")
     if choice == "cpu":

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -17,7 +17,46 @@ from emotune.metrics import classification_metrics, multilabel_metrics, write_co
 from emotune.models.multi import MultiRecogniser
 from emotune.models.recogniser import Recogniser
 from emotune.storage import write_json, write_text
-from emotune.training.objectives import Classify, Objective
+
+
+class ReadOut(Protocol):
+    """How predictions are read from a recogniser: the training objective's read-out
+    (`emotune.training.objectives.Objective`), label scoring by default (`LabelScores`)."""
+
+    @property
+    def name(self) -> str:
+        """The read-out's name, recorded in the metrics."""
+        ...
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether it can score multi-label tasks."""
+        ...
+
+    def predict(
+        self, rec: Recogniser, examples: Sequence[Example], batch_size: int
+    ) -> tuple[list[int | None], list[dict[str, Any]]]:
+        """Predicted label index (None = invalid output) and extra record fields per example."""
+        ...
+
+
+class LabelScores:
+    """The label-scoring read-out: each text's most probable label and every label's probability."""
+
+    name = "classify"
+    multi_label = True
+
+    def predict(
+        self, rec: Recogniser, examples: Sequence[Example], batch_size: int
+    ) -> tuple[list[int | None], list[dict[str, Any]]]:
+        names = rec.labels.names
+        probs = rec.probabilities(examples, batch_size)
+        best: list[int] = probs.argmax(-1).tolist()
+        extras = [
+            {"label": names[k], "scores": {n: round(v, 6) for n, v in zip(names, row, strict=True)}}
+            for k, row in zip(best, probs.tolist(), strict=True)
+        ]
+        return list(best), extras
 
 
 @dataclass
@@ -29,10 +68,10 @@ class EvalResult:
 
 
 def evaluate(
-    rec: Recogniser, examples: Sequence[Example], objective: Objective | None = None, batch_size: int | None = None
+    rec: Recogniser, examples: Sequence[Example], objective: ReadOut | None = None, batch_size: int | None = None
 ) -> EvalResult:
     """Predicts every example with ``objective``'s read-out (label scoring by default) and computes metrics."""
-    objective = objective or Classify()
+    objective = objective or LabelScores()
     if any(ex.label is None for ex in examples):
         raise EmotuneError("evaluation needs labelled examples")
     if isinstance(rec, MultiRecogniser):
@@ -61,7 +100,7 @@ MEAN_METRICS = ("accuracy", "macro_f1", "weighted_f1", "ua")
 
 
 def evaluate_corpora(
-    rec: MultiRecogniser, examples: Sequence[Example], objective: Objective, batch_size: int | None = None
+    rec: MultiRecogniser, examples: Sequence[Example], objective: ReadOut, batch_size: int | None = None
 ) -> EvalResult:
     """Each corpus scored among its own labels, and the mean of their metrics (what dev
     selection of a multi-corpus run compares); ``corpora`` holds each corpus's own metrics."""

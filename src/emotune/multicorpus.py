@@ -125,19 +125,15 @@ def write_files(cfg: RunConfig, corpora: Corpora, folder: Path, recipe: dict[str
         return
     cfg.to_yaml(folder / "config.yaml")
     first = corpora.datasets[0]
-    write_json(
-        folder / "run.json",
-        {
-            "dataset": cfg.data.dataset,
-            "language": first.language,
-            "task": first.task,
-            "labels": first.labels.to_dict(),
-            "headline_metric": first.headline_metric,
-            "multi_label": False,
-            "corpora": [t.to_dict() for t in tasks_of(corpora)],
-        }
-        | ({"temperature": recipe["temperature"]} if recipe and recipe.get("temperature") else {}),
-    )
+    rundir.RunMeta(
+        dataset=cfg.data.dataset,
+        language=first.language,
+        task=first.task,
+        labels=first.labels.to_dict(),
+        headline_metric=first.headline_metric,
+        corpora=[t.to_dict() for t in tasks_of(corpora)],
+        temperature=float(recipe.get("temperature") or 1.0) if recipe else 1.0,
+    ).save(folder)
     cards = [dataset_card(_corpus_run(cfg, d.name), d) for d in corpora.corpora]
     card: dict[str, Any] = {"dataset": cfg.data.dataset, "corpora": cards, "context_turns": cards[0]["context_turns"]}
     if cfg.data.exclude_test_of:

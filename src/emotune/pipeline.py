@@ -21,7 +21,6 @@ from emotune.config import DataConfig, RunConfig, TrainConfig
 from emotune.data import Dataset, Selection, load_data, select_splits
 from emotune.data.card import dataset_card
 from emotune.data.multi import is_multi_corpus
-from emotune.distill.config import is_student
 from emotune.distill.student import student_result
 from emotune.distributed import is_main, resolve_device
 from emotune.errors import EmotuneError
@@ -31,7 +30,8 @@ from emotune.methods import get_method
 from emotune.metrics import recall_by_label, unrecalled_labels
 from emotune.models.precision import resolve_format
 from emotune.models.recogniser import Recogniser, build_recogniser
-from emotune.storage import read_json, write_json
+from emotune.models.text_pairs import is_student
+from emotune.storage import write_json
 from emotune.training.callbacks import tune_dev_threshold
 from emotune.training.losses import gold_targets, label_counts
 from emotune.training.objectives import get_objective
@@ -70,8 +70,8 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         dataset = load_data(data, cfg.train.seed, needed)
         selection = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
         # A resumed multi-label run keeps the label bias it started with (recalibrating would move it).
-        meta = folder / "run.json"
-        head_bias = read_json(meta).get("head_bias") if resume and dataset.multi_label and meta.is_file() else None
+        saved = resume and dataset.multi_label and (folder / rundir.RUN_FILE).is_file()
+        head_bias = rundir.RunMeta.load(folder).head_bias if saved else None
         rec = build_recogniser(
             cfg, dataset.labels, dataset.language, dataset.task, multi_label=dataset.multi_label, head_bias=head_bias
         )
@@ -148,22 +148,20 @@ def write_run_files(
     if not is_main():
         return
     cfg.to_yaml(folder / "config.yaml")
-    meta: dict[str, Any] = {
-        "dataset": dataset.name,
-        "language": dataset.language,
-        "task": dataset.task,
-        "labels": dataset.labels.to_dict(),
-        "splits": {k: len(v) for k, v in dataset.splits.items()},
-        "headline_metric": dataset.headline_metric,
-        "multi_label": dataset.multi_label,
-    }
-    if rec.temperature != 1.0:
-        meta["temperature"] = rec.temperature
-    if dataset.multi_label:
-        meta |= {"threshold": rec.threshold, "head_bias": rec.head.bias.tolist()}
-    elif cfg.train.prior_correction != "none" and bool(rec.head.bias.abs().sum() > 0):
-        meta |= {"head_bias": rec.head.bias.tolist()}
-    write_json(folder / "run.json", meta)
+    meta = rundir.RunMeta(
+        dataset=dataset.name,
+        language=dataset.language,
+        task=dataset.task,
+        labels=dataset.labels.to_dict(),
+        headline_metric=dataset.headline_metric,
+        multi_label=dataset.multi_label,
+        splits={k: len(v) for k, v in dataset.splits.items()},
+        temperature=rec.temperature,
+        threshold=rec.threshold,
+    )
+    if dataset.multi_label or (cfg.train.prior_correction != "none" and bool(rec.head.bias.abs().sum() > 0)):
+        meta.head_bias = rec.head.bias.tolist()
+    meta.save(folder)
     write_json(folder / "dataset_card.json", dataset_card(cfg, dataset) | ({"training": recipe} if recipe else {}))
 
 
@@ -230,7 +228,7 @@ def evaluate_saved(folder: Path, cfg: RunConfig, output: str | None = None) -> d
         )
     examples = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split).eval
     if not isinstance(rec, Recogniser):  # a distilled encoder: no objective, the read-out is its head
-        result, method, model = student_result(rec, examples), "distilled", read_json(folder / "run.json")["student"]
+        result, method, model = student_result(rec, examples), "distilled", rundir.RunMeta.load(folder).student
     else:
         result = evaluate(rec, examples, get_objective(cfg.train.objective))
         method, model = rec.method.name, cfg.model.name

@@ -51,9 +51,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.run:
         # Start from the run's own config so only what the user passes here changes.
         saved = not args.config
-        args.config = args.config or str(Path(args.run) / "config.yaml")
-        if saved and not Path(args.config).is_file():
-            raise EmotuneError(f"{args.run}: not a run directory (no config.yaml)")
+        if saved:
+            from emotune.rundir import load_run
+
+            args.config = str(load_run(args.run).config_file)
         cfg = build_config(args, saved=saved)
         from emotune.pipeline import evaluate_saved
 
@@ -120,16 +121,15 @@ def cmd_explain(args: argparse.Namespace) -> None:
 def _labels_without_loading(args: argparse.Namespace) -> tuple[str, ...] | None:
     """The labels a predictor will have, read before any weights load (None: not known yet)."""
     from emotune.data.schema import LabelSet
-    from emotune.storage import read_json
+    from emotune.rundir import RUN_FILE, RunMeta
 
     if args.labels is not None:
         from emotune.inference.call_time import parse_labels
 
         return parse_labels(args.labels)
-    meta = Path(args.run or "") / "run.json"
-    if not args.run or not meta.is_file() or getattr(args, "corpus", None):
+    if not args.run or not (Path(args.run) / RUN_FILE).is_file() or getattr(args, "corpus", None):
         return None
-    return LabelSet.from_dict(read_json(meta)["labels"]).names
+    return LabelSet.from_dict(RunMeta.load(Path(args.run)).labels).names
 
 
 def load_predictor(args: argparse.Namespace) -> Any:

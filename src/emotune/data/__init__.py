@@ -60,7 +60,7 @@ def load_data(cfg: DataConfig, seed: int = 0, splits: Collection[str] | None = N
         text_column=cfg.text_column,
         label_column=cfg.label_column,
         labels=tuple(cfg.labels),
-        language=cfg.language or "en",
+        language=cfg.language,
         hf_name=cfg.hf_name,
         seed=seed,
         neutral_band=cfg.neutral_band,

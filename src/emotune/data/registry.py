@@ -20,7 +20,8 @@ class DataRequest:
     text_column: str = "text"
     label_column: str = "label"
     labels: tuple[str, ...] = ()
-    language: str = "en"
+    #: The prompt language; None: the loader decides (a user's own files: their texts').
+    language: str | None = None
     hf_name: str | None = None
     seed: int = 0
     neutral_band: float = 0.0

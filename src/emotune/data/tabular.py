@@ -9,7 +9,7 @@ from typing import Any
 from emotune.data.files import iter_records
 from emotune.data.registry import DataRequest, register_dataset
 from emotune.data.schema import Dataset, Example, LabelSet
-from emotune.data.wording import task_word
+from emotune.data.wording import task_word, texts_language
 from emotune.errors import EmotuneError
 
 _SPLIT_FIELDS = (("train", "train_file"), ("dev", "dev_file"), ("test", "test_file"))
@@ -67,6 +67,14 @@ def require_columns(where: str, first_row: Mapping[str, Any], columns: Iterable[
             )
 
 
+def _language(request: DataRequest, splits: Mapping[str, list[Example]]) -> str:
+    """The language asked for, else that of the training texts (or the first split given)."""
+    if request.language:
+        return request.language
+    split = "train" if "train" in splits else next(iter(splits))
+    return texts_language([e.text for e in splits[split]], f"{split} split")
+
+
 def _label_set(request: DataRequest, rows: Iterable[Mapping[str, Any]]) -> LabelSet:
     if request.labels:
         return LabelSet(tuple(request.labels))
@@ -94,7 +102,7 @@ def load_files(request: DataRequest) -> Dataset:
         split: records_to_examples(rows, paths[split], request.text_column, request.label_column, labels)
         for split, rows in raw.items()
     }
-    return Dataset("files", labels, request.language, task_word(labels.names), splits)
+    return Dataset("files", labels, _language(request, splits), task_word(labels.names), splits)
 
 
 @register_dataset(
@@ -145,4 +153,5 @@ def _from_dataset_dict(data: Any, request: DataRequest) -> Dataset:
         splits[names.get(split, split)] = records_to_examples(
             rows, where, request.text_column, request.label_column, labels
         )
-    return Dataset(f"hf:{request.hf_name}", labels, request.language, task_word(labels.names), splits)
+    language = _language(request, splits)
+    return Dataset(f"hf:{request.hf_name}", labels, language, task_word(labels.names), splits)

@@ -8,10 +8,15 @@ canonical names get.
 
 from __future__ import annotations
 
+import logging
 import random
+import re
 from collections.abc import Sequence
 
 from emotune.data.schema import LabelSet
+
+log = logging.getLogger(__name__)
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 _EN = {
     "joy": ("happy", "happiness", "joyful", "delight"),
@@ -114,3 +119,37 @@ _SENTIMENT = {
 def task_word(names: Sequence[str]) -> str:
     """``sentiment`` for a polarity label set (positive, negative, neutral...), else ``emotion``."""
     return "sentiment" if all(n.casefold() in _SENTIMENT for n in names) else "emotion"
+
+
+def label_language(names: Sequence[str]) -> str:
+    """``zh`` when a label is written in Chinese characters, else ``en``."""
+    return "zh" if any(_CJK.search(n) for n in names) else "en"
+
+
+def text_language(text: str) -> str:
+    """The prompt language a text asks for: ``zh`` when at least a third of its letters are
+    Chinese characters, else ``en`` (label names stay as given either way)."""
+    letters = [ch for ch in text if ch.isalpha()]
+    cjk = sum(1 for ch in letters if _CJK.match(ch))
+    return "zh" if letters and 3 * cjk >= len(letters) else "en"
+
+
+def texts_language(texts: Sequence[str], where: str) -> str:
+    """The prompt language of a corpus the user brings: that of most of its texts (`text_language`).
+
+    A run prompts every text in one language, since its label head reads one language's label
+    tokens; a corpus whose texts disagree gets a warning naming ``data.language``.
+    """
+    chinese = sum(text_language(t) == "zh" for t in texts)
+    language = "zh" if 2 * chinese > len(texts) else "en"
+    other = chinese if language == "en" else len(texts) - chinese
+    if other and other * 10 >= len(texts):
+        log.warning(
+            "%s: %d of %d texts are in the other language; every text is prompted in '%s' "
+            "(set data.language / --language to choose)",
+            where,
+            other,
+            len(texts),
+            language,
+        )
+    return language

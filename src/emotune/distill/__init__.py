@@ -5,7 +5,8 @@ unlabelled ones) with the teacher, trains the student on those soft labels mixed
 ones, and writes a run directory that predicts, evaluates, serves and exports like any other.
 """
 
-from emotune.distill.config import DistillConfig, is_student
+from emotune.distill.config import DistillConfig
 from emotune.distill.run import distill, distill_config
+from emotune.models.text_pairs import is_student
 
 __all__ = ["DistillConfig", "distill", "distill_config", "is_student"]

@@ -11,7 +11,6 @@ import yaml
 
 from emotune.config import DataConfig, apply_override
 from emotune.errors import EmotuneError
-from emotune.models.text_pairs import STUDENT_DIR
 
 DISTILL_FILE = "distill.yaml"
 
@@ -86,8 +85,3 @@ class DistillConfig:
             raise EmotuneError(f"{path}: expected a mapping at the top level")
         nested = data.pop("data", None) or {}
         return cls().override([*data.items(), *((f"data.{k}", v) for k, v in nested.items())])
-
-
-def is_student(run: Path) -> bool:
-    """Whether ``run`` holds a distilled student (a run or its export)."""
-    return (run / STUDENT_DIR).is_dir()

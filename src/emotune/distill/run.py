@@ -17,6 +17,7 @@ Every check of the input runs before the folder is created, so bad input leaves 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import shutil
@@ -37,7 +38,7 @@ from emotune.evaluate import write_result
 from emotune.inference.predict import Predictor, trained_context_turns
 from emotune.models.encoder import EncoderRecogniser, new_student, resolve_encoder, save_student
 from emotune.models.text_pairs import STUDENT_DIR, PairEncoder
-from emotune.rundir import attach_log, detach_log
+from emotune.rundir import RunMeta, attach_log, detach_log
 from emotune.storage import atomic_dir, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class Plan:
 
     cfg: DistillConfig
     teacher_cfg: RunConfig
-    teacher_meta: dict[str, Any]
+    teacher_meta: RunMeta
     source: str
     dataset: Dataset
     chosen: Selection
@@ -75,8 +76,8 @@ def plan(cfg: DistillConfig) -> Plan:
     source = resolve_encoder(cfg.student)
     data = cfg.data if cfg.data.context_turns is not None else _with_turns(cfg, teacher)
     dataset = load_data(data, teacher_cfg.train.seed)
-    names = tuple(meta["labels"]["names"])
-    if dataset.labels.names != names or dataset.multi_label != bool(meta.get("multi_label")):
+    names = tuple(meta.labels["names"])
+    if dataset.labels.names != names or dataset.multi_label != meta.multi_label:
         raise EmotuneError(f"the data's labels {list(dataset.labels.names)} differ from the teacher's {list(names)}")
     chosen = select_splits(dataset, data, teacher_cfg.train.seed, teacher_cfg.train.eval_split)
     unlabelled = read_unlabelled(Path(cfg.unlabelled), cfg.text_column, cfg.max_unlabelled) if cfg.unlabelled else []
@@ -130,7 +131,9 @@ def _scale_temperature(rec: Any, p: Plan, folder: Path) -> None:
         return
     gold = [int(e.label) for e in p.chosen.dev]  # type: ignore[arg-type]
     rec.temperature = fit_temperature(rec.scores(p.chosen.dev).numpy(), gold)
-    write_json(folder / "run.json", read_json(folder / "run.json") | {"temperature": rec.temperature})
+    meta = RunMeta.load(folder)
+    meta.temperature = rec.temperature
+    meta.save(folder)
     log.info("student temperature fitted on dev: %.3f", rec.temperature)
 
 
@@ -160,8 +163,9 @@ def _write_run_files(p: Plan, folder: Path) -> None:
     run_cfg.data, run_cfg.output = p.cfg.data, str(folder)
     run_cfg.to_yaml(folder / "config.yaml")
     # The teacher's label bias and temperature are its own: the student fits its temperature itself.
-    meta = {k: v for k, v in p.teacher_meta.items() if k not in ("head_bias", "temperature")}
-    write_json(folder / "run.json", meta | {"teacher": p.cfg.teacher, "student": p.cfg.student})
+    meta = dataclasses.replace(p.teacher_meta, head_bias=None, temperature=1.0)
+    meta.teacher, meta.student = p.cfg.teacher, p.cfg.student
+    meta.save(folder)
     card_file = Path(p.cfg.teacher) / "dataset_card.json"
     card = read_json(card_file) if card_file.is_file() else {}
     write_json(folder / "dataset_card.json", card | {"distillation": _recipe(p)})
@@ -209,7 +213,7 @@ def _fresh_student(p: Plan) -> tuple[EncoderRecogniser, Any, Any]:
     model, tokenizer, spec = new_student(p.source, len(labels), p.cfg.max_length)
     spec = type(spec)(p.cfg.student, spec.max_length, spec.pad_id, spec.type_ids)
     inputs = PairEncoder(_fast_tokenizer(tokenizer), spec)
-    threshold = float(p.teacher_meta.get("threshold", 0.5))
+    threshold = p.teacher_meta.threshold
     return EncoderRecogniser(model, inputs, labels, p.dataset.multi_label, threshold), tokenizer, spec
 
 

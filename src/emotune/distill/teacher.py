@@ -21,24 +21,23 @@ from emotune.data.schema import Example, Turn
 from emotune.errors import EmotuneError
 from emotune.inference.predict import Predictor
 from emotune.inference.predict_files import finished_rows, iter_rows
-from emotune.storage import read_json
+from emotune.rundir import RunMeta, load_run
 
 log = logging.getLogger(__name__)
 SCORES_DIR = "teacher-scores"
 
 
-def check_teacher(run: Path) -> tuple[RunConfig, dict]:
-    """The teacher's config and ``run.json``: it must be a recogniser with a label set.
+def check_teacher(run: Path) -> tuple[RunConfig, RunMeta]:
+    """The teacher's config and run metadata: it must be a recogniser with a label set.
 
     Raises:
         EmotuneError: If ``run`` is not an emotune run (or export) that classifies.
     """
-    if not (run / "config.yaml").is_file() or not (run / "run.json").is_file():
-        raise EmotuneError(f"{run}: not a classifier run (no config.yaml and run.json); --run takes a trained run")
-    meta = read_json(run / "run.json")
-    if not isinstance(meta, dict) or not isinstance(meta.get("labels"), dict):
-        raise EmotuneError(f"{run}: not a classifier run (run.json has no label set)")
-    return RunConfig.from_yaml(run / "config.yaml", saved=True), meta
+    try:
+        teacher = load_run(run)
+    except EmotuneError as err:
+        raise EmotuneError(f"the teacher is not a classifier run: {err}") from None
+    return RunConfig.from_yaml(teacher.config_file, saved=True), teacher.meta
 
 
 def read_unlabelled(path: Path, text_column: str, limit: int | None) -> list[Example]:

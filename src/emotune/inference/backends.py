@@ -8,12 +8,12 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from emotune.calibration import run_temperature
 from emotune.config import RunConfig
 from emotune.data.schema import LabelSet
 from emotune.errors import EmotuneError
 from emotune.methods import get_method
 from emotune.models.text_pairs import HEAD_FILE, STUDENT_DIR
+from emotune.rundir import load_run, read_label_head
 from emotune.storage import read_json
 
 #: ``model.name`` of an exported folder: the backbone is the folder itself.
@@ -45,46 +45,28 @@ def student_backend(folder: Path) -> Any:
     return EncoderRecogniser.load(folder)
 
 
-def corpus_meta(meta: dict[str, Any], corpus: str | None) -> dict[str, Any]:
-    """The labels, language and task of one corpus of a run (the run's own without ``corpus``).
-
-    Raises:
-        EmotuneError: For a corpus the run was not trained on.
-    """
-    if corpus is None:
-        return meta
-    corpora = {c["name"]: c for c in meta.get("corpora") or [{"name": meta.get("dataset"), **meta}]}
-    if corpus not in corpora:
-        raise EmotuneError(f"the run was not trained on corpus '{corpus}'; it knows {sorted(corpora)}")
-    return corpora[corpus]
-
-
 def torch_recogniser(folder: Path, dequantize: bool = False, corpus: str | None = None) -> Any:
     """The torch Recogniser of a run directory or merged export (torch is imported here, not at
     module import, so an ONNX export predicts without it)."""
     from emotune.models.recogniser import build_recogniser
-    from emotune.rundir import read_label_head
 
     cfg = RunConfig.from_yaml(folder / "config.yaml", saved=True).validate()
     if cfg.model.name == SAME_FOLDER:  # a merged export carries its own weights
         cfg.model.name = str(folder)
     if dequantize:
         cfg.model.quantization = "none"
-    run_meta = read_json(folder / "run.json")
-    meta = corpus_meta(run_meta, corpus)
-    adapter = folder / "adapter"
-    if get_method(cfg.method).needs_adapter and not adapter.is_dir():
-        raise EmotuneError(f"{folder}: run has no adapter/ (training did not finish?)")
+    run = load_run(folder)
+    meta = run.meta.corpus(corpus)
     rec = build_recogniser(
         cfg,
-        LabelSet.from_dict(meta["labels"]),
-        meta["language"],
-        meta["task"],
-        adapter_dir=adapter,
-        multi_label=bool(meta.get("multi_label", False)),
-        head_bias=meta.get("head_bias"),
+        LabelSet.from_dict(meta.labels),
+        meta.language,
+        meta.task,
+        adapter_dir=run.adapter(needed=get_method(cfg.method).needs_adapter),
+        multi_label=meta.multi_label,
+        head_bias=meta.head_bias,
         head_rows=read_label_head(folder),
-        threshold=float(meta.get("threshold", 0.5)),
+        threshold=meta.threshold,
     )
-    rec.temperature = run_temperature(run_meta)  # a run over several corpora fits one for all
+    rec.temperature = run.meta.temperature  # a run over several corpora fits one for all
     return rec

@@ -14,29 +14,27 @@ Labels whose words start with the same token are scored by their whole words ins
 from __future__ import annotations
 
 import logging
-import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emotune.calibration import run_temperature
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
-from emotune.data.wording import task_word
+from emotune.data.wording import label_language, task_word, text_language
 from emotune.errors import EmotuneError
 from emotune.methods import UNTRAINED, default_options, get_method
 from emotune.models.backbones import DEFAULT_BACKBONE
 from emotune.models.generalist import NAME as GENERALIST
 from emotune.models.generalist import is_shipped
 from emotune.models.prompts import PromptBuilder
+from emotune.rundir import LABEL_HEAD, RunMeta, load_run
 from emotune.storage import read_json
 
 if TYPE_CHECKING:
     from emotune.models.recogniser import Recogniser
 
 log = logging.getLogger(__name__)
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 #: The most labels one call may give: each label widens every scoring pass, and 300 labels kept
@@ -70,19 +68,6 @@ def parse_labels(labels: str | Sequence[str]) -> tuple[str, ...]:
             same = f"'{name}' is given twice" if seen == name else f"'{seen}' and '{name}' are the same label"
             raise EmotuneError(f"labels: {same}")
     return names
-
-
-def label_language(names: Sequence[str]) -> str:
-    """``zh`` when a label is written in Chinese characters, else ``en``."""
-    return "zh" if any(_CJK.search(n) for n in names) else "en"
-
-
-def text_language(text: str) -> str:
-    """The prompt language a text asks for: ``zh`` when at least a third of its letters are
-    Chinese characters, else ``en`` (label names stay as given either way)."""
-    letters = [ch for ch in text if ch.isalpha()]
-    cjk = sum(1 for ch in letters if _CJK.match(ch))
-    return "zh" if letters and 3 * cjk >= len(letters) else "en"
 
 
 LANGUAGES = ("en", "zh")
@@ -132,17 +117,13 @@ def call_time_config(run: Path | None, model: str | None) -> RunConfig:
         cfg.model.name = model or DEFAULT_BACKBONE
         cfg.method = default_options(UNTRAINED)
         return cfg
-    if not (run / "config.yaml").is_file() or not (run / "run.json").is_file():
-        raise EmotuneError(f"{run}: not a run directory (no config.yaml and run.json)")
-    from emotune.rundir import LABEL_HEAD  # torch comes with it: only once a run is named
-
+    trained = load_run(run)
     if (run / LABEL_HEAD).is_file():
         raise EmotuneError(f"{run}: its label head was trained for its own labels; it cannot score new ones")
-    cfg = RunConfig.from_yaml(run / "config.yaml", saved=True)
+    cfg = RunConfig.from_yaml(trained.config_file, saved=True)
     if model and model != cfg.model.name:
         raise EmotuneError(f"{run} was trained on backbone '{cfg.model.name}', not '{model}'")
-    if get_method(cfg.method).needs_adapter and not (run / "adapter").is_dir():
-        raise EmotuneError(f"{run}: run has no adapter/ (training did not finish?)")
+    trained.adapter(needed=get_method(cfg.method).needs_adapter)
     return cfg
 
 
@@ -197,8 +178,8 @@ def label_free_temperature(run: Path | None) -> float:
     so new labels get none (1)."""
     if run is None:
         return 1.0
-    meta = read_json(run / "run.json")
-    return run_temperature(meta) if meta.get("corpora") else 1.0
+    meta = RunMeta.load(run)
+    return meta.temperature if meta.corpora else 1.0
 
 
 class LabelSets:

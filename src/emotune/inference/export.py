@@ -25,15 +25,15 @@ import torch
 from torch import nn
 
 from emotune.config import RunConfig
-from emotune.distill.config import is_student
 from emotune.errors import EmotuneError
 from emotune.inference.backends import SAME_FOLDER
 from emotune.inference.onnx_backend import quantize_onnx
 from emotune.inference.predict import Predictor
 from emotune.methods.zero_shot import ZeroShotOptions
 from emotune.models.recogniser import LabelScorer, Recogniser
-from emotune.rundir import LABEL_HEAD
-from emotune.storage import atomic_dir, read_json, write_json
+from emotune.models.text_pairs import is_student
+from emotune.rundir import LABEL_HEAD, RunMeta
+from emotune.storage import atomic_dir, write_json
 
 FORMATS = ("merged", "onnx", "seq-cls")
 RUN_FILES = ("run.json", "dataset_card.json")
@@ -146,9 +146,9 @@ def write_exported_run(run: Path, rec: Recogniser, folder: Path, fmt: str) -> No
     cfg.train.label_head = "frozen"  # an ONNX graph holds a trained head's rows as constants
     cfg.runtime.device = "auto"
     cfg.to_yaml(folder / "config.yaml")
-    meta = read_json(run / "run.json")
-    meta |= {"head_bias": rec.head.bias.tolist(), "exported_from": {"run": str(run), "method": rec.method.name}}
-    write_json(folder / "run.json", meta)
+    meta = RunMeta.load(run)
+    meta.head_bias, meta.exported_from = rec.head.bias.tolist(), {"run": str(run), "method": rec.method.name}
+    meta.save(folder)
     if (run / "dataset_card.json").is_file():
         shutil.copy2(run / "dataset_card.json", folder / "dataset_card.json")
     head, tail = rec.prompt.render()

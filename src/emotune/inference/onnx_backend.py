@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from emotune.calibration import run_temperature
 from emotune.data.schema import Example, LabelSet
 from emotune.errors import EmotuneError
 from emotune.models.batching import length_batches
 from emotune.models.decisions import decide_labels
 from emotune.models.prompts import PromptBuilder
+from emotune.rundir import RunMeta
 from emotune.storage import read_json
 
 
@@ -47,7 +47,7 @@ class OnnxRecogniser:
             raise EmotuneError(
                 f"an ONNX export needs the onnx extra: pip install 'emotune[onnx]' ({err.name})"
             ) from None
-        run, meta = read_json(folder / "run.json"), read_json(folder / "emotune.json")
+        run, meta = RunMeta.load(folder), read_json(folder / "emotune.json")
         try:
             session = _session(onnxruntime, folder / "model.onnx", threads)
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
@@ -55,10 +55,10 @@ class OnnxRecogniser:
             raise EmotuneError(f"{folder}: cannot load the ONNX export ({str(err).strip().splitlines()[0]})") from None
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        labels = LabelSet.from_dict(run["labels"])
-        prompt = PromptBuilder(labels, run["language"], run["task"])
+        labels = LabelSet.from_dict(run.labels)
+        prompt = PromptBuilder(labels, run.language, run.task)
         onnx = cls(session, tokenizer, labels, prompt, meta)
-        onnx.temperature = run_temperature(run)
+        onnx.temperature = run.temperature
         return onnx
 
     def probabilities(self, examples: Sequence[Example], batch_size: int | None = None) -> np.ndarray:
@@ -118,15 +118,14 @@ class OnnxEncoderRecogniser:
 
         onnxruntime = _onnxruntime()
         folder = run / STUDENT_DIR
-        meta = read_json(run / "run.json")
+        meta = RunMeta.load(run)
         try:
             session = _session(onnxruntime, folder / "model.onnx", threads)
         except Exception as err:  # onnxruntime raises many types for a damaged file
             raise EmotuneError(f"{folder}: cannot load model.onnx ({str(err).strip().splitlines()[0]})") from None
-        labels = LabelSet.from_dict(meta["labels"])
-        multi_label, threshold = bool(meta.get("multi_label")), float(meta.get("threshold", 0.5))
-        student = cls(session, PairEncoder.load(folder), labels, multi_label, threshold)
-        student.temperature = run_temperature(meta)
+        labels = LabelSet.from_dict(meta.labels)
+        student = cls(session, PairEncoder.load(folder), labels, meta.multi_label, meta.threshold)
+        student.temperature = meta.temperature
         return student
 
     def probabilities(self, examples: Sequence[Example], batch_size: int | None = None) -> np.ndarray:

@@ -13,7 +13,8 @@ from emotune.inference.backends import student_backend, torch_recogniser, traine
 from emotune.inference.explain import Explanation
 from emotune.models.generalist import DEFAULT_LABELS, resolve_run
 from emotune.models.generalist import NAME as GENERALIST
-from emotune.models.text_pairs import STUDENT_DIR
+from emotune.models.text_pairs import is_student
+from emotune.rundir import load_run
 
 if TYPE_CHECKING:
     from emotune.inference.call_time import LabelSets
@@ -145,10 +146,8 @@ class Predictor:
         """
         if str(run) == GENERALIST:
             return cls.generalist(batch_size=batch_size)
-        folder = Path(run)
-        if not (folder / "config.yaml").is_file():
-            raise EmotuneError(f"{folder}: not a run directory (no config.yaml)")
-        if (folder / STUDENT_DIR).is_dir():
+        folder = load_run(run).folder
+        if is_student(folder):
             return cls(student_backend(folder), batch_size, trained_context_turns(folder))
         if (folder / "model.onnx").is_file():
             from emotune.inference.onnx_backend import OnnxRecogniser  # torch-free backend, imported only for it

@@ -12,6 +12,7 @@ so the config layer and the CLI's argument parser (built from the options) load 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -65,6 +66,9 @@ class Method:
     needs_adapter: ClassVar[bool] = True
     mergeable: ClassVar[bool] = False
     default_lr: ClassVar[float] = 2e-4
+    #: Whether `continue_states` can extend a prompt from its key/value cache (False for methods
+    #: that feed the decoder their own prefix, whose cache `hidden_states` builds per call).
+    caches_prompts: ClassVar[bool] = True
 
     def __init__(self, options: MethodOptions) -> None:
         self.options = options
@@ -137,6 +141,45 @@ class Method:
         """
         out = decoder_of(wrapped)(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         return out.last_hidden_state
+
+    def cached_states(self, wrapped: nn.Module, input_ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """Final hidden states of right-padded prompts (causal attention alone) and their key/value cache."""
+        out = decoder_of(wrapped)(input_ids=input_ids, use_cache=True)
+        return out.last_hidden_state, out.past_key_values
+
+    def continue_states(
+        self,
+        wrapped: nn.Module,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: Any,
+    ) -> torch.Tensor:
+        """Final hidden states of ``input_ids`` appended to the prompts held in ``cache``.
+
+        Args:
+            input_ids: The new tokens (rows, span), one row per cached prompt.
+            attention_mask: Over the cached positions and the new ones (rows, cached + span): the
+                prompts' padding is masked so the new tokens read only each prompt's real tokens.
+            position_ids: Each new token's position (rows, span): right after its prompt's last
+                real token, not after the padded width.
+            cache: The prompts' key/value cache (`cached_states`), one row per ``input_ids`` row.
+        """
+        decoder = decoder_of(wrapped)
+        out = decoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            **{cache_argument(decoder): cache},
+        )
+        return out.last_hidden_state
+
+
+def cache_argument(decoder: nn.Module) -> str:
+    """The decoder's name for a key/value cache input: ``cache`` in recent transformers (which warn
+    on ``past_key_values`` and map it over), ``past_key_values`` before that."""
+    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
 
 def base_model_of(wrapped: nn.Module) -> PreTrainedModel:

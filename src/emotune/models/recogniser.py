@@ -34,6 +34,7 @@ from emotune.models.prompts import PromptBuilder
 from emotune.models.scoring import (
     Batch,
     LabelHead,
+    continuation_inputs,
     continuation_rows,
     encode_examples,
     output_weight,
@@ -84,14 +85,29 @@ class LabelScorer(nn.Module):
             picked = self.hidden_at(input_ids, attention_mask, positions)
             with torch.autocast(picked.device.type, enabled=False):  # the head stays fp32 under autocast
                 return self.head(picked, weight)
-        ids, mask, read, targets = continuation_rows(input_ids, attention_mask, positions, self.head.long_words)
-        hidden = self.method.hidden_states(self.model, ids, causal_only(mask))
-        # Every extended row starts with its whole prompt, so the first block also gives the
-        # answer position: no separate pass over the bare prompts.
-        picked = hidden[torch.arange(input_ids.shape[0], device=hidden.device), positions]
-        at_read = hidden.gather(1, read[..., None].expand(-1, -1, hidden.shape[-1]))
+        if self.method.caches_prompts and not torch.is_grad_enabled() and not torch.onnx.is_in_onnx_export():
+            picked, at_read, targets = self.cached_continuations(input_ids, attention_mask, positions)
+        else:
+            ids, mask, read, targets = continuation_rows(input_ids, attention_mask, positions, self.head.long_words)
+            hidden = self.method.hidden_states(self.model, ids, causal_only(mask))
+            # Every extended row starts with its whole prompt, so the first block also gives the
+            # answer position: no separate pass over the bare prompts.
+            picked = hidden[torch.arange(input_ids.shape[0], device=hidden.device), positions]
+            at_read = hidden.gather(1, read[..., None].expand(-1, -1, hidden.shape[-1]))
         with torch.autocast(picked.device.type, enabled=False):
             return self.head(picked, weight, self.head.continuation_logprobs(at_read, targets, weight))
+
+    def cached_continuations(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The answer-position states, and the long words' states read from the prompts' key/value
+        cache (`emotune.models.scoring.continuation_inputs`), with the tokens those predict."""
+        hidden, cache = self.method.cached_states(self.model, input_ids)
+        picked = hidden[torch.arange(input_ids.shape[0], device=hidden.device), positions]
+        ids, mask, position_ids, targets = continuation_inputs(attention_mask, positions, self.head.long_words)
+        num = self.head.long_words.shape[0]
+        cache.batch_select_indices(torch.arange(input_ids.shape[0], device=hidden.device).repeat(num))
+        return picked, self.method.continue_states(self.model, ids, mask, position_ids, cache), targets
 
 
 @dataclass

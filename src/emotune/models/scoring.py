@@ -94,10 +94,25 @@ def verbaliser_token_ids(
     return result
 
 
+def _tile(t: torch.Tensor, num: int) -> torch.Tensor:
+    """(batch, ...) -> (num * batch, ...), word-major: row ``w * batch + b`` is row ``b``."""
+    return t[None].expand(num, *t.shape).reshape(num * t.shape[0], *t.shape[1:])
+
+
+def _spread(t: torch.Tensor, batch: int) -> torch.Tensor:
+    """(num, span) -> (num * batch, span), word-major: each word's row repeated for every text."""
+    num, span = t.shape
+    return t[:, None].expand(num, batch, span).reshape(num * batch, span)
+
+
 def continuation_rows(
     input_ids: torch.Tensor, attention_mask: torch.Tensor, last_index: torch.Tensor, words: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every prompt extended by each multi-token word but its last token, for teacher forcing.
+
+    The whole prompt is copied once per word: the path for training (gradients through every
+    row) and for methods that cannot extend a cached prompt; inference takes
+    `continuation_inputs` and the prompts' key/value cache instead.
 
     Args:
         input_ids: Right-padded prompts (batch, seq); ``attention_mask`` marks their tokens.
@@ -109,25 +124,46 @@ def continuation_rows(
         ``seq + longest - 1``; ``read`` (rows, longest - 1) the positions whose hidden states
         predict ``targets``, the word's later tokens (-1 past a shorter word's end).
     """
-    batch = input_ids.shape[0]
-    num, span = words.shape[0], words.shape[1] - 1
-
-    def tile(t: torch.Tensor) -> torch.Tensor:  # (batch, ...) -> (num * batch, ...), word-major
-        return t[None].expand(num, *t.shape).reshape(num * batch, *t.shape[1:])
-
-    def spread(t: torch.Tensor) -> torch.Tensor:  # (num, span) -> (num * batch, span)
-        return t[:, None].expand(num, batch, span).reshape(num * batch, span)
-
+    batch, num = input_ids.shape[0], words.shape[0]
+    span = words.shape[1] - 1
     grow = input_ids.new_zeros(num * batch, span)
-    ids = torch.cat([tile(input_ids), grow], dim=1)
-    mask = torch.cat([tile(attention_mask), grow.to(attention_mask.dtype)], dim=1)
-    lead, targets = spread(words[:, :-1]), spread(words[:, 1:])
-    read = tile(last_index)[:, None] + 1 + torch.arange(span, device=input_ids.device)
+    ids = torch.cat([_tile(input_ids, num), grow], dim=1)
+    mask = torch.cat([_tile(attention_mask, num), grow.to(attention_mask.dtype)], dim=1)
+    lead, targets = _spread(words[:, :-1], batch), _spread(words[:, 1:], batch)
+    read = _tile(last_index, num)[:, None] + 1 + torch.arange(span, device=input_ids.device)
     # Right padding means the positions after a prompt are padding: the word's tokens overwrite them.
     used = targets >= 0
     ids = ids.scatter(1, read, torch.where(used, lead, ids.gather(1, read)))
     mask = mask.scatter(1, read, torch.where(used, torch.ones_like(read).to(mask.dtype), mask.gather(1, read)))
     return ids, mask, read, targets
+
+
+def continuation_inputs(
+    attention_mask: torch.Tensor, last_index: torch.Tensor, words: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What extends cached prompts by each multi-token word but its last token.
+
+    The prompts run once; each word's leading tokens then run on a copy of their key/value cache
+    (rows word-major, as `continuation_rows`), so a label set's cost grows with its words' tokens,
+    not with one whole prompt per word.
+
+    Args:
+        attention_mask: The right-padded prompts' mask (batch, seq), i.e. the cached positions.
+        last_index: Each prompt's last position (batch,).
+        words: The words' token ids (num_words, longest), right-padded with -1.
+
+    Returns:
+        ``(ids, mask, positions, targets)``: the new tokens (rows, longest - 1) with -1 made 0
+        (they come after the word's end, so nothing read attends to them); the mask over cached
+        and new positions, which hides each prompt's padding; each new token's position, right
+        after its prompt's last token; and the later tokens each position predicts (-1: none).
+    """
+    batch, num = attention_mask.shape[0], words.shape[0]
+    lead, targets = _spread(words[:, :-1], batch), _spread(words[:, 1:], batch)
+    span = lead.shape[1]
+    mask = torch.cat([_tile(attention_mask, num), attention_mask.new_ones(num * batch, span)], dim=1)
+    positions = _tile(last_index, num)[:, None] + 1 + torch.arange(span, device=attention_mask.device)
+    return lead.clamp(min=0), mask, positions, targets
 
 
 class LabelHead(nn.Module):

@@ -24,6 +24,11 @@ STUDENT_FILE = "student.json"
 HEAD_FILE = "head.safetensors"
 
 
+def is_student(run: Path) -> bool:
+    """Whether ``run`` holds a distilled student (a run or its export)."""
+    return (run / STUDENT_DIR).is_dir()
+
+
 @dataclass(frozen=True)
 class StudentSpec:
     """What a saved student needs besides its weights (``student/student.json``).

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import threading
 import time
@@ -31,6 +30,7 @@ from emotune.inference.predict import Prediction, Predictor, abstain_below
 from emotune.serve.batcher import BatchKey, MicroBatcher, QueueFull
 from emotune.serve.metrics import ServiceMetrics
 from emotune.serve.settings import ServeSettings
+from emotune.storage import read_json
 
 log = logging.getLogger("emotune.serve")
 
@@ -297,16 +297,16 @@ def labels_per_request(predictor: Predictor) -> bool:
 
 def describe_run(run: Path) -> dict[str, Any]:
     """Backbone, method and dataset card of a run directory, for ``/v1/model``."""
-    import yaml
+    from emotune.config import RunConfig
+    from emotune.rundir import load_run
 
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    loaded = load_run(run)
     card_path = run / "dataset_card.json"
-    card = json.loads(card_path.read_text()) if card_path.is_file() else None
-    backbone = cfg["model"]["name"]
+    card = read_json(card_path) if card_path.is_file() else None
+    backbone = RunConfig.from_yaml(loaded.config_file, saved=True).model.name
     exported = backbone == "."  # an export carries its own weights
-    meta = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
-    if "student" in meta:  # a distilled student: its encoder, not its teacher's backbone
-        backbone = meta["student"]
+    if loaded.meta.student:  # a distilled student: its encoder, not its teacher's backbone
+        backbone = loaded.meta.student
     return {"run": str(run), "backbone": str(run) if exported else backbone, "dataset_card": card}
 
 

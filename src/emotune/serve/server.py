@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from emotune.errors import EmotuneError
 from emotune.models.generalist import DEFAULT_LABELS, is_shipped, resolve_run
+from emotune.rundir import load_run
 from emotune.serve.settings import ServeSettings
 
 
@@ -52,7 +53,6 @@ def serve(
             raise EmotuneError("give --labels L1,L2,... (with --model or --frozen-backbone), or --run RUN")
         folder = resolve_run(run)
         assert folder is not None
-        if not (folder / "config.yaml").is_file():
-            raise EmotuneError(f"{folder}: not a run directory (no config.yaml)")
+        load_run(folder)  # one line for a folder that is not a run, before the server starts
         app = create_app(lambda: Predictor.load(folder, corpus=corpus), settings, describe_run(folder))
     uvicorn.run(app, host=host, port=port, log_level="info")

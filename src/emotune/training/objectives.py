@@ -16,6 +16,7 @@ from torch import nn
 from emotune.config import OBJECTIVES, TrainConfig
 from emotune.data.schema import Example
 from emotune.errors import EmotuneError
+from emotune.evaluate import LabelScores
 from emotune.models.multi import segment_mask
 from emotune.models.recogniser import Recogniser
 from emotune.training.generative import greedy_labels, lm_loss
@@ -78,14 +79,7 @@ class Classify(Objective):
     def predict(
         self, rec: Recogniser, examples: Sequence[Example], batch_size: int
     ) -> tuple[list[int | None], list[dict[str, Any]]]:
-        names = rec.labels.names
-        probs = rec.probabilities(examples, batch_size)
-        best: list[int] = probs.argmax(-1).tolist()
-        extras = [
-            {"label": names[k], "scores": {n: round(v, 6) for n, v in zip(names, row, strict=True)}}
-            for k, row in zip(best, probs.tolist(), strict=True)
-        ]
-        return list(best), extras
+        return LabelScores().predict(rec, examples, batch_size)
 
 
 class Generate(Objective):

@@ -12,6 +12,7 @@ from emotune.errors import EmotuneError
 from emotune.methods import method_name_of
 from emotune.models.generalist import resolve_run
 from emotune.models.recogniser import Recogniser
+from emotune.rundir import load_run
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +28,19 @@ def check_init_from(cfg: RunConfig) -> Path | None:
         return None
     source = resolve_run(cfg.train.init_from)
     assert source is not None
-    if not (source / "config.yaml").is_file():
-        raise EmotuneError(f"--init-from {source}: not a run directory (no config.yaml)")
-    other = RunConfig.from_yaml(source / "config.yaml", saved=True)
+    try:
+        run = load_run(source)
+        other = RunConfig.from_yaml(run.config_file, saved=True)
+        run.adapter(needed=True)
+    except EmotuneError as err:
+        raise EmotuneError(f"train.init_from: {err}") from None
     if other.model.name != cfg.model.name:
         raise EmotuneError(
-            f"--init-from {source}: trained on backbone '{other.model.name}', this run uses '{cfg.model.name}'"
+            f"train.init_from {source}: trained on backbone '{other.model.name}', this run uses '{cfg.model.name}'"
         )
     mine, theirs = method_name_of(cfg.method), method_name_of(other.method)
     if mine != theirs:
-        raise EmotuneError(f"--init-from {source}: a '{theirs}' run, this run trains '{mine}'")
-    if not (source / "adapter").is_dir():
-        raise EmotuneError(f"--init-from {source}: run has no adapter/ (training did not finish?)")
+        raise EmotuneError(f"train.init_from {source}: a '{theirs}' run, this run trains '{mine}'")
     return source
 
 
@@ -46,5 +48,5 @@ def warm_start(rec: Recogniser, source: Path | None) -> None:
     """Loads the adapter of ``source`` (from `check_init_from`) into ``rec``'s fresh one."""
     if source is None or not rec.method.trainable:
         return
-    rec.method.warm_start(rec.model, source / "adapter")
+    rec.method.warm_start(rec.model, load_run(source).adapter(needed=True))
     log.info("adapter initialised from %s", source)

@@ -1,8 +1,8 @@
-"""Run directories: checkpoints and best-so-far weights.
+"""Checkpoints, best-so-far weights, the finished-training record and a trained label head.
 
-Everything is written atomically (see `emotune.storage`), so a run killed at any moment
-leaves either the previous or the new version of a file, never half of one. Checkpoints hold
-tensors in safetensors and the rest in JSON: nothing is unpickled on load.
+Everything is written atomically (see `emotune.storage`), so a run killed at any moment leaves
+either the previous or the new version of a file, never half of one. Tensors go to safetensors
+and the rest to JSON: nothing is unpickled on load. torch is imported when a function is called.
 """
 
 from __future__ import annotations
@@ -13,71 +13,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from emotune.errors import EmotuneError
 from emotune.storage import atomic_dir, read_json, write_json
 
+if TYPE_CHECKING:
+    import torch
+
 log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 KEEP_CHECKPOINTS = 2
-
-#: What a run directory holds (the docs' run-directory page is generated from it; a test checks
-#: a real run against it). Entries ending in "(when ...)" appear only then.
-RUN_LAYOUT = (
-    ("config.yaml", "the resolved config; `--resume` and `emotune evaluate --run` start from it"),
-    ("run.json", "labels and their verbalisers, language, task, split sizes, the headline metric"),
-    ("dataset_card.json", "where the data came from, its label counts, dialogue context, the training recipe"),
-    ("train.log", "the run's log"),
-    ("adapter/", "the trained adapter in PEFT's format (safetensors; plain `peft` loads it) (when trained)"),
-    ("best.safetensors", "the best dev weights so far (when training with a dev split)"),
-    (
-        f"{CHECKPOINTS}/step-N/",
-        "safetensors + JSON every `train.checkpoint_every` steps; nothing is unpickled (when enabled)",
-    ),
-    ("trained.json", "training's final state: steps, the kept checkpoint's dev metrics and recall (when trained)"),
-    (
-        "metrics.json",
-        "metrics on the evaluation split: accuracy, macro/weighted F1, UA, per-label scores, calibration "
-        "(ECE, MCE, Brier, NLL, before and after the temperature) and selective accuracy",
-    ),
-    ("predictions.jsonl", "one line per evaluated example: text, gold, label, a probability per label"),
-    ("confusion.csv", "the confusion matrix (`confusion.png` too with matplotlib installed)"),
-    ("reliability.png", "the reliability diagram, before and after the temperature (when matplotlib is installed)"),
-    ("corpora/NAME/", "each corpus's metrics, predictions and confusion matrix (when trained on several corpora)"),
-)
-
-
-def prepare(path: Path, *, overwrite: bool, resume: bool) -> Path:
-    """Creates a run directory, refusing to clobber an existing one without ``overwrite``."""
-    if path.exists() and any(path.iterdir()) and not resume:
-        if not overwrite:
-            raise EmotuneError(f"{path}: run directory exists; pass --overwrite or --resume")
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def attach_log(folder: Path, name: str = "train.log") -> logging.Handler:
-    """Mirrors emotune's log into ``folder/name`` until :func:`detach_log`."""
-    handler = logging.FileHandler(folder / name, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler.setLevel(logging.INFO)
-    logger = logging.getLogger("emotune")
-    # Called from Python without logging configured, the logger would drop INFO lines.
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    return handler
-
-
-def detach_log(handler: logging.Handler) -> None:
-    """Stops mirroring the log into the handler's file."""
-    logging.getLogger("emotune").removeHandler(handler)
-    handler.close()
 
 
 def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -86,6 +32,8 @@ def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    import torch
+
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, Any] = {}
     for idx, values in state["state"].items():
@@ -114,6 +62,9 @@ def save_checkpoint(
     trainer_state: dict[str, Any],
 ) -> Path:
     """Writes ``checkpoints/step-N`` atomically and prunes all but the newest few."""
+    import torch
+    from safetensors.torch import save_file
+
     target = run / CHECKPOINTS / f"step-{step:08d}"
     opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
     with atomic_dir(target) as tmp:
@@ -142,6 +93,8 @@ def list_checkpoints(run: Path) -> list[Path]:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Reads a checkpoint; raises EmotuneError if any part is missing or damaged."""
+    from safetensors.torch import load_file
+
     try:
         meta = json.loads((path / "state.json").read_text())
         trainable = load_file(path / "trainable.safetensors")
@@ -171,6 +124,8 @@ def latest_good_checkpoint(run: Path) -> dict[str, Any] | None:
 
 def write_best(run: Path, trainable: dict[str, torch.Tensor]) -> None:
     """Keeps the best-so-far trainable weights (so a resumed run still knows them)."""
+    from safetensors.torch import save_file
+
     fd, tmp = tempfile.mkstemp(prefix=".best.", dir=run)
     os.close(fd)
     save_file(_cpu(trainable), tmp)
@@ -179,6 +134,8 @@ def write_best(run: Path, trainable: dict[str, torch.Tensor]) -> None:
 
 def read_best(run: Path) -> dict[str, torch.Tensor] | None:
     """The best-so-far weights, or None if absent or damaged."""
+    from safetensors.torch import load_file
+
     try:
         return load_file(run / "best.safetensors")
     except Exception:  # missing or damaged: the caller falls back
@@ -227,6 +184,8 @@ LABEL_HEAD = "label_head.safetensors"
 
 def write_label_head(run: Path, rows: torch.Tensor) -> None:
     """Saves a trainable label head's rows next to the adapter (``train.label_head: trainable``)."""
+    from safetensors.torch import save_file
+
     fd, tmp = tempfile.mkstemp(prefix=".label_head.", dir=run)
     os.close(fd)
     save_file({"rows": rows.detach().cpu().contiguous()}, tmp)
@@ -239,6 +198,8 @@ def read_label_head(run: Path) -> torch.Tensor | None:
     Raises:
         EmotuneError: If the file exists but cannot be read.
     """
+    from safetensors.torch import load_file
+
     path = run / LABEL_HEAD
     if not path.is_file():
         return None
