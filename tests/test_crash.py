@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from emotune.inference.labelling import label_file
 from emotune.inference.predict import Predictor
-from emotune.inference.predict_files import predict_file
 from emotune.pipeline import run
 from helpers import tiny_config
 
@@ -58,14 +58,14 @@ def test_file_prediction_resumes_after_a_crash_and_reports_bad_rows(
     source = tmp_path / "in.jsonl"
     rows = [{"text": f"good fun {i}" if i % 7 else ""} for i in range(40)]
     source.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n")
-    reference = predict_file(predictor, source, tmp_path / "ref.jsonl", chunk=8)
+    reference = label_file(predictor, source, tmp_path / "ref.jsonl", chunk=8)
     assert (reference.rows, reference.errors, reference.resumed_from) == (41, 7, 0)
     expected = (tmp_path / "ref.jsonl").read_text().splitlines()
     # A crash after 2 chunks and a torn third line: the partial file keeps 17 rows and a fragment.
     target = tmp_path / "out.jsonl"
     partial = tmp_path / "out.jsonl.partial"
     partial.write_text("\n".join(expected[:17]) + "\n" + expected[17][:10])
-    result = predict_file(predictor, source, target, chunk=8)
+    result = label_file(predictor, source, target, chunk=8)
     assert result.resumed_from == 17 and result.rows == 41 and not partial.exists()
     got = target.read_text().splitlines()
     assert [json.loads(x)["row"] for x in got] == list(range(1, 42))
@@ -74,7 +74,7 @@ def test_file_prediction_resumes_after_a_crash_and_reports_bad_rows(
         assert ra.get("label") == rb.get("label") and ra.get("error") == rb.get("error")
     assert json.loads(got[-1])["error"] == "line 41: not valid JSON"
     with pytest.raises(Exception, match="already exists"):
-        predict_file(predictor, source, target)
+        label_file(predictor, source, target)
 
 
 def test_a_run_stopped_while_evaluated_is_evaluated_again_without_training(

@@ -228,7 +228,7 @@ def test_csv_quoted_field_may_hold_a_newline(tmp_path: Path) -> None:
 
 
 def test_prediction_input_rows_and_errors(tmp_path: Path) -> None:
-    from emotune.inference.predict_files import iter_rows
+    from emotune.inference.rows import iter_rows
 
     jsonl = tmp_path / "in.jsonl"
     jsonl.write_text('{"text": "fine"}\n{broken\n{"text": ""}\n')
@@ -250,8 +250,9 @@ def test_prediction_input_rows_and_errors(tmp_path: Path) -> None:
 
 
 def test_prediction_rows_carry_dialogue_context_to_the_predictor(tmp_path: Path) -> None:
+    from emotune.inference.labelling import predict_block
     from emotune.inference.predict import Prediction
-    from emotune.inference.predict_files import iter_rows, predict_block
+    from emotune.inference.rows import iter_rows
 
     jsonl = tmp_path / "in.jsonl"
     rows = [{"text": "ok then", "context": ["you broke it", "I did"]}, {"text": "fine"}, {"text": "x", "context": "no"}]
@@ -272,7 +273,7 @@ def test_prediction_rows_carry_dialogue_context_to_the_predictor(tmp_path: Path)
 
 
 def test_a_dialogue_column_gives_each_row_its_earlier_turns(tmp_path: Path) -> None:
-    from emotune.inference.predict_files import DialogueColumns, iter_rows
+    from emotune.inference.rows import DialogueColumns, iter_rows
 
     table = tmp_path / "in.csv"
     rows = ["d,who,text", "1,A,hi", "1,B,", "1,B,hello", "1,A,how are you", "1,B,fine", "2,C,yo", "1,A,back"]
@@ -355,7 +356,7 @@ def test_resuming_a_run_keeps_the_context_it_started_with(tmp_path: Path, monkey
 
 def test_predictor_knows_the_context_its_run_was_trained_with(tmp_path: Path, caplog) -> None:
     from emotune.inference.predict import Predictor, trained_context_turns
-    from emotune.inference.predict_files import DialogueColumns, dialogue_columns
+    from emotune.inference.rows import DialogueColumns, dialogue_columns
 
     assert trained_context_turns(tmp_path) == 0  # no dataset card: an export without one
     (tmp_path / "dataset_card.json").write_text('{"context_turns": 2}')
@@ -375,7 +376,7 @@ def test_predictor_knows_the_context_its_run_was_trained_with(tmp_path: Path, ca
 
 
 def test_prediction_rows_count_data_rows_and_flag_extra_fields(tmp_path: Path) -> None:
-    from emotune.inference.predict_files import iter_rows
+    from emotune.inference.rows import iter_rows
 
     table = tmp_path / "in.csv"
     table.write_text("text,id\nhello,1\nwell, that is odd,2\n\nbye,3\n")  # line 3: an unquoted comma

@@ -63,6 +63,12 @@ def test_multi_corpus_run_evaluates_every_corpus_and_their_mean(
     assert five.predict("a wonderful film")[0].label in five.labels
     with pytest.raises(EmotuneError, match="not trained on corpus 'friends'"):
         Predictor.load(tmp_path / "run", corpus="friends")
+    # Labels at call time that share a first token are scored whole, also on a run over several
+    # corpora (whose own config refuses whole-word scoring for training).
+    shared = ["very bad", "very good", "neutral"]
+    called = Predictor.zero_shot(shared, tiny_gemma, tmp_path / "run")
+    assert called.recogniser.head.scores_whole_words
+    assert called.predict("a wonderful film")[0].label in shared
 
 
 def test_each_training_row_carries_its_own_corpus_prompt_and_labels(

@@ -6,8 +6,8 @@ so training, evaluation and prediction never branch on "distributed" in user-fac
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import os
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -33,24 +33,31 @@ def _state() -> Any:
     return PartialState(cpu=_CPU_ONLY[0] or not torch.cuda.is_available())
 
 
+def _launched_alone() -> bool:
+    """True when no launcher started several processes (``WORLD_SIZE`` unset or 1): then every
+    answer below is known without creating Accelerate's state, which imports torch."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1) == 1
+
+
 def world_size() -> int:
     """Number of processes (1 unless launched with accelerate/torchrun)."""
-    return int(_state().num_processes)
+    return 1 if _launched_alone() else int(_state().num_processes)
 
 
 def rank() -> int:
     """This process's index."""
-    return int(_state().process_index)
+    return 0 if _launched_alone() else int(_state().process_index)
 
 
 def is_main() -> bool:
     """True in the one process that writes run files and logs."""
-    return bool(_state().is_main_process)
+    return True if _launched_alone() else bool(_state().is_main_process)
 
 
 def wait_for_everyone() -> None:
     """Barrier (a no-op with one process)."""
-    _state().wait_for_everyone()
+    if not _launched_alone():
+        _state().wait_for_everyone()
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -67,25 +74,9 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device(_state().device)
 
 
-_LOCAL: list[bool] = [False]
-
-
-@contextmanager
-def local_work() -> Iterator[None]:
-    """Within the block this process scores whatever it is given by itself: `my_share` keeps
-    every item and `gather_rows` gathers nothing. For work already split between processes (a
-    file predicted by several processes, each its own rows)."""
-    before = _LOCAL[0]
-    _LOCAL[0] = True
-    try:
-        yield
-    finally:
-        _LOCAL[0] = before
-
-
 def shares_work() -> bool:
-    """True when several processes split each call's work between them (not inside `local_work`)."""
-    return world_size() > 1 and not _LOCAL[0]
+    """True when several processes were launched to split each call's work between them."""
+    return world_size() > 1
 
 
 def my_share(items: Sequence[int]) -> list[int]:

@@ -71,9 +71,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from emotune.inference.labelling import is_main_process, label_file
+    from emotune.distributed import is_main
+    from emotune.inference.labelling import label_file
     from emotune.inference.predict import check_min_confidence
-    from emotune.inference.predict_files import dialogue_columns
+    from emotune.inference.rows import dialogue_columns
 
     if args.input and not args.output:
         raise EmotuneError("--input needs --output FILE.jsonl")
@@ -92,12 +93,12 @@ def cmd_predict(args: argparse.Namespace) -> None:
         dialogue = dialogue_columns(predictor, args.dialogue_column, args.speaker_column)
         source, target = Path(args.input), Path(args.output)
         result = label_file(predictor, source, target, args.text_column, args.chunk_rows, dialogue)
-        if is_main_process():  # under accelerate launch one process reports for all
+        if is_main():  # under accelerate launch one process reports for all
             print(json.dumps(asdict(result)))
         return
     preds = predictor.predict(args.texts)
     for text, pred in zip(args.texts, preds, strict=True):
-        if is_main_process():
+        if is_main():
             print(json.dumps({"text": text, **pred.to_dict()}, ensure_ascii=False))
 
 

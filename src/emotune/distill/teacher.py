@@ -19,8 +19,9 @@ from tqdm import tqdm
 from emotune.config import RunConfig
 from emotune.data.schema import Example, Turn
 from emotune.errors import EmotuneError
+from emotune.inference.labelling import finished_rows
 from emotune.inference.predict import Predictor
-from emotune.inference.predict_files import finished_rows, iter_rows
+from emotune.inference.rows import iter_rows
 from emotune.rundir import RunMeta, load_run
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emotune.config import RunConfig
+from emotune.config import DataConfig, RunConfig
 from emotune.data.schema import Example, LabelSet
 from emotune.data.wording import label_language, task_word, text_language
 from emotune.errors import EmotuneError
@@ -160,8 +160,10 @@ def call_time_recogniser(
     cfg.runtime.device = device
     prompt = PromptBuilder(label_set, language, task or task_word(names))
     tokenizer = load_tokenizer(resolve_source(cfg.model.name), cfg.model.trust_remote_code)
-    cfg.data.label_tokens = label_tokens(tokenizer, label_set, prompt)
-    cfg.data.template = None  # the run's own template may name its own labels
+    # Labels given at call time read nothing of the run's data: a fresh data section, so neither
+    # the run's template (it may name its own labels) nor its corpora (a run over several refuses
+    # whole-word scoring in training) carry over.
+    cfg.data = DataConfig(label_tokens=label_tokens(tokenizer, label_set, prompt))
     adapter = folder / "adapter" if folder is not None and get_method(cfg.method).needs_adapter else None
     rec = build_recogniser(cfg.validate(), label_set, language, prompt.task, adapter_dir=adapter)
     if calibrate is False:

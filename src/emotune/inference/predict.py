@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -218,6 +219,22 @@ class Predictor:
         predictor = cls(rec, batch_size, label_sets=sets, run_dir=folder)
         predictor.language = language
         return predictor
+
+    @contextlib.contextmanager
+    def scoring_alone(self) -> Iterator[None]:
+        """Within the block each process scores what it is given by itself, for work already
+        split between the launched processes (a file labelled by several processes, each its own
+        rows); a backend that never splits its work is left as it is."""
+        backend: Any = self.recogniser
+        split = getattr(backend, "split_work", None)
+        if split is None:
+            yield
+            return
+        backend.split_work = False
+        try:
+            yield
+        finally:
+            backend.split_work = split
 
     def predict(
         self,

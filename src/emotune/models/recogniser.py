@@ -131,6 +131,9 @@ class Recogniser:
     #: Divides the label logits before softmax/sigmoid: a trained run's, fitted on dev
     #: (`emotune.calibration`); 1 leaves the probabilities as the model gives them.
     temperature: float = 1.0
+    #: Whether each scoring call is split between the launched processes (``accelerate launch``);
+    #: off while each process scores rows of its own (`Predictor.scoring_alone`).
+    split_work: bool = True
 
     def __post_init__(self) -> None:
         self.scorer = LabelScorer(self.model, self.method, self.head)
@@ -197,7 +200,8 @@ class Recogniser:
         """Label logits (n, num_labels) before the temperature, in the input order (see `probabilities`)."""
         self.model.eval()
         batch_size = batch_size or self.batch_size
-        mine = my_share(range(len(examples)))
+        split = self.split_work and shares_work()
+        mine = my_share(range(len(examples))) if split else list(range(len(examples)))
         rows = self.encode([examples[i] for i in mine])
         order: list[int] = []
         parts: list[torch.Tensor] = []
@@ -209,7 +213,7 @@ class Recogniser:
             parts.append(self.label_logits(batch).float())
         local = torch.cat(parts).cpu() if parts else torch.empty(0, len(self.labels))
         scores = torch.empty(len(examples), len(self.labels))
-        if not shares_work():
+        if not split:
             scores[torch.tensor(order, dtype=torch.long)] = local
             return scores
         merged = gather_rows(dict(zip(order, local.tolist(), strict=True)))

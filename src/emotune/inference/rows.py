@@ -1,27 +1,22 @@
-"""Prediction over large files: streamed in chunks, resumable, one output row per input row.
+"""The rows of a file to label, streamed: ``.txt`` (a text per line), ``.csv``/``.tsv`` or
+``.jsonl`` with a text column.
 
-Rows go to ``OUTPUT.partial`` chunk by chunk (flushed and synced); a re-run after a crash keeps
-the complete rows there, skips that many input rows and goes on. The finished file is renamed
-to ``OUTPUT`` only at the end, so ``OUTPUT`` is always complete. A bad row (empty text, missing
-column) gets an ``error`` entry instead of stopping the file. Runs trained with dialogue context
-get it in one of two ways: a JSONL row may carry ``context``, the earlier turns of its dialogue
-(oldest first), or a `DialogueColumns` names the column that groups consecutive rows into
-dialogues, and each row gets the rows before it in its dialogue.
+A bad row (empty text, missing column) comes back with an ``error`` instead of stopping the
+file. Runs trained with dialogue context get it in one of two ways: a JSONL row may carry
+``context``, the earlier turns of its dialogue (oldest first), or a `DialogueColumns` names the
+column that groups consecutive rows into dialogues, and each row gets the rows before it in its
+dialogue.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
-
-from tqdm import tqdm
 
 from emotune.data.files import iter_records
 from emotune.data.schema import Turn
@@ -56,18 +51,6 @@ class DialogueColumns:
     dialogue: str
     speaker: str | None = None
     turns: int = 2
-
-
-@dataclass(frozen=True)
-class FileResult:
-    """What a `predict_file` call did."""
-
-    output: str
-    rows: int
-    resumed_from: int
-    errors: int
-    #: Seconds the main process spent merging the processes' parts (several processes only).
-    merge_seconds: float | None = None
 
 
 def dialogue_columns(predictor: Predictor, dialogue: str | None, speaker: str | None) -> DialogueColumns | None:
@@ -193,76 +176,3 @@ def _row(lineno: int, text: object, text_column: str) -> Row:
     if not isinstance(text, str) or not text.strip():
         return Row(lineno, None, f"line {lineno}: no text in '{text_column}'")
     return Row(lineno, text, None)
-
-
-def finished_rows(partial: Path) -> int:
-    """Counts the complete JSON lines of a partial output and cuts off a torn last line."""
-    if not partial.is_file():
-        return 0
-    keep, count = 0, 0
-    with partial.open("rb") as fh:
-        for line in fh:
-            if not line.endswith(b"\n"):
-                break
-            try:
-                json.loads(line)
-            except ValueError:
-                break
-            keep, count = keep + len(line), count + 1
-    os.truncate(partial, keep)
-    return count
-
-
-def predict_file(
-    predictor: Predictor,
-    source: Path,
-    target: Path,
-    text_column: str = "text",
-    chunk: int = 256,
-    dialogue: DialogueColumns | None = None,
-) -> FileResult:
-    """Classifies every row of ``source`` into ``target`` (JSONL), in bounded memory, resumably,
-    in this process (`emotune.inference.sharded.label_file` splits a file between processes).
-
-    Args:
-        predictor: The run to predict with.
-        source: A ``.csv``/``.tsv``, ``.jsonl`` or ``.txt`` file.
-        target: The JSONL file to write, one line per input row.
-        text_column: The text column of a table or JSONL file.
-        chunk: Rows per forward batch group (and per synced write).
-        dialogue: Columns that give each row its earlier dialogue turns as context.
-
-    Raises:
-        EmotuneError: For a missing or unreadable source, or a source without a named column.
-    """
-    if target.exists():
-        raise EmotuneError(f"{target} already exists (finished); remove it or choose another --output")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    done = finished_rows(partial)
-    # A resumed file is read from its start, so rows after the resume point keep their context.
-    rows = islice(iter_rows(source, text_column, dialogue), done, None)
-    errors, written = 0, done
-    with partial.open("a", encoding="utf-8") as out, tqdm(unit="row", initial=done, disable=None) as bar:
-        while block := list(islice(rows, chunk)):
-            lines, bad = predict_block(predictor, block)
-            out.write(lines)
-            out.flush()
-            os.fsync(out.fileno())  # a crash after this point never loses the chunk
-            errors, written = errors + bad, written + len(block)
-            bar.update(len(block))
-    os.replace(partial, target)
-    return FileResult(str(target), written, done, errors)
-
-
-def predict_block(predictor: Predictor, block: list[Row]) -> tuple[str, int]:
-    """JSON lines for one chunk, in input order; returns them and the number of error rows."""
-    good = [r for r in block if r.error is None and r.text is not None]
-    contexts = [list(r.context) for r in good] if any(r.context for r in good) else None
-    preds = iter(predictor.predict([str(r.text) for r in good], contexts)) if good else iter(())
-    lines = []
-    for r in block:
-        result = {"error": r.error} if r.error else next(preds).to_dict()
-        record = {"row": r.row, "text": r.text, **result}
-        lines.append(json.dumps(record, ensure_ascii=False) + "\n")
-    return "".join(lines), sum(r.error is not None for r in block)
