@@ -368,7 +368,7 @@ def test_predictor_knows_the_context_its_run_was_trained_with(tmp_path: Path, ca
     with_context = Predictor(recogniser=None, context_turns=2)  # type: ignore[arg-type]
     assert dialogue_columns(with_context, "scene", "who") == DialogueColumns("scene", "who", 2)
     assert dialogue_columns(with_context, None, None) is None
-    with pytest.raises(EmotuneError, match="--speaker-column needs --dialogue-column"):
+    with pytest.raises(EmotuneError, match="speaker_column needs dialogue_column"):
         dialogue_columns(with_context, None, "who")
     with caplog.at_level("WARNING"):
         assert dialogue_columns(Predictor(None), "scene", None).turns == 0  # type: ignore[arg-type]

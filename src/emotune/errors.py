@@ -7,4 +7,13 @@ line and exits with status 2 instead of dumping a traceback.
 
 
 class EmotuneError(Exception):
-    """An error caused by the user's input or environment, reported as one line."""
+    """An error caused by the user's input or environment, reported as one line.
+
+    A message about a setting names it as the library knows it (``min_confidence``,
+    ``speaker_column``) and lists it in ``settings``; the CLI shows its own flag in its place
+    (``--min-confidence``), so the library's wording stays right for Python and HTTP callers.
+    """
+
+    def __init__(self, message: str, *, settings: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.settings = settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -140,6 +141,15 @@ def add_call_time_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--language", choices=("en", "zh"), help="the prompt's language (default: each text's own)")
 
 
+def as_flags(err: EmotuneError) -> str:
+    """The error's line with each setting it names shown as the flag that sets it (first mention)."""
+    text = str(err)
+    for setting in err.settings:
+        flag = "--" + setting.replace("_", "-")
+        text = re.sub(rf"(?<![\w-]){re.escape(setting)}(?![\w-])", flag, text, count=1)
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one line and exit with status 2."""
     args = parser().parse_args(argv)
@@ -157,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except EmotuneError as err:
-        print(f"emotune: error: {err}", file=sys.stderr)
+        print(f"emotune: error: {as_flags(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("emotune: interrupted (a training run continues with --resume)", file=sys.stderr)

@@ -100,7 +100,9 @@ def label_tokens(tokenizer: Any, labels: LabelSet, prompt: PromptBuilder) -> str
     try:
         verbaliser_token_ids(tokenizer, labels, prompt, whole_words=True)
     except EmotuneError as err:
-        raise EmotuneError(f"--labels: the tokenizer cannot tell these labels apart ({err})") from None
+        raise EmotuneError(
+            f"labels: the tokenizer cannot tell these labels apart ({err})", settings=("labels",)
+        ) from None
     return "all"
 
 

@@ -126,11 +126,11 @@ def integrated_gradients(rec: Any, example: Example, label: int | None, steps: i
     """captum's integrated gradients on the input embeddings (torch `Recogniser` only); ``label``
     None explains the predicted label."""
     if not hasattr(rec, "scorer"):
-        raise EmotuneError("--method ig needs the torch backbone (not an ONNX export or a distilled student)")
+        raise EmotuneError("integrated gradients need the torch backbone (not an ONNX export or a distilled student)")
     try:
         from captum.attr import LayerIntegratedGradients
     except ImportError:
-        raise EmotuneError("--method ig needs the explain extra: pip install 'emotune[explain]'") from None
+        raise EmotuneError("integrated gradients need the explain extra: pip install 'emotune[explain]'") from None
     import torch
 
     from emotune.methods.base import base_model_of

@@ -222,7 +222,7 @@ def _onnx(run: Path, rec: Recogniser, tmp: Path, output: Path, quantize: bool) -
     try:
         import onnxruntime  # noqa: F401  (checked here: the export is useless without it)
     except ImportError:
-        raise EmotuneError("--format onnx needs the onnx extra: pip install 'emotune[onnx]'") from None
+        raise EmotuneError("an ONNX export needs the onnx extra: pip install 'emotune[onnx]'") from None
     model = merged_model(rec).cpu().float().eval()  # type: ignore[union-attr]
     scorer = _OnnxScorer(LabelScorer(model, rec.method, rec.head.cpu())).eval()
     _trace(scorer, rec, tmp / "model.onnx")

@@ -82,7 +82,7 @@ def check_min_confidence(value: float | None) -> float | None:
         EmotuneError: One line for a value outside (0, 1].
     """
     if value is not None and not 0.0 < value <= 1.0:
-        raise EmotuneError(f"--min-confidence must be in (0, 1], got {value}")
+        raise EmotuneError(f"min_confidence must be in (0, 1], got {value}", settings=("min_confidence",))
     return value
 
 

@@ -61,7 +61,7 @@ def dialogue_columns(predictor: Predictor, dialogue: str | None, speaker: str | 
     """
     if dialogue is None:
         if speaker is not None:
-            raise EmotuneError("--speaker-column needs --dialogue-column")
+            raise EmotuneError("speaker_column needs dialogue_column", settings=("speaker_column", "dialogue_column"))
         return None
     if predictor.context_turns == 0:
         log.warning("this run was trained without dialogue context; the dialogue column adds none")

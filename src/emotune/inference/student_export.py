@@ -77,7 +77,7 @@ def export_student(run: Path, output: Path, quantize: bool) -> str:
         EmotuneError: Without the onnx extra.
     """
     if not onnx_available():
-        raise EmotuneError("--format onnx needs the onnx extra: pip install 'emotune[onnx]'")
+        raise EmotuneError("an ONNX export needs the onnx extra: pip install 'emotune[onnx]'")
     rec = EncoderRecogniser.load(run)
     with atomic_dir(output) as tmp:
         student = tmp / STUDENT_DIR

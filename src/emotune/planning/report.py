@@ -22,7 +22,7 @@ def parse_size(text: str) -> int:
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
     unit = match.group(2).lower() if match else "?"
     if match is None or unit not in _UNITS:
-        raise EmotuneError(f"--gpu-memory expects a size such as 24GiB or 16GB, got '{text}'")
+        raise EmotuneError(f"gpu_memory expects a size such as 24GiB or 16GB, got '{text}'", settings=("gpu_memory",))
     return int(float(match.group(1)) * (_UNITS[unit] if unit else GIB))
 
 
