@@ -32,8 +32,8 @@ from emotune.inference.predict import Predictor
 from emotune.methods.zero_shot import ZeroShotOptions
 from emotune.models.recogniser import LabelScorer, Recogniser
 from emotune.models.text_pairs import is_student
-from emotune.rundir import LABEL_HEAD, RunMeta
-from emotune.storage import atomic_dir, write_json
+from emotune.rundir import LABEL_HEAD, ExportMeta, RunMeta
+from emotune.storage import atomic_dir
 
 FORMATS = ("merged", "onnx", "seq-cls")
 RUN_FILES = ("run.json", "dataset_card.json")
@@ -152,27 +152,23 @@ def write_exported_run(run: Path, rec: Recogniser, folder: Path, fmt: str) -> No
     if (run / "dataset_card.json").is_file():
         shutil.copy2(run / "dataset_card.json", folder / "dataset_card.json")
     head, tail = rec.prompt.render()
-    write_json(
-        folder / "emotune.json",
-        {
-            "format": fmt,
-            "labels": list(rec.labels.names),
-            "multi_label": rec.multi_label,
-            "threshold": rec.threshold,
-            "prompt_head": head,
-            "prompt_tail": tail,
-            "add_bos": rec.tokenizer.bos_token_id is not None,
-            "max_length": rec.max_length,
-            "label_token_ids": label_token_ids(rec),
-            "label_tokens": "all" if rec.head.scores_whole_words else "first",
-            "label_word_ids": label_word_ids(rec),
-            "label_bias": rec.head.bias.tolist(),
-            "temperature": rec.temperature,
-            # A trained head's rows are not the output vocabulary's: only the ONNX graph has them.
-            "trained_label_head": rec.head.rows is not None,
-            "how": HOW_WHOLE_WORDS if rec.head.scores_whole_words else HOW_FIRST_TOKEN,
-        },
-    )
+    ExportMeta(
+        format=fmt,
+        labels=list(rec.labels.names),
+        multi_label=rec.multi_label,
+        threshold=rec.threshold,
+        prompt_head=head,
+        prompt_tail=tail,
+        add_bos=rec.tokenizer.bos_token_id is not None,
+        max_length=rec.max_length,
+        label_token_ids=label_token_ids(rec),
+        label_tokens="all" if rec.head.scores_whole_words else "first",
+        label_word_ids=label_word_ids(rec),
+        label_bias=rec.head.bias.tolist(),
+        temperature=rec.temperature,
+        trained_label_head=rec.head.rows is not None,
+        how=HOW_WHOLE_WORDS if rec.head.scores_whole_words else HOW_FIRST_TOKEN,
+    ).save(folder)
 
 
 HOW_FIRST_TOKEN = (

@@ -17,18 +17,17 @@ from emotune.errors import EmotuneError
 from emotune.models.batching import length_batches
 from emotune.models.decisions import decide_labels
 from emotune.models.prompts import PromptBuilder
-from emotune.rundir import RunMeta
-from emotune.storage import read_json
+from emotune.rundir import ExportMeta, RunMeta
 
 
 class OnnxRecogniser:
     """Label probabilities from ``model.onnx`` (inputs: ids, mask, positions -> label logits)."""
 
-    def __init__(self, session: Any, tokenizer: Any, labels: LabelSet, prompt: PromptBuilder, meta: dict[str, Any]):
+    def __init__(self, session: Any, tokenizer: Any, labels: LabelSet, prompt: PromptBuilder, meta: ExportMeta):
         self.session, self.tokenizer, self.labels, self.prompt = session, tokenizer, labels, prompt
-        self.max_length = int(meta["max_length"])
-        self.multi_label = bool(meta["multi_label"])
-        self.threshold = float(meta["threshold"])
+        self.max_length = int(meta.max_length)
+        self.multi_label = bool(meta.multi_label)
+        self.threshold = float(meta.threshold)
         self.batch_size = 16
         self.method_name = "onnx"
         self.temperature = 1.0
@@ -47,7 +46,7 @@ class OnnxRecogniser:
             raise EmotuneError(
                 f"an ONNX export needs the onnx extra: pip install 'emotune[onnx]' ({err.name})"
             ) from None
-        run, meta = RunMeta.load(folder), read_json(folder / "emotune.json")
+        run, meta = RunMeta.load(folder), ExportMeta.load(folder)
         try:
             session = _session(onnxruntime, folder / "model.onnx", threads)
             tokenizer = AutoTokenizer.from_pretrained(str(folder))

@@ -30,6 +30,7 @@ from emotune.errors import EmotuneError
 from emotune.methods.base import base_model_of
 from emotune.models.recogniser import Recogniser
 from emotune.models.scoring import output_weight
+from emotune.rundir import SeqClsBlock
 
 
 def label_rows(rec: Recogniser) -> torch.Tensor:
@@ -88,24 +89,19 @@ def emotune_block(rec: Recogniser, run: Path) -> dict[str, Any]:
     # emotune tokenises head, text and tail apart; a string joined first can merge tokens at the seams,
     # so the exact inputs are bos + head ids + the text's ids (no special tokens) + tail ids.
     head_ids, tail_ids = rec.prompt.frame_ids(rec.tokenizer)
-    return {
-        "run": str(run),
-        "method": rec.method.name,
-        "prompt_head": head,
-        "prompt_tail": tail,
-        "prompt_head_ids": list(head_ids),
-        "prompt_tail_ids": list(tail_ids),
-        "add_bos": rec.tokenizer.bos_token_id is not None,
-        "max_length": rec.max_length,
-        "label_bias": [float(b) for b in rec.head.bias.tolist()],
-        "temperature": rec.temperature,
-        "temperature_folded_into_score": True,
-        "multi_label": rec.multi_label,
-        "how": "the exported tokenizer wraps raw text itself: tokenizer(text) gives [bos] + prompt_head_ids + "
-        "the text's ids + prompt_tail_ids; engines that take ids build the same; "
-        "label probabilities = softmax(logits - label_bias) (sigmoid for multi_label); "
-        "label_bias is zero for a trained run without calibration or prior correction",
-    }
+    return SeqClsBlock(
+        run=str(run),
+        method=rec.method.name,
+        prompt_head=head,
+        prompt_tail=tail,
+        prompt_head_ids=list(head_ids),
+        prompt_tail_ids=list(tail_ids),
+        add_bos=rec.tokenizer.bos_token_id is not None,
+        max_length=rec.max_length,
+        label_bias=[float(b) for b in rec.head.bias.tolist()],
+        temperature=rec.temperature,
+        multi_label=rec.multi_label,
+    ).to_dict()
 
 
 def wrapping(tokenizer: Any, head_ids: list[int], tail_ids: list[int]) -> Any:

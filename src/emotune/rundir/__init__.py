@@ -34,20 +34,24 @@ from emotune.rundir.checkpoints import (
     write_label_head,
     write_trained,
 )
+from emotune.rundir.exports import EXPORT_FILE, ExportMeta, SeqClsBlock
 from emotune.storage import read_json, write_json
 
 __all__ = [
     "ADAPTER_DIR",
     "CHECKPOINTS",
     "CONFIG_FILE",
+    "EXPORT_FILE",
     "KEEP_CHECKPOINTS",
     "LABEL_HEAD",
     "RUN_FILE",
     "RUN_FORMAT",
     "RUN_LAYOUT",
     "TRAINED",
+    "ExportMeta",
     "Run",
     "RunMeta",
+    "SeqClsBlock",
     "attach_log",
     "detach_log",
     "has_progress",
