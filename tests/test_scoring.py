@@ -134,20 +134,28 @@ def test_whole_word_scoring_is_the_words_probability(tiny_gemma: str, sentiment_
 @pytest.mark.parametrize("method", ["zero-shot", "lora"])
 def test_cached_continuations_equal_copied_prompts(tiny_model: str, sentiment_files, tmp_path, method) -> None:
     """Inference extends each prompt from its key/value cache; training copies the prompt once
-    per word: both give the same label logits, padded rows and shorter words included."""
+    per word: both give the same label logits, padded rows and shorter words included. A batch
+    wider than a sliding window (the tiny Gemma's is 64 tokens) copies the prompts instead, since
+    a sliding layer's cache of a short right-padded row would hold only padding."""
     cfg = tiny_config(tiny_model, sentiment_files, str(tmp_path / "r"), method=method)
     cfg.data.label_tokens = "all"
     if hasattr(cfg.method, "calibrate"):
         cfg.method.calibrate = False
     rec = build_recogniser(cfg, PHRASES, "en", "sentiment")
     assert rec.method.caches_prompts and rec.head.scores_whole_words
-    batch = rec.collate(rec.encode([Example(t) for t in TEXTS]))
     rec.model.eval()
+    span = rec.head.long_words.shape[1]
+    short = rec.collate(rec.encode([Example(t) for t in TEXTS]))
+    wide = rec.collate(rec.encode([Example(t) for t in [*TEXTS, " ".join(["a wonderful film"] * 30)]]))
+    sliding = getattr(base_model_of(rec.model).config, "sliding_window", None) is not None
     with torch.no_grad():
-        cached = rec.label_logits(batch)
+        assert rec.scorer.reads_cache(short.input_ids.shape[1] + span)
+        assert rec.scorer.reads_cache(wide.input_ids.shape[1] + span) != sliding
+        cached = [rec.label_logits(b) for b in (short, wide)]
     with torch.enable_grad():
-        copied = rec.label_logits(batch).detach()
-    torch.testing.assert_close(cached, copied, atol=1e-5, rtol=1e-4)
+        copied = [rec.label_logits(b).detach() for b in (short, wide)]
+    for ours, reference in zip(cached, copied, strict=True):
+        torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-4)
 
 
 def test_first_token_scoring_rejects_labels_sharing_a_first_token(tiny_gemma: str) -> None:

@@ -85,7 +85,7 @@ class LabelScorer(nn.Module):
             picked = self.hidden_at(input_ids, attention_mask, positions)
             with torch.autocast(picked.device.type, enabled=False):  # the head stays fp32 under autocast
                 return self.head(picked, weight)
-        if self.method.caches_prompts and not torch.is_grad_enabled() and not torch.onnx.is_in_onnx_export():
+        if self.reads_cache(input_ids.shape[1] + self.head.long_words.shape[1]):
             picked, at_read, targets = self.cached_continuations(input_ids, attention_mask, positions)
         else:
             ids, mask, read, targets = continuation_rows(input_ids, attention_mask, positions, self.head.long_words)
@@ -96,6 +96,16 @@ class LabelScorer(nn.Module):
             at_read = hidden.gather(1, read[..., None].expand(-1, -1, hidden.shape[-1]))
         with torch.autocast(picked.device.type, enabled=False):
             return self.head(picked, weight, self.head.continuation_logprobs(at_read, targets, weight))
+
+    def reads_cache(self, width: int) -> bool:
+        """Whether multi-token words are read from the prompts' key/value cache: in inference, for a
+        method whose prompts the decoder caches, and while the batch's padded width plus the words
+        fits the backbone's sliding window (a sliding layer's cache keeps only the last window of
+        positions, which for a short right-padded row would be padding)."""
+        if not self.method.caches_prompts or torch.is_grad_enabled() or torch.onnx.is_in_onnx_export():
+            return False
+        window = getattr(base_model_of(self.model).config, "sliding_window", None)
+        return not isinstance(window, int) or width <= window
 
     def cached_continuations(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
