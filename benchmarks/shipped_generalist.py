@@ -234,7 +234,9 @@ def default_start_targets(start: dict[str, Any]) -> list[dict[str, Any]]:
     for size, mean in start["mean"].items():
         gain = 100 * (mean["shipped"] - mean["scratch"])
         seeds = min(c["seeds"] for c in start["curve"][size].values())
-        what = f"{size} examples: from the generalist ahead of from scratch, mean of {'/'.join(CURVE)} ({seeds} seeds)"
+        plural = "s" if seeds > 1 else ""
+        corpora = "/".join(CURVE)
+        what = f"{size} examples: from the generalist ahead of from scratch, mean of {corpora} ({seeds} seed{plural})"
         out.append({"corpus": "mean", "target": what, "value": round(gain, 2), "met": gain > 0})
     rows = start["transfer_256"]
     if rows:
