@@ -150,8 +150,8 @@ def shipped_generalist_start() -> str:
     lines = [
         "Test macro-F1 (%), LoRA with the default recipe from the shipped generalist (`--init-from "
         "generalist`) and from scratch, on the same seeded training subsets (mean over the seeds both ran; "
-        "`benchmarks/default-start.yaml` and `benchmarks/small-data.yaml`, each cell's file names its "
-        "machine and commit):",
+        "`benchmarks/default-start.yaml`, run 2026-12-06 at commit 6016a68, and `benchmarks/small-data.yaml`, "
+        "whose README dates its runs; each cell's file names its machine):",
         "",
         "| examples | corpus | seeds | from the generalist | from scratch |",
         "|---|---|---|---|---|",
