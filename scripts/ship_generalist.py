@@ -7,7 +7,8 @@ It copies the adapter, the run's config, run.json (with its temperature, fitted 
 texts of its corpora) and dataset card; writes the NOTICE (the Gemma notice and every corpus's
 attribution), the Gemma Terms of Use as distributed with the backbone's package, the terms of use
 of the shipped model (the Gemma use restrictions passed on), and ``manifest.json``: every file's
-sha256, the training config, commit, machine and training data with their licences.
+sha256, the training config, commit, machine and training data with their licences (and the same
+for the adapter's own files in ``adapter/manifest.json``, beside the weights).
 It refuses a run trained on a corpus whose licence does not allow redistributing derived weights.
 """
 
@@ -153,8 +154,7 @@ def package(run: Path, target: Path) -> dict:
     (target / "NOTICE").write_text(notice(corpora), encoding="utf-8")
     (target / "GEMMA_TERMS.txt").write_text(gemma_terms(), encoding="utf-8")
     (target / "TERMS_OF_USE.md").write_text(terms_of_use(), encoding="utf-8")
-    files = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
-    manifest = {
+    about = {
         "name": "emotune-generalist",
         "backbone": cfg.model.name,
         "method": method_name_of(cfg.method),
@@ -166,9 +166,23 @@ def package(run: Path, target: Path) -> dict:
         "built": datetime.now(UTC).strftime("%Y-%m-%d"),
         "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
         "training_data": training_data(run, corpora),
-        "files": {name: sha256(target / name) for name in files},
     }
-    write_json(target / MANIFEST, manifest)
+    return write_manifests(target, about)
+
+
+def write_manifests(target: Path, about: dict) -> dict:
+    """``adapter/manifest.json`` beside the weights (for the adapter folder taken on its own) and
+    ``manifest.json`` for the whole folder (the adapter's manifest among its files): each is
+    ``about`` (config, commit, training data and licences) with the sha256 of every file below it."""
+    write_manifest(target / "adapter", about | {"package_manifest": f"../{MANIFEST}"})
+    return write_manifest(target, about)
+
+
+def write_manifest(folder: Path, about: dict) -> dict:
+    own = folder / MANIFEST
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p != own)
+    manifest = about | {"files": {name: sha256(folder / name) for name in files}}
+    write_json(folder / MANIFEST, manifest)
     return manifest
 
 

@@ -18,7 +18,7 @@ from emotune.data.sources import REDISTRIBUTABLE
 from emotune.errors import EmotuneError
 from emotune.inference.call_time import default_adapter
 from emotune.models import generalist
-from emotune.models.generalist import DEFAULT_LABELS, shipped_dir, verify
+from emotune.models.generalist import DEFAULT_LABELS, sha256, shipped_dir, verify
 from emotune.pipeline import run
 from emotune.training.steps import recipe_of
 from helpers import tiny_config
@@ -34,6 +34,14 @@ def test_shipped_files_match_their_manifest() -> None:
     assert sum((shipped_dir() / f).stat().st_size for f in manifest["files"]) <= MAX_BYTES
     meta = json.loads((shipped_dir() / "run.json").read_text())
     assert meta["temperature"] == manifest["temperature"] > 0 and meta["corpora"]
+    # The adapter folder carries its own manifest beside the weights, for use on its own.
+    adapter = shipped_dir() / "adapter"
+    own = json.loads((adapter / "manifest.json").read_text())
+    assert set(own["files"]) == {p.name for p in adapter.iterdir()} - {"manifest.json"}
+    assert all(sha256(adapter / name) == digest for name, digest in own["files"].items())
+    assert {k: own[k] for k in ("commit", "config", "training_data")} == {
+        k: manifest[k] for k in ("commit", "config", "training_data")
+    }
 
 
 def test_the_shipped_config_is_the_one_in_configs() -> None:
