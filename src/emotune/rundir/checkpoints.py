@@ -124,12 +124,17 @@ def latest_good_checkpoint(run: Path) -> dict[str, Any] | None:
 
 def write_best(run: Path, trainable: dict[str, torch.Tensor]) -> None:
     """Keeps the best-so-far trainable weights (so a resumed run still knows them)."""
+    _write_tensors(run / "best.safetensors", trainable)
+
+
+def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Saves ``tensors`` as ``path`` atomically: a temporary file beside it, then a rename."""
     from safetensors.torch import save_file
 
-    fd, tmp = tempfile.mkstemp(prefix=".best.", dir=run)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", dir=path.parent)
     os.close(fd)
-    save_file(_cpu(trainable), tmp)
-    os.replace(tmp, run / "best.safetensors")
+    save_file(_cpu(tensors), tmp)
+    os.replace(tmp, path)
 
 
 def read_best(run: Path) -> dict[str, torch.Tensor] | None:
@@ -184,12 +189,7 @@ LABEL_HEAD = "label_head.safetensors"
 
 def write_label_head(run: Path, rows: torch.Tensor) -> None:
     """Saves a trainable label head's rows next to the adapter (``train.label_head: trainable``)."""
-    from safetensors.torch import save_file
-
-    fd, tmp = tempfile.mkstemp(prefix=".label_head.", dir=run)
-    os.close(fd)
-    save_file({"rows": rows.detach().cpu().contiguous()}, tmp)
-    os.replace(tmp, run / LABEL_HEAD)
+    _write_tensors(run / LABEL_HEAD, {"rows": rows})
 
 
 def read_label_head(run: Path) -> torch.Tensor | None:
