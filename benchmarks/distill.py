@@ -21,7 +21,6 @@ Per corpus (resumable: a finished corpus is a cell file, a finished step a run d
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import random
 import statistics
@@ -250,20 +249,15 @@ def header() -> dict[str, Any]:
     import torch
     import transformers
 
-    from emotune.bench.harness import machine
+    from emotune.bench import record
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    return {
-        "date": datetime.date.today().isoformat(),
-        "commit": commit,
-        "machine": machine(),
+    return record.header("python benchmarks/distill.py") | {
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "onnxruntime": onnxruntime.__version__,
         },
-        "command": "python benchmarks/distill.py",
     }
 
 

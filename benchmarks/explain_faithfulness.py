@@ -19,7 +19,6 @@ Per corpus (resumable: a finished corpus is a cell file, its run a run directory
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import random
@@ -29,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from emotune.bench.record import header
 
 OUT = Path("benchmarks/results/explain")
 CORPORA = {
@@ -139,13 +140,6 @@ def latency(run: Path) -> dict[str, Any]:
         "mean_words": words,
         "texts": len(walls),
     }
-
-
-def header(command: str) -> dict[str, Any]:
-    from emotune.bench.harness import machine
-
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    return {"date": datetime.date.today().isoformat(), "machine": machine(), "commit": commit, "command": command}
 
 
 def main() -> None:

@@ -28,7 +28,6 @@ from, and the targets checked.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import statistics
 import subprocess
@@ -36,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from emotune.bench.record import header
 
 OUT = Path("benchmarks/results/generalist")
 SHARED = Path("../shared/datasets")
@@ -52,13 +53,6 @@ PAPER_FULL = Path("benchmarks/results/paper-full/summary.json")
 SMALL_DATA = Path("benchmarks/results/small-data/cells")
 TRANSFER = OUT / "transfer" / "cells"
 CALL_TIME = ["emotune", "predict", "--labels", "joy,anger,sadness,fear,surprise,neutral", "I can't stop smiling today"]
-
-
-def header(command: str) -> dict[str, Any]:
-    from emotune.bench.harness import machine
-
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    return {"date": datetime.date.today().isoformat(), "machine": machine(), "commit": commit, "command": command}
 
 
 def data_config(name: str, **extra: Any) -> Any:

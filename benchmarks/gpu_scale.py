@@ -30,7 +30,6 @@ import argparse
 import dataclasses
 import datetime
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from typing import Any
 
 import torch
 
+from emotune.bench.record import commit
 from emotune.data.schema import Example
 from scale_backbone import (  # this folder: run as `python benchmarks/gpu_scale.py`
     LABELS,
@@ -402,17 +402,6 @@ def write(result: dict[str, Any], out: Path) -> None:
     out.write_text(json.dumps(derive(result), indent=1) + "\n")
 
 
-def _commit() -> str:
-    """This checkout's commit; on a device machine, which gets no .git, ``$EMOTUNE_COMMIT``."""
-    import subprocess
-
-    try:
-        git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    except OSError:
-        return os.environ.get("EMOTUNE_COMMIT", "")
-    return git.stdout.strip() or os.environ.get("EMOTUNE_COMMIT", "")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
@@ -458,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
     result: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
         "command": "python benchmarks/gpu_scale.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "commit": _commit(),
+        "commit": commit(),
         **gpu_identity(device),
         "versions": versions(),
         "matmul_peak_tflops_bf16": matmul_peak(device, 8192 if device.type == "cuda" else 256) / 1e12,

@@ -18,7 +18,6 @@ of that cost).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import subprocess
 import sys
@@ -141,7 +140,7 @@ def label_names(family: str) -> list[str]:
 
 
 def main() -> None:
-    from emotune.bench.harness import machine
+    from emotune.bench.record import header
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="2,7,8,28,64,128")
@@ -159,12 +158,7 @@ def main() -> None:
             row = {"model": model} | json.loads(done.stdout.strip().splitlines()[-1])
             print(json.dumps(row))
             rows.append(row)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    result = {
-        "date": datetime.date.today().isoformat(),
-        "machine": machine(),
-        "commit": commit,
-        "command": "python benchmarks/label_cost.py",
+    result = header("python benchmarks/label_cost.py") | {
         "text": TEXT,
         "rows": rows,
     }

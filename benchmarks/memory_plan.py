@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import shlex
 import subprocess
@@ -26,7 +25,7 @@ from typing import Any
 
 import torch
 
-from emotune.bench.harness import machine
+from emotune.bench.record import header
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
 from emotune.methods import default_options
@@ -232,27 +231,11 @@ def timed_steps(trainer: Trainer, batch: int, steps: int, device: str) -> tuple[
 def gpu_main(out: Path, device: str, batch: int, length: int, steps: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = default_backbone_on_gpu(Path(tmp), device, batch, length, steps)
-    result = {
-        "date": datetime.date.today().isoformat(),
-        "machine": machine(),
-        "commit": _commit(),
-        "command": f"python benchmarks/memory_plan.py --gpu --device {device} --batch {batch} --length {length}",
+    result = header(f"python benchmarks/memory_plan.py --gpu --device {device} --batch {batch} --length {length}") | {
         "torch": torch.__version__,
         "default_backbone_lora": rows,
     }
     out.write_text(json.dumps(result, indent=1) + "\n")
-
-
-def _commit() -> str:
-    """This checkout's commit; on a device machine, which gets no .git, ``$EMOTUNE_COMMIT``."""
-    import os
-    import subprocess
-
-    try:
-        git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    except OSError:
-        return os.environ.get("EMOTUNE_COMMIT", "")
-    return git.stdout.strip() or os.environ.get("EMOTUNE_COMMIT", "")
 
 
 def main() -> None:
@@ -295,12 +278,7 @@ def main() -> None:
     timings.append(timed_cli(floor) | {"note": "imports alone, no plan"})
     for t in timings:
         print(t["command"], t["wall_seconds"])
-    commit = _commit()
-    result = {
-        "date": datetime.date.today().isoformat(),
-        "machine": machine(),
-        "commit": commit,
-        "command": "python benchmarks/memory_plan.py",
+    result = header("python benchmarks/memory_plan.py") | {
         "torch": torch.__version__,
         "measured_on_cpu": rows,
         "max_abs_error": round(max(abs(r["ratio"] - 1) for r in rows), 3),

@@ -13,7 +13,6 @@ texts would take on N such machines, from the measured rows/s (a projection, not
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import resource
@@ -144,7 +143,7 @@ def main() -> None:
     if args.worker:
         worker(rest[1:] if rest[:1] == ["--"] else rest, Path(args.worker))
         return
-    from emotune.bench.harness import machine
+    from emotune.bench.record import header
 
     runs = dict(item.split("=", 1) for item in args.runs.split(","))
     rows: list[dict[str, Any]] = []
@@ -162,13 +161,8 @@ def main() -> None:
             outputs[processes] = target
             print(json.dumps(rows[-1]), flush=True)
         checks[f"{name}/{model}"] = same_rows(outputs[2], outputs[1])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     llm_one = [r for r in rows if r["model"] == "llm" and r["processes"] == 1]
-    result = {
-        "date": datetime.date.today().isoformat(),
-        "machine": machine(),
-        "commit": commit,
-        "command": "python " + " ".join(sys.argv),
+    result = header("python " + " ".join(sys.argv)) | {
         "rows": rows,
         "two_processes_equal_one": checks,
         "projection_llm_cpu": projection(min(r["rows_per_second_per_process"] for r in llm_one), 1),

@@ -46,7 +46,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
 def where() -> str:
     """The CPU model, cores and torch's CPU capability: whether the quickstart trained under bf16
     autocast (AVX-512 with bf16) or in fp32 changes both its time and its scores."""
-    from emotune.bench.harness import machine
+    from emotune.bench.record import machine
 
     return f"{machine()}, python {platform.python_version()}"
 

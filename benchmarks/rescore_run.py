@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from emotune.bench.harness import machine
+from emotune.bench.record import machine
 
 METRICS = ("accuracy", "macro_f1", "ua", "weighted_f1")
 

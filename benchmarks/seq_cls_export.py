@@ -21,7 +21,6 @@ absolute difference).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import subprocess
 import sys
@@ -168,7 +167,7 @@ def main() -> None:
         result = worker(kind, Path(folder), precision, run, args.examples, args.batch)
         Path(report).write_text(json.dumps(result))
         return
-    from emotune.bench.harness import machine
+    from emotune.bench.record import header
 
     folders = {"run": run, "merged": export(run, "merged"), "seq-cls": export(run, "seq-cls")}
     rows = []
@@ -180,12 +179,7 @@ def main() -> None:
     reference = next(r for r in rows if r["row"] == "merged" and r["precision"] == "fp32")["probabilities"]
     for r in rows:
         r |= agreement(r.pop("probabilities"), reference)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    result = {
-        "date": datetime.date.today().isoformat(),
-        "machine": machine(),
-        "commit": commit,
-        "command": "python " + " ".join(sys.argv),
+    result = header("python " + " ".join(sys.argv)) | {
         "run": str(run),
         "texts": args.examples,
         "batch": args.batch,

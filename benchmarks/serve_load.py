@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from emotune.bench.harness import machine
+from emotune.bench.record import machine
 
 SENTENCES = [
     "what a wonderful film , full of warmth and wit",

@@ -26,13 +26,14 @@ A finished cell is kept (resumable); ``--fresh`` measures again.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from emotune.bench.record import header
 
 OUT = Path("benchmarks/results/shipped-generalist")
 SHARED = Path("../shared/datasets")
@@ -74,13 +75,6 @@ MELD_VARIANTS = {
     "disgust": "disgusted",
 }
 KEEP = ("n", "accuracy", "macro_f1", "weighted_f1", "ua", "ece", "nll")
-
-
-def header(command: str) -> dict[str, Any]:
-    from emotune.bench.harness import machine
-
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    return {"date": datetime.date.today().isoformat(), "machine": machine(), "commit": commit, "command": command}
 
 
 def dataset(name: str, context: bool) -> Any:

@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 
+from emotune.bench.record import commit
 from emotune.config import RunConfig
 from emotune.data import load_data, subsample
 from emotune.distributed import resolve_device
@@ -351,7 +352,7 @@ def main() -> None:
     result = {
         "date": datetime.date.today().isoformat(),
         "command": "python " + " ".join(sys.argv),
-        "commit": _commit(),
+        "commit": commit(),
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
         f"{torch.__version__}, cpu capability {torch.backends.cpu.get_cpu_capability()}",
@@ -370,18 +371,6 @@ def main() -> None:
         "paper_matrix_minutes": time_matrix(args) if args.paper_matrix else None,
     }
     write(derive(result), Path(args.out or f"benchmarks/results/speed{'-gpu' if device.type == 'cuda' else ''}.json"))
-
-
-def _commit() -> str:
-    """This checkout's commit; on a device machine, which gets no .git, ``$EMOTUNE_COMMIT``."""
-    import os
-    import subprocess
-
-    try:
-        git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    except OSError:
-        return os.environ.get("EMOTUNE_COMMIT", "")
-    return git.stdout.strip() or os.environ.get("EMOTUNE_COMMIT", "")
 
 
 def standard_inputs(args: argparse.Namespace) -> tuple[list[str], list[str], list[str]]:

@@ -16,9 +16,7 @@ The standard recipe is Hugging Face + PEFT LoRA with the full-vocabulary LM loss
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +24,7 @@ from typing import Any
 
 import torch
 
-from emotune.bench.harness import machine
+from emotune.bench.record import header
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
 from emotune.models.precision import forward_context
@@ -169,12 +167,7 @@ def main() -> None:
         timing = [timed_training(folder, c, 8, args.length, args.time_batches) for c in (False, True)]
         for t in timing:
             print(t)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    result = {
-        "date": datetime.date.today().isoformat(),
-        "machine": machine(),
-        "commit": commit,
-        "command": f"python benchmarks/step_ops.py --batch {args.batch} --length {args.length}",
+    result = header(f"python benchmarks/step_ops.py --batch {args.batch} --length {args.length}") | {
         "torch": torch.__version__,
         "backbone": "gemma3-270m architecture, random weights",
         "batch": args.batch,

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,12 +31,12 @@ from typing import Any
 import yaml
 
 from emotune.bench.baselines import BASELINES, run_baseline
+from emotune.bench.record import machine
 from emotune.bench.report import KEEP, read_cells, report_is_current, write_report
 from emotune.config import RunConfig
 from emotune.errors import EmotuneError
 from emotune.methods import UNTRAINED
 from emotune.metrics import recall_by_label
-from emotune.models.precision import cpuinfo
 from emotune.pipeline import run
 from emotune.storage import write_json
 from emotune.training.steps import finished_training
@@ -202,22 +200,6 @@ def _recall_and_recipe(metrics: dict[str, Any]) -> dict[str, Any]:
     kept checkpoint's dev metrics and dev recall per label (what a recipe search compares)."""
     kept = {k: metrics.get(k) for k in ("recipe", "best_dev", "best_dev_recall")}
     return {"recall": recall_by_label(metrics) or None} | kept
-
-
-def machine() -> str:
-    """The hardware a cell ran on, e.g. "AMD EPYC, 2 cores, 2 torch threads, AVX2": its wall time
-    means little without it, and one matrix may be filled on several machines. torch's CPU
-    capability tells an AVX-512 machine, whose bf16 units ``runtime.precision: auto`` uses, from an
-    AVX2 one that runs fp32: the same config then gives other scores as well as other times."""
-    import torch
-
-    lines = cpuinfo().splitlines()
-    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
-    where = f"{model or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
-    where += f", {torch.backends.cpu.get_cpu_capability()}"
-    if torch.cuda.is_available():
-        where += f", {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
-    return where
 
 
 def _eta(started: float, done: int, total: int) -> str:
