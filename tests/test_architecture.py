@@ -87,7 +87,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evaluate",),
     ("training", "planning"),
     ("inference",),
-    ("distill", "serve", "multicorpus"),
+    ("distill", "serve"),
     ("pipeline",),
     ("bench", "quickstart"),
     ("cli",),

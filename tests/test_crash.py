@@ -80,23 +80,23 @@ def test_file_prediction_resumes_after_a_crash_and_reports_bad_rows(
 def test_a_run_stopped_while_evaluated_is_evaluated_again_without_training(
     tiny_gemma: str, sentiment_files: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import emotune.pipeline as pipeline
     import emotune.training.steps as steps
     from emotune.bench.harness import Cell, run_cell
+    from emotune.pipeline.one_corpus import OneCorpus
 
     straight = run(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "straight"), epochs=3))
     cfg = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "runs" / "c__lora__s42"), epochs=3)
-    scoring = pipeline.final_evaluation
+    scoring = OneCorpus.evaluate
 
     def stopped(*args: Any, **kwargs: Any) -> dict[str, Any]:
         raise KeyboardInterrupt  # Ctrl-C (or a deadline) while the test split is scored
 
-    monkeypatch.setattr(pipeline, "final_evaluation", stopped)
+    monkeypatch.setattr(OneCorpus, "evaluate", stopped)
     with pytest.raises(KeyboardInterrupt):
         run(cfg)
     folder = Path(cfg.output)
     assert (folder / "trained.json").is_file() and not (folder / "metrics.json").exists()  # training kept
-    monkeypatch.setattr(pipeline, "final_evaluation", scoring)
+    monkeypatch.setattr(OneCorpus, "evaluate", scoring)
     monkeypatch.setattr(steps.Trainer, "fit", lambda self: pytest.fail("trained again"))
     # The benchmark harness finds the finished training of the same config and only evaluates it.
     metrics = run_cell(Cell("c", "lora", 42, cfg.to_dict() | {"output": None}), tmp_path / "runs")

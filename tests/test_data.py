@@ -309,7 +309,7 @@ def test_a_dialogue_column_gives_each_row_its_earlier_turns(tmp_path: Path) -> N
 
 def _context_loaded(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
     """The ``context_turns`` each data load of the pipeline asks for; the load then stops the run."""
-    from emotune import pipeline
+    from emotune.pipeline import one_corpus, saved
 
     seen: list[int | None] = []
 
@@ -317,7 +317,8 @@ def _context_loaded(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
         seen.append(data.context_turns)
         raise EmotuneError("stop here")
 
-    monkeypatch.setattr(pipeline, "load_data", loaded)
+    for module in (one_corpus, saved):  # a run's data load, and a saved run's
+        monkeypatch.setattr(module, "load_data", loaded)
     return seen
 
 

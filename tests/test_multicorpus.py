@@ -75,12 +75,14 @@ def test_each_training_row_carries_its_own_corpus_prompt_and_labels(
     tiny_gemma: str, sst_root: Path, tmp_path: Path
 ) -> None:
     from emotune.data.multi import load_corpora, mixed_train
-    from emotune.multicorpus import build
+    from emotune.pipeline.mixture import Mixture
 
     cfg = multi_config(tiny_gemma, sst_root, tmp_path / "run", shuffle_labels=True)
     corpora = load_corpora(cfg.data, 0)
     assert corpora.offsets == [0, 2]
-    rec = build(cfg, corpora)
+    job = Mixture(cfg)
+    job.corpora = corpora
+    rec = job.build(tmp_path, resume=False)
     train = mixed_train(corpora, 1.0, None, 0)
     assert {corpora.corpus_of(int(e.label)) for e in train} == {0, 1}  # type: ignore[arg-type]
     rows = rec.encode(train)

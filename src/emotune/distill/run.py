@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from emotune.config import RunConfig
+from emotune.config import RunConfig, TrainConfig
 from emotune.data import Dataset, Example, Selection, load_data, select_splits
 from emotune.distill.config import DISTILL_FILE, DistillConfig
 from emotune.distill.student import StudentTrainer, student_result, targets_for
@@ -40,6 +40,7 @@ from emotune.models.encoder import EncoderRecogniser, new_student, resolve_encod
 from emotune.models.text_pairs import STUDENT_DIR, PairEncoder
 from emotune.rundir import RunMeta, attach_log, detach_log
 from emotune.storage import atomic_dir, read_json, write_json
+from emotune.training.calibrate import calibrate
 
 log = logging.getLogger(__name__)
 
@@ -124,17 +125,11 @@ def _distill(p: Plan, folder: Path) -> dict[str, Any]:
 
 
 def _scale_temperature(rec: Any, p: Plan, folder: Path) -> None:
-    """The student's own temperature, fitted on dev as a trained run's is (run.json keeps it)."""
-    from emotune.calibration import fit_temperature
-
-    if rec.multi_label or not p.chosen.dev:
-        return
-    gold = [int(e.label) for e in p.chosen.dev]  # type: ignore[arg-type]
-    rec.temperature = fit_temperature(rec.scores(p.chosen.dev).numpy(), gold)
+    """The student's own calibration, by the step a trained run's takes (run.json keeps it)."""
+    calibrate(rec, p.chosen, TrainConfig(temperature=True), p.dataset.headline_metric, trained=True)
     meta = RunMeta.load(folder)
-    meta.temperature = rec.temperature
+    meta.temperature, meta.threshold = rec.temperature, rec.threshold
     meta.save(folder)
-    log.info("student temperature fitted on dev: %.3f", rec.temperature)
 
 
 def _prepare(folder: Path, cfg: DistillConfig) -> Path:

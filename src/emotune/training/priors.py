@@ -7,8 +7,7 @@ touching the adapter. The offsets are either fitted on dev to maximise the headl
 (`frequency_offsets`, which needs no dev split). They go into the label head's bias, which
 ``run.json`` stores and `Predictor` applies.
 
-Temperature scaling (`scale_temperature`) comes last: it divides the corrected logits by one
-temperature fitted on dev, which changes confidence, never the predicted label.
+`emotune.training.calibrate` applies them after training, before temperature scaling.
 """
 
 from __future__ import annotations
@@ -20,8 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from emotune.data.schema import Example
-    from emotune.models.recogniser import Recogniser
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +75,3 @@ def frequency_offsets(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
     smoothed = np.asarray(counts, dtype=float) + 1.0
     log_prior = np.log(smoothed / smoothed.sum())
     return -strength * (log_prior - log_prior.mean())
-
-
-def scale_temperature(rec: Recogniser, dev: Sequence[Example], setting: bool | None, trained: bool) -> None:
-    """Fits ``rec.temperature`` on dev by NLL (`emotune.calibration.fit_temperature`).
-
-    ``setting`` is ``train.temperature``: None scales a trained run and leaves zero-shot to its
-    content-free calibration; a multi-label run (one sigmoid per label) and a run without dev
-    keep temperature 1.
-    """
-    from emotune.calibration import fit_temperature
-
-    wanted = trained if setting is None else setting
-    if not wanted or rec.multi_label or not dev:
-        return
-    logits = rec.scores(dev).numpy()
-    rec.temperature = fit_temperature(logits, [int(e.label) for e in dev])  # type: ignore[arg-type]
-    log.info("temperature fitted on dev: %.3f", rec.temperature)

@@ -1,6 +1,6 @@
 """The steps every run shares, whatever it trains on: seeding, the run directory's lifetime,
 and training with dev evaluation, logging, checkpoints and the best weights kept
-(`emotune.pipeline` for one corpus, `emotune.multicorpus` for several)."""
+(`emotune.pipeline`, for one corpus and for a mix of several)."""
 
 from __future__ import annotations
 
