@@ -19,7 +19,12 @@ def test_run_meta_round_trips_keeps_unknown_keys_and_reads_older_files(tmp_path:
     meta = RunMeta("sst2", "en", "sentiment", LABELS, temperature=1.5, extra={"added_later": 3})
     meta.save(tmp_path)
     data = json.loads((tmp_path / "run.json").read_text())
-    assert data["format"] == RUN_FORMAT and data["added_later"] == 3 and "threshold" not in data
+    assert data["format"] == 1 and data["added_later"] == 3 and "threshold" not in data
+    assert RunMeta.load(tmp_path) == meta
+    # Vector scaling changes every probability: only a run that has it asks for format 2.
+    meta.class_scaling = {"scale": [0.5, 2.0], "bias": [0.0, 0.1]}
+    meta.save(tmp_path)
+    assert json.loads((tmp_path / "run.json").read_text())["format"] == RUN_FORMAT == 2
     assert RunMeta.load(tmp_path) == meta
     # A run.json from before the class: no format, no temperature.
     (tmp_path / "run.json").write_text(

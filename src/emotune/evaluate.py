@@ -91,7 +91,7 @@ def evaluate(
     metrics["objective"] = objective.name
     if all("scores" in e for e in extras):  # label scoring gives probabilities; generation does not
         probs = np.array([[e["scores"][n] for n in names] for e in extras])
-        metrics |= calibration_summary(probs, gold, getattr(rec, "temperature", 1.0))
+        metrics |= calibration_summary(probs, gold, rec.temperature, rec.class_scaling)
     return EvalResult(metrics, records)
 
 

@@ -129,6 +129,7 @@ def _scale_temperature(rec: Any, p: Plan, folder: Path) -> None:
     calibrate(rec, p.chosen, TrainConfig(temperature=True), p.dataset.headline_metric, trained=True)
     meta = RunMeta.load(folder)
     meta.temperature, meta.threshold = rec.temperature, rec.threshold
+    meta.class_scaling = rec.class_scaling.to_dict() if rec.class_scaling else None
     meta.save(folder)
 
 
@@ -157,8 +158,8 @@ def _write_run_files(p: Plan, folder: Path) -> None:
     run_cfg = RunConfig.from_yaml(Path(p.cfg.teacher) / "config.yaml", saved=True)
     run_cfg.data, run_cfg.output = p.cfg.data, str(folder)
     run_cfg.to_yaml(folder / "config.yaml")
-    # The teacher's label bias and temperature are its own: the student fits its temperature itself.
-    meta = dataclasses.replace(p.teacher_meta, head_bias=None, temperature=1.0)
+    # The teacher's label bias and calibration are its own: the student fits its own.
+    meta = dataclasses.replace(p.teacher_meta, head_bias=None, temperature=1.0, class_scaling=None)
     meta.teacher, meta.student = p.cfg.teacher, p.cfg.student
     meta.save(folder)
     card_file = Path(p.cfg.teacher) / "dataset_card.json"

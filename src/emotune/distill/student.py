@@ -165,5 +165,7 @@ def student_result(rec: Any, examples: Sequence[Example]) -> EvalResult:
     metrics = score_examples(rec, examples, probs)
     if not rec.multi_label:
         gold_ids = [int(ex.label) for ex in examples]  # type: ignore[arg-type]
-        metrics |= calibration_summary(np.asarray(probs, dtype=np.float64), gold_ids, rec.temperature)
+        metrics |= calibration_summary(
+            np.asarray(probs, dtype=np.float64), gold_ids, rec.temperature, rec.class_scaling
+        )
     return EvalResult(metrics | {"objective": "distilled"}, records)

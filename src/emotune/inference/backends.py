@@ -8,6 +8,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from emotune.calibration import ClassScaling
 from emotune.config import RunConfig
 from emotune.data.schema import LabelSet
 from emotune.errors import EmotuneError
@@ -69,4 +70,5 @@ def torch_recogniser(folder: Path, dequantize: bool = False, corpus: str | None 
         threshold=meta.threshold,
     )
     rec.temperature = run.meta.temperature  # a run over several corpora fits one for all
+    rec.class_scaling = ClassScaling.from_dict(run.meta.class_scaling)
     return rec

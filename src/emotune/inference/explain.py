@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from emotune.calibration import calibrated
 from emotune.data.schema import Example
 from emotune.errors import EmotuneError
 
@@ -110,7 +111,8 @@ def occlusion(backend: Any, example: Example, label: int | None, batch_size: int
 def log_probabilities(backend: Any, examples: Sequence[Example], batch_size: int | None) -> np.ndarray:
     """Label log-probabilities (n, k) from the backend's logits and temperature, so that a very
     confident run (probabilities of 1.0 in floating point) still shows what each word moves."""
-    scaled = np.asarray(backend.scores(examples, batch_size), dtype=np.float64) / backend.temperature
+    logits = np.asarray(backend.scores(examples, batch_size), dtype=np.float64)
+    scaled = calibrated(logits, backend.temperature, backend.class_scaling)
     if backend.multi_label:
         return -np.logaddexp(0.0, -scaled)  # log sigmoid
     # log p_k = z_k - max - log(1 + sum of the others' exp(z - max)): log1p keeps a probability
@@ -145,7 +147,7 @@ def integrated_gradients(rec: Any, example: Example, label: int | None, steps: i
 
     def log_prob(input_ids: torch.Tensor) -> torch.Tensor:
         logits = rec.scorer(input_ids, mask.expand_as(input_ids), position.expand(input_ids.shape[0]))
-        return (logits.float() / rec.temperature).log_softmax(-1)
+        return calibrated(logits.float(), rec.temperature, rec.class_scaling).log_softmax(-1)
 
     def log_odds(input_ids: torch.Tensor) -> torch.Tensor:
         # Each label's log-odds against the others: unlike its log-probability it does not

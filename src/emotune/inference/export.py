@@ -174,13 +174,15 @@ def write_exported_run(run: Path, rec: Recogniser, folder: Path, fmt: str) -> No
 HOW_FIRST_TOKEN = (
     "ids = [bos] + tok(prompt_head) + tok(text) + tok(prompt_tail) (no special tokens); "
     "label logit k = logsumexp over label_token_ids[k] of the last position's logits, minus label_bias[k]; "
-    "probabilities = softmax of the label logits divided by temperature"
+    "probabilities = softmax of the label logits divided by temperature (where run.json has class_scaling: "
+    "of scale[k] * logit k + bias[k] instead)"
 )
 HOW_WHOLE_WORDS = (
     "ids = [bos] + tok(prompt_head) + tok(text) + tok(prompt_tail) (no special tokens); word score = the last "
     "position's logit of the word's first token + log-softmax log-probabilities of its later tokens given ids and "
     "the tokens before them; label logit k = logsumexp over label_word_ids[k] of word scores, minus label_bias[k]; "
-    "probabilities = softmax of the label logits divided by temperature"
+    "probabilities = softmax of the label logits divided by temperature (where run.json has class_scaling: "
+    "of scale[k] * logit k + bias[k] instead)"
 )
 
 

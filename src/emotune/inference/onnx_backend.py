@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from emotune.calibration import ClassScaling, calibrated
 from emotune.data.schema import Example, LabelSet
 from emotune.errors import EmotuneError
 from emotune.models.batching import length_batches
@@ -31,6 +32,7 @@ class OnnxRecogniser:
         self.batch_size = 16
         self.method_name = "onnx"
         self.temperature = 1.0
+        self.class_scaling: ClassScaling | None = None
 
     @classmethod
     def load(cls, folder: Path, threads: int = 0) -> OnnxRecogniser:
@@ -58,6 +60,7 @@ class OnnxRecogniser:
         prompt = PromptBuilder(labels, run.language, run.task)
         onnx = cls(session, tokenizer, labels, prompt, meta)
         onnx.temperature = run.temperature
+        onnx.class_scaling = ClassScaling.from_dict(run.class_scaling)
         return onnx
 
     def probabilities(self, examples: Sequence[Example], batch_size: int | None = None) -> np.ndarray:
@@ -83,7 +86,7 @@ class OnnxRecogniser:
         return np.asarray(self.session.run(["label_logits"], feed)[0], dtype=np.float32)
 
     def _to_probabilities(self, logits: np.ndarray) -> np.ndarray:
-        logits = logits / self.temperature
+        logits = calibrated(logits, self.temperature, self.class_scaling)
         if self.multi_label:
             return 1.0 / (1.0 + np.exp(-logits))
         shifted = np.exp(logits - logits.max(-1, keepdims=True))
@@ -105,6 +108,7 @@ class OnnxEncoderRecogniser:
         self.multi_label, self.threshold = multi_label, threshold
         self.batch_size = 64
         self.temperature = 1.0
+        self.class_scaling: ClassScaling | None = None
 
     @classmethod
     def load(cls, run: Path, threads: int = 0) -> OnnxEncoderRecogniser:
@@ -125,13 +129,15 @@ class OnnxEncoderRecogniser:
         labels = LabelSet.from_dict(meta.labels)
         student = cls(session, PairEncoder.load(folder), labels, meta.multi_label, meta.threshold)
         student.temperature = meta.temperature
+        student.class_scaling = ClassScaling.from_dict(meta.class_scaling)
         return student
 
     def probabilities(self, examples: Sequence[Example], batch_size: int | None = None) -> np.ndarray:
         """Label probabilities (n, num_labels) in the input order."""
         from emotune.models.text_pairs import to_probabilities
 
-        return to_probabilities(self.scores(examples, batch_size) / self.temperature, self.multi_label)
+        logits = calibrated(self.scores(examples, batch_size), self.temperature, self.class_scaling)
+        return to_probabilities(logits, self.multi_label)
 
     def scores(self, examples: Sequence[Example], batch_size: int | None = None) -> np.ndarray:
         """Label logits (n, num_labels) before the temperature, in the input order."""

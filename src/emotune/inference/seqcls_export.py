@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from emotune.calibration import calibrated
 from emotune.errors import EmotuneError
 from emotune.methods.base import base_model_of
 from emotune.models.recogniser import Recogniser
@@ -79,8 +80,24 @@ def sequence_classifier(merged: Any, rec: Recogniser, rows: torch.Tensor) -> Any
         raise EmotuneError(f"the merged backbone does not fit {type(seq).__name__} ({(missing or unexpected)[:2]})")
     score = seq.score if hasattr(seq, "score") else seq.classifier
     with torch.no_grad():
-        score.weight.copy_(rows.to(score.weight.device) / rec.temperature)
+        score.weight.copy_(rows.to(score.weight.device) * score_factors(rec).to(score.weight.device)[:, None])
     return seq.eval()
+
+
+def score_factors(rec: Recogniser) -> torch.Tensor:
+    """What each label's ``score`` row is multiplied by: the run's per-label scale (vector
+    scaling), else one over its temperature."""
+    if rec.class_scaling is not None:
+        return torch.tensor(rec.class_scaling.scale, dtype=torch.float32)
+    return torch.full((len(rec.labels.names),), 1.0 / rec.temperature)
+
+
+def logit_offsets(rec: Recogniser) -> list[float]:
+    """What a consumer subtracts from the exported logits: the label bias (prior correction,
+    multi-label calibration) through the calibration, and vector scaling's per-label bias, which a
+    bias-free ``score`` layer cannot hold. Zero for a run with neither."""
+    bias = rec.head.bias.detach().double().cpu()
+    return [float(-v) for v in calibrated(-bias, rec.temperature, rec.class_scaling)]
 
 
 def emotune_block(rec: Recogniser, run: Path) -> dict[str, Any]:
@@ -98,7 +115,7 @@ def emotune_block(rec: Recogniser, run: Path) -> dict[str, Any]:
         prompt_tail_ids=list(tail_ids),
         add_bos=rec.tokenizer.bos_token_id is not None,
         max_length=rec.max_length,
-        label_bias=[float(b) for b in rec.head.bias.tolist()],
+        label_bias=logit_offsets(rec),
         temperature=rec.temperature,
         multi_label=rec.multi_label,
     ).to_dict()
@@ -153,9 +170,9 @@ def export_seq_cls(run: Path, rec: Recogniser, tmp: Path, merged: Any) -> str:
     head_ids, tail_ids = rec.prompt.frame_ids(rec.tokenizer)
     save_wrapping_tokenizer(rec.tokenizer, list(head_ids), list(tail_ids), tmp)
     note = (
-        f"{type(seq).__name__} with {len(rec.labels)} label rows (temperature folded in); its tokenizer wraps raw text"
+        f"{type(seq).__name__} with {len(rec.labels)} label rows (calibration folded in); its tokenizer wraps raw text"
     )
-    if bool(rec.head.bias.abs().sum() > 0):
+    if any(logit_offsets(rec)):
         # A bias-free `score` layer cannot add per-label constants: consumers subtract them.
         note += "; the run's label bias is not in `score`: subtract config.json's emotune.label_bias from the logits"
     return note

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from emotune.calibration import ClassScaling, calibrated
 from emotune.data.schema import Example, LabelSet
 from emotune.errors import EmotuneError
 from emotune.models.backbones import TRANSFORMERS_OWN_LAYERS
@@ -136,6 +137,7 @@ class EncoderRecogniser:
         self.multi_label, self.threshold = multi_label, threshold
         self.batch_size = 64
         self.temperature = 1.0
+        self.class_scaling: ClassScaling | None = None
 
     @classmethod
     def load(cls, run: Path) -> EncoderRecogniser:
@@ -145,6 +147,7 @@ class EncoderRecogniser:
         inputs = PairEncoder.load(run / STUDENT_DIR)
         student = cls(model, inputs, LabelSet.from_dict(meta.labels), meta.multi_label, meta.threshold)
         student.temperature = meta.temperature
+        student.class_scaling = ClassScaling.from_dict(meta.class_scaling)
         return student
 
     def logits(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
@@ -163,7 +166,7 @@ class EncoderRecogniser:
 
     def probabilities(self, examples: Sequence[Example], batch_size: int | None = None) -> torch.Tensor:
         """Label probabilities (n, num_labels), in input order, at the run's temperature."""
-        logits = self.scores(examples, batch_size) / self.temperature
+        logits = calibrated(self.scores(examples, batch_size), self.temperature, self.class_scaling)
         return logits.sigmoid() if self.multi_label else logits.softmax(-1)
 
     def decide(self, probs: torch.Tensor) -> list[list[int]]:

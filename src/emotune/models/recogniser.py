@@ -13,6 +13,7 @@ from torch import nn
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from emotune.calibration import ClassScaling, calibrated
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
 from emotune.distributed import gather_rows, my_share, resolve_device, shares_work
@@ -141,6 +142,8 @@ class Recogniser:
     #: Divides the label logits before softmax/sigmoid: a trained run's, fitted on dev
     #: (`emotune.calibration`); 1 leaves the probabilities as the model gives them.
     temperature: float = 1.0
+    #: Vector scaling, for a run with a fixed label set that chose it over the temperature.
+    class_scaling: ClassScaling | None = None
     #: Whether each scoring call is split between the launched processes (``accelerate launch``);
     #: off while each process scores rows of its own (`Predictor.scoring_alone`).
     split_work: bool = True
@@ -192,8 +195,8 @@ class Recogniser:
 
     def to_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Softmax over labels (one label per text) or one sigmoid per label (multi-label), of the
-        logits divided by the run's temperature."""
-        scaled = logits.float() / self.temperature
+        logits calibrated as the run chose (its temperature, or a scale and bias per label)."""
+        scaled = calibrated(logits.float(), self.temperature, self.class_scaling)
         return scaled.sigmoid() if self.multi_label else scaled.softmax(-1)
 
     @torch.no_grad()

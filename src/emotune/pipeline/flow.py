@@ -38,8 +38,9 @@ class Job(Protocol):
     def restore(self, folder: Path) -> Recogniser:
         """The recogniser a finished training saved in ``folder``, calibrated as it was."""
 
-    def dev_logits(self, rec: Recogniser) -> DevLogits:
-        """What calibration fits on: dev logits and gold label ids."""
+    def calibration(self, rec: Recogniser) -> tuple[DevLogits, bool]:
+        """What calibration fits on (dev logits and gold label ids), and whether vector scaling
+        may be chosen (a fixed label set)."""
 
     def write(self, folder: Path, rec: Recogniser, recipe: dict[str, Any] | None = None) -> None:
         """config.yaml, run.json and the dataset card (main process only)."""
@@ -83,9 +84,11 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         warm_start(rec, init_from)
         job.write(folder, rec)
         state = fit(cfg, rec, selection, folder, job.headline, resume) if rec.method.trainable else None
-        calibrate(rec, selection, cfg.train, job.headline, state is not None, job.dev_logits(rec))
+        fitted = calibrate(rec, selection, cfg.train, job.headline, state is not None, *job.calibration(rec))
         if state is not None and rec.temperature != 1.0:
             state.recipe["temperature"] = round(rec.temperature, 4)
+        if state is not None and "held_out_nll_vector" in fitted:  # what the held-out half of dev compared
+            state.recipe["calibration"] = fitted
         # Records the calibration (temperature, label bias, threshold) and the recipe training used.
         job.write(folder, rec, state.recipe if state else None)
         if state is not None and is_main():

@@ -78,11 +78,12 @@ class Mixture:
         rec.temperature = rundir.RunMeta.load(folder).temperature
         return rec
 
-    def dev_logits(self, rec: Recogniser) -> DevLogits:
+    def calibration(self, rec: Recogniser) -> tuple[DevLogits, bool]:
         """Every corpus's label logits on its own examples (among its own labels), stacked: rows of
         a corpus with fewer labels are padded with minus infinity (labels it does not have). One
         temperature for every label set is what makes it label-independent: it also serves label
-        sets given at call time (the shipped generalist's calibration)."""
+        sets given at call time (the shipped generalist's calibration), so vector scaling is not
+        tried."""
         if not isinstance(rec, MultiRecogniser):
             raise TypeError("a mix is scored by a MultiRecogniser")
 
@@ -96,7 +97,7 @@ class Mixture:
             padded = [np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=-np.inf) for p in parts]
             return np.concatenate(padded), gold
 
-        return logits
+        return logits, False
 
     def write(self, folder: Path, rec: Recogniser, recipe: dict[str, Any] | None = None) -> None:
         """config.yaml, run.json (the first corpus's labels, as a one-corpus run has them, and every

@@ -67,8 +67,8 @@ class OneCorpus:
             raise EmotuneError(f"{folder}: not a trained run directory")
         return rec
 
-    def dev_logits(self, rec: Recogniser) -> DevLogits:
-        return own_logits(rec)
+    def calibration(self, rec: Recogniser) -> tuple[DevLogits, bool]:
+        return own_logits(rec), True
 
     def write(self, folder: Path, rec: Recogniser, recipe: dict[str, Any] | None = None) -> None:
         """Resolved config and what a Predictor needs to rebuild the label scoring; ``recipe``
@@ -88,6 +88,7 @@ class OneCorpus:
             splits={k: len(v) for k, v in d.splits.items()},
             temperature=rec.temperature,
             threshold=rec.threshold,
+            class_scaling=rec.class_scaling.to_dict() if rec.class_scaling else None,
         )
         if d.multi_label or (cfg.train.prior_correction != "none" and bool(rec.head.bias.abs().sum() > 0)):
             meta.head_bias = rec.head.bias.tolist()

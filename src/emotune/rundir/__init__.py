@@ -101,7 +101,7 @@ RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 ADAPTER_DIR = "adapter"
 #: The run.json format this emotune writes and reads; a newer one is refused in one line.
-RUN_FORMAT = 1
+RUN_FORMAT = 2
 
 
 @dataclass
@@ -112,6 +112,8 @@ class RunMeta:
         labels: The label set as `emotune.data.schema.LabelSet.to_dict` writes it.
         corpora: Every corpus's labels, language and task, for a run over several corpora.
         temperature: Divides the label logits (1: none fitted).
+        class_scaling: Vector scaling (``scale`` and ``bias`` per label), where the run chose it
+            over the temperature (`emotune.calibration.choose_scaling`).
         threshold: A multi-label run's decision threshold.
         head_bias: A label bias the run applies (prior correction, multi-label calibration).
         teacher: The run a distilled student learned from; ``student`` its encoder.
@@ -129,6 +131,7 @@ class RunMeta:
     temperature: float = 1.0
     threshold: float = 0.5
     head_bias: list[float] | None = None
+    class_scaling: dict[str, list[float]] | None = None
     corpora: list[dict[str, Any]] | None = None
     teacher: str | None = None
     student: str | None = None
@@ -159,7 +162,9 @@ class RunMeta:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``run.json`` mapping: unset optional entries left out."""
-        out: dict[str, Any] = {"format": RUN_FORMAT}
+        # Format 2 only where vector scaling is set: an older emotune, which would ignore it and
+        # score differently, refuses such a run; every other run stays readable by it.
+        out: dict[str, Any] = {"format": RUN_FORMAT if self.class_scaling else 1}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name != "extra" and value is not None and not (f.name == "temperature" and value == 1.0):

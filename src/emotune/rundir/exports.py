@@ -65,8 +65,9 @@ class ExportMeta:
 @dataclass
 class SeqClsBlock:
     """The ``emotune`` block of a seq-cls export's ``config.json``: the prompt (as text and as
-    ids, for engines that take ids), the label bias its bias-free ``score`` layer cannot hold,
-    and the temperature folded into ``score``."""
+    ids, for engines that take ids), the label bias its bias-free ``score`` layer cannot hold
+    (prior correction and vector scaling's per-label bias, through the calibration), and the
+    temperature or per-label scale folded into ``score``."""
 
     run: str
     method: str
@@ -84,7 +85,8 @@ class SeqClsBlock:
         "the exported tokenizer wraps raw text itself: tokenizer(text) gives [bos] + prompt_head_ids + "
         "the text's ids + prompt_tail_ids; engines that take ids build the same; "
         "label probabilities = softmax(logits - label_bias) (sigmoid for multi_label); "
-        "label_bias is zero for a trained run without calibration or prior correction"
+        "label_bias is zero for a trained run without prior correction or vector scaling; the run's "
+        "calibration (its temperature, or a scale per label) is folded into score"
     )
 
     def to_dict(self) -> dict[str, Any]:

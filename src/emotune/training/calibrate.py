@@ -4,8 +4,10 @@ several and a distilled student, so none of them can miss what another does.
 In order: a multi-label run tunes its decision threshold on dev; a trained single-label run with
 ``train.prior_correction`` moves its label bias (`emotune.training.priors`); then one temperature
 is fitted on dev by NLL (`emotune.calibration.fit_temperature`), which changes confidence, never
-the predicted label. What it sets lives on the recogniser (``threshold``, ``head.bias``,
-``temperature``); the run's writer stores it once, in ``run.json``.
+the predicted label; a run with a fixed label set may instead keep vector scaling, one scale and
+bias per label, where it lowers the NLL of a held-out half of dev
+(`emotune.calibration.choose_scaling`). What it sets lives on the recogniser (``threshold``,
+``head.bias``, ``temperature``, ``class_scaling``); the run's writer stores it once, in ``run.json``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from emotune.calibration import fit_temperature
+from emotune.calibration import choose_scaling, fit_temperature
 from emotune.config import TrainConfig
 from emotune.data import Example, Selection
 from emotune.training.callbacks import tune_dev_threshold
@@ -32,8 +34,14 @@ DevLogits = Callable[[Sequence[Example]], tuple[np.ndarray, list[int]]]
 
 
 def calibrate(
-    rec: Any, selection: Selection, settings: TrainConfig, metric: str, trained: bool, logits: DevLogits | None = None
-) -> None:
+    rec: Any,
+    selection: Selection,
+    settings: TrainConfig,
+    metric: str,
+    trained: bool,
+    logits: DevLogits | None = None,
+    per_class: bool = True,
+) -> dict[str, Any]:
     """Tunes ``rec`` on ``selection.dev`` (and, for frequency priors, ``selection.train``).
 
     Args:
@@ -43,18 +51,30 @@ def calibrate(
         metric: The headline metric dev-fitted prior offsets maximise.
         trained: Whether training ran (a zero-shot run keeps its content-free calibration).
         logits: Dev logits and gold ids; by default ``rec.scores`` and each example's label.
+        per_class: Whether vector scaling may be chosen (``train.vector_scaling`` decides too): a
+            run whose label sets change (several corpora, labels at call time) keeps one temperature.
+
+    Returns:
+        What was fitted and compared, for the run's recipe (empty when nothing was).
     """
     if rec.multi_label:
         if settings.prior_correction != "none":
             log.warning("train.prior_correction ignored: a multi-label run tunes its threshold on dev instead")
         tune_dev_threshold(rec, selection.dev)
-        return
+        return {}
     if trained and settings.prior_correction != "none":
         correct_priors(rec, selection, settings, metric)
     wanted = trained if settings.temperature is None else settings.temperature
-    if wanted and selection.dev:
-        rec.temperature = fit_temperature(*(logits or own_logits(rec))(selection.dev))
+    if not wanted or not selection.dev:
+        return {}
+    z, gold = (logits or own_logits(rec))(selection.dev)
+    if not (per_class and settings.vector_scaling):
+        rec.temperature = fit_temperature(z, gold)
         log.info("temperature fitted on dev: %.3f", rec.temperature)
+        return {"calibration": "temperature"}
+    rec.temperature, rec.class_scaling, record = choose_scaling(z, gold, seed=settings.seed)
+    log.info("temperature fitted on dev: %.3f; calibration kept: %s", rec.temperature, record)
+    return record
 
 
 def own_logits(rec: Any) -> DevLogits:
