@@ -3,6 +3,12 @@ benchmark cells that recorded them (nothing is trained here):
 
     python benchmarks/calibration.py   # -> benchmarks/results/calibration.json
 
+With ``--runs RUN [RUN ...]``, the calibration step itself (`emotune.training.calibrate`: the
+temperature, or vector scaling where a held-out half of dev prefers it) is re-run on trained run
+directories' saved weights, as it runs after training, and both choices are scored on the run's
+evaluation split (``-> benchmarks/results/calibration-vector.json``; the logits are cached under
+``--cache``). Training is not redone: the step only reads the kept weights' dev logits.
+
 Sources: the held-out zero-shot cells (``benchmarks/results/generalist/held-out``), the transfer
 cells at 256 examples (``benchmarks/results/generalist/transfer``), the
 full-budget runs started from the generalist (``benchmarks/results/generalist/full``) and the
@@ -80,7 +86,104 @@ def targets(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def logits_of(folder: Path, cache: Path) -> dict[str, Any]:
+    """The run's dev and evaluation-split label logits and gold ids (cached), as its own data
+    settings select them."""
+    import numpy as np
+
+    from emotune.config import RunConfig
+    from emotune.data import load_data, select_splits
+    from emotune.inference.predict import Predictor
+    from emotune.pipeline import trained_data
+
+    path = cache / (folder.name + ".npz")
+    if path.is_file():
+        return dict(np.load(path))
+    cfg = RunConfig.from_yaml(folder / "config.yaml", saved=True)
+    dataset = load_data(trained_data(cfg.data, folder), cfg.train.seed)
+    chosen = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
+    rec = Predictor.load(folder).recogniser
+    out = {}
+    for split, examples in (("dev", chosen.dev), ("eval", chosen.eval)):
+        out[split] = rec.scores(examples).float().numpy()
+        out[f"{split}_gold"] = np.array([int(e.label) for e in examples])
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **out)
+    return out
+
+
+def rescored(folder: Path, cache: Path) -> dict[str, Any]:
+    """One run: the temperature alone against the calibration step's choice, on its evaluation split."""
+    import numpy as np
+
+    from emotune.calibration import calibrated, calibration_metrics, choose_scaling, fit_temperature
+    from emotune.metrics import classification_metrics
+
+    z = logits_of(folder, cache)
+    temperature, vector, record = choose_scaling(z["dev"], z["dev_gold"].tolist(), seed=42)
+    gold = z["eval_gold"].tolist()
+    names = [str(i) for i in range(z["eval"].shape[1])]
+
+    def scored(logits: Any) -> dict[str, float]:
+        p = np.exp(logits - logits.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        m = calibration_metrics(p, gold)
+        f = classification_metrics(gold, p.argmax(-1).tolist(), names)
+        return {"ece": m["ece"], "nll": m["nll"], "accuracy": f["accuracy"], "macro_f1": f["macro_f1"]}
+
+    assert temperature == fit_temperature(z["dev"], z["dev_gold"])
+    meta = json.loads((folder / "metrics.json").read_text())
+    return {
+        "run": str(folder),
+        "dataset": meta.get("dataset"),
+        "dev_texts": len(z["dev_gold"]),
+        "fewest_dev_texts_of_a_label": int(np.bincount(z["dev_gold"], minlength=len(names)).min()),
+        "eval_texts": len(gold),
+        "chosen": record["calibration"],
+        "compared": record,
+        "temperature_alone": scored(calibrated(z["eval"], temperature)),
+        "calibration_step": scored(calibrated(z["eval"], temperature, vector)),
+    }
+
+
+def vector_rows(runs: list[Path], cache: Path) -> None:
+    from emotune.bench.record import header, write_result
+
+    table = []
+    for folder in runs:
+        table.append(rescored(folder, cache))
+        r = table[-1]
+        print(
+            r["run"],
+            r["chosen"],
+            round(100 * r["temperature_alone"]["ece"], 2),
+            round(100 * r["calibration_step"]["ece"], 2),
+        )
+    met = [
+        {
+            "run": r["run"],
+            "ece": round(100 * r["calibration_step"]["ece"], 2),
+            "met": r["calibration_step"]["ece"] <= 0.03,
+        }
+        for r in table
+    ]
+    write_result(
+        RESULTS / "calibration-vector.json", header("python " + " ".join(sys.argv)) | {"rows": table, "targets": met}
+    )
+
+
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--runs", nargs="*", type=Path, help="trained run directories to re-run the calibration step on"
+    )
+    parser.add_argument("--cache", type=Path, default=Path("runs/calibration-logits"))
+    args = parser.parse_args()
+    if args.runs:
+        vector_rows(args.runs, args.cache)
+        return
     table = rows()
     result = {
         "date": datetime.date.today().isoformat(),

@@ -32,7 +32,6 @@ from emotune.data.sources import REDISTRIBUTABLE, SOURCES
 from emotune.methods import method_name_of
 from emotune.models.generalist import DEFAULT_LABELS, MANIFEST, sha256
 from emotune.storage import read_json, write_json
-from emotune.training.steps import recipe_of
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "src" / "emotune" / "resources" / "generalist"
@@ -67,7 +66,7 @@ def check_run(run: Path) -> tuple[RunConfig, dict]:
         sys.exit(f"{run}: no temperature; run `emotune train --config {CONFIG} --resume` to calibrate it")
     if bad := [c for c in corpus_names(cfg.data.dataset) if c not in REDISTRIBUTABLE]:
         sys.exit(f"{run}: trained on {bad}, whose terms do not allow shipping derived weights")
-    if recipe_of(cfg) != recipe_of(RunConfig.from_yaml(ROOT / CONFIG)):
+    if cfg.recipe() != RunConfig.from_yaml(ROOT / CONFIG).recipe():
         sys.exit(f"{run}: not trained with {CONFIG} as it stands")
     return cfg, meta
 
@@ -161,7 +160,7 @@ def package(run: Path, target: Path) -> dict:
         "temperature": meta["temperature"],
         "default_labels": list(DEFAULT_LABELS),
         "config": CONFIG,
-        "recipe": recipe_of(cfg),
+        "recipe": cfg.recipe(),
         "commit": git_commit(),
         "built": datetime.now(UTC).strftime("%Y-%m-%d"),
         "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",

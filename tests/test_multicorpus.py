@@ -117,7 +117,7 @@ def test_init_from_starts_from_the_runs_adapter(tiny_gemma: str, sentiment_files
     run(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "a"), epochs=1))
     cfg = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "b"), init_from=str(tmp_path / "a"))
     rec = build_recogniser(cfg, Predictor.load(tmp_path / "a").recogniser.labels, "en", "sentiment")
-    warm_start(rec, check_init_from(cfg))
+    warm_start(rec, check_init_from(cfg.train.init_from, cfg.model.name, cfg.method))
     saved = load_file(str(tmp_path / "a" / "adapter" / "adapter_model.safetensors"))
     params = dict(rec.model.named_parameters())
     lora_b = [k for k in saved if "lora_B" in k]

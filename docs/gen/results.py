@@ -364,6 +364,7 @@ TABLES = {
         RESULTS / "generalist" / "summary.json", "python benchmarks/generalist.py"
     ),
     "calibration": tables.calibration_table,
+    "vector_scaling": tables.vector_scaling_table,
     "explain": tables.explain_table,
     "explain_targets": lambda: tables.targets_table(
         RESULTS / "explain" / "summary.json", "python benchmarks/explain_faithfulness.py"

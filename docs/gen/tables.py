@@ -270,6 +270,30 @@ def calibration_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def vector_scaling_table() -> str:
+    path = RESULTS / "calibration-vector.json"
+    missing = _missing(path, "python benchmarks/calibration.py --runs RUN ...")
+    if missing:
+        return missing
+    s = _read(path)
+    lines = [
+        f"{s['date']}, {s['machine']}, commit `{s['commit']}`, `python benchmarks/calibration.py --runs ...` "
+        "(the calibration step re-run on each run's kept weights; scored on its evaluation split):",
+        "",
+        "| run | dev texts (fewest of a label) | kept | ECE: temperature alone | ECE: calibration step "
+        "| accuracy: temperature / step | macro-F1: temperature / step |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in s["rows"]:
+        t, c = r["temperature_alone"], r["calibration_step"]
+        lines.append(
+            f"| `{Path(r['run']).name}` | {r['dev_texts']} ({r['fewest_dev_texts_of_a_label']}) | {r['chosen']} "
+            f"| {_pct(t['ece'])} | {_pct(c['ece'])} | {_pct(t['accuracy'])} / {_pct(c['accuracy'])} "
+            f"| {_pct(t['macro_f1'])} / {_pct(c['macro_f1'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def explain_table() -> str:
     path = RESULTS / "explain" / "summary.json"
     missing = _missing(path, "python benchmarks/explain_faithfulness.py")

@@ -289,6 +289,10 @@ class RunConfig:
         """Plain nested dict (YAML-serialisable); the method section starts with its name."""
         return dataclasses.asdict(self) | {"method": self.method.to_dict()}
 
+    def recipe(self) -> dict[str, Any]:
+        """What the config trains: everything but where the run goes and whether it may be replaced."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("output", "overwrite")}
+
     def to_yaml(self, path: Path) -> None:
         """Writes the resolved config as YAML."""
         path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))

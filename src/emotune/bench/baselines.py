@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from emotune.config import RunConfig
+from emotune.config import ModelConfig, RunConfig, RuntimeConfig, TrainConfig
 from emotune.data import Dataset, Example, load_data, select_splits
 from emotune.errors import EmotuneError
 from emotune.evaluate import EvalResult, write_result
@@ -48,7 +48,7 @@ def run_baseline(name: str, cfg: RunConfig, run: Path, model_path: str | None = 
     chosen = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
     train, dev, test = chosen.train, chosen.dev, chosen.eval
     started = time.perf_counter()
-    predict = fit_baseline(name, train, dev, dataset, cfg, model_path)
+    predict = fit_baseline(name, train, dev, dataset, cfg.train, cfg.model, cfg.runtime, model_path)
     train_s = time.perf_counter() - started
     started = time.perf_counter()
     preds = predict([e.text for e in test])
@@ -74,18 +74,26 @@ def run_baseline(name: str, cfg: RunConfig, run: Path, model_path: str | None = 
 
 
 def fit_baseline(
-    name: str, train: list[Example], dev: list[Example], dataset: Dataset, cfg: RunConfig, model_path: str | None
+    name: str,
+    train: list[Example],
+    dev: list[Example],
+    dataset: Dataset,
+    settings: TrainConfig,
+    model: ModelConfig,
+    runtime: RuntimeConfig,
+    model_path: str | None,
 ) -> Callable[[Sequence[str]], list[int]]:
-    """Trains baseline ``name``; returns its predict function."""
+    """Trains baseline ``name`` (``settings``: its seed and training budget; ``model`` and
+    ``runtime``: the backbone of ``seq-cls-lora``); returns its predict function."""
     from emotune.bench.peers import fit_seq_cls, fit_setfit
 
     if name == "tfidf-lr":
         return fit_tfidf(train, dev, dataset)
     if name == "minilm":
-        return fit_minilm(train, dev, dataset, cfg, model_path)
+        return fit_minilm(train, dev, dataset, settings, model_path)
     if name == "setfit":
-        return fit_setfit(train, dataset, cfg, model_path)
-    return fit_seq_cls(train, dev, dataset, cfg)
+        return fit_setfit(train, dataset, settings.seed, model_path)
+    return fit_seq_cls(train, dev, dataset, settings, model, runtime)
 
 
 def fit_tfidf(train: list[Example], dev: list[Example], dataset: Dataset) -> Callable[[Sequence[str]], list[int]]:
@@ -110,7 +118,7 @@ def fit_tfidf(train: list[Example], dev: list[Example], dataset: Dataset) -> Cal
 
 
 def fit_minilm(
-    train: list[Example], dev: list[Example], dataset: Dataset, cfg: RunConfig, model_path: str | None
+    train: list[Example], dev: list[Example], dataset: Dataset, settings: TrainConfig, model_path: str | None
 ) -> Callable[[Sequence[str]], list[int]]:
     """Fine-tunes the encoder and head; keeps the epoch with the best dev macro-F1."""
     from sklearn.metrics import f1_score
@@ -120,17 +128,17 @@ def fit_minilm(
     tok = AutoTokenizer.from_pretrained(folder)
     encoder = AutoModel.from_pretrained(folder, **TRANSFORMERS_OWN_LAYERS)
     model = EncoderClassifier(encoder, encoder.config.hidden_size, len(dataset.labels))
-    lr = cfg.train.lr or 5e-5
+    lr = settings.lr or 5e-5
     optim = torch.optim.AdamW(
         [{"params": encoder.parameters()}, {"params": model.head.parameters(), "lr": 1e-3}], lr=lr
     )
     predict = lambda texts: encoder_predict(model, tok, texts)  # noqa: E731
     best_state, best_score = None, -1.0
-    for epoch in range(max(1, math.ceil(cfg.train.epochs))):
+    for epoch in range(max(1, math.ceil(settings.epochs))):
         model.train()
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.train.seed + epoch)).tolist()
-        for start in range(0, len(order), cfg.train.batch_size):
-            batch = [train[i] for i in order[start : start + cfg.train.batch_size]]
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(settings.seed + epoch)).tolist()
+        for start in range(0, len(order), settings.batch_size):  # type: ignore[arg-type]
+            batch = [train[i] for i in order[start : start + settings.batch_size]]  # type: ignore[operator]
             enc = tok([e.text for e in batch], padding=True, truncation=True, max_length=128, return_tensors="pt")
             loss = nn.functional.cross_entropy(model(**enc), torch.tensor([e.label for e in batch]))
             loss.backward()

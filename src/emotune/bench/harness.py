@@ -37,9 +37,8 @@ from emotune.config import RunConfig
 from emotune.errors import EmotuneError
 from emotune.methods import UNTRAINED
 from emotune.metrics import recall_by_label
-from emotune.pipeline import run
+from emotune.pipeline import finished_training, run
 from emotune.storage import write_json
-from emotune.training.steps import finished_training
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from emotune.config import RunConfig
+from emotune.config import ModelConfig, RuntimeConfig, TrainConfig
 from emotune.data import Dataset, Example
 from emotune.errors import EmotuneError
 from emotune.models.backbones import TRANSFORMERS_OWN_LAYERS, load_tokenizer, resolve_source
@@ -38,9 +38,9 @@ MAX_EVALS = 10
 PAIRS_PER_TEXT = 20
 
 
-def fit_setfit(train: list[Example], dataset: Dataset, cfg: RunConfig, model_path: str | None) -> Predict:
+def fit_setfit(train: list[Example], dataset: Dataset, seed: int, model_path: str | None) -> Predict:
     """SetFit on MiniLM: its defaults (batch 16, one epoch, body lr 2e-5, logistic-regression
-    head) with `PAIRS_PER_TEXT` pairs per text; ``cfg`` gives only the seed."""
+    head) with `PAIRS_PER_TEXT` pairs per text, seeded with ``seed``."""
     try:
         from datasets import Dataset as HFDataset
         from setfit import SetFitModel, Trainer, TrainingArguments
@@ -51,9 +51,7 @@ def fit_setfit(train: list[Example], dataset: Dataset, cfg: RunConfig, model_pat
     # SetFit's trainer saves checkpoints under ./checkpoints by default: keep them out of the
     # caller's working directory and drop them after training (the model stays in memory).
     with tempfile.TemporaryDirectory(prefix="emotune-setfit-") as scratch:
-        args = TrainingArguments(
-            output_dir=scratch, save_strategy="no", seed=cfg.train.seed, num_iterations=PAIRS_PER_TEXT
-        )
+        args = TrainingArguments(output_dir=scratch, save_strategy="no", seed=seed, num_iterations=PAIRS_PER_TEXT)
         Trainer(model=model, args=args, train_dataset=data).train()
     return lambda texts: [int(p) for p in model.predict(list(texts), batch_size=64, as_numpy=True)]
 
@@ -61,12 +59,12 @@ def fit_setfit(train: list[Example], dataset: Dataset, cfg: RunConfig, model_pat
 class SeqClsLora:
     """The backbone's ``*ForSequenceClassification`` with LoRA, on raw texts."""
 
-    def __init__(self, cfg: RunConfig, num_labels: int) -> None:
+    def __init__(self, model: ModelConfig, runtime: RuntimeConfig, num_labels: int) -> None:
         from peft import LoraConfig, get_peft_model
         from transformers import AutoModelForSequenceClassification
 
-        source = resolve_source(cfg.model.name)
-        self.tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)
+        source = resolve_source(model.name)
+        self.tokenizer = load_tokenizer(source, model.trust_remote_code)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "right"
@@ -76,8 +74,8 @@ class SeqClsLora:
         base.config.pad_token_id = self.tokenizer.pad_token_id
         lora = LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear")
         self.model = get_peft_model(base, lora)
-        self.max_length = cfg.runtime.max_length
-        self.autocast = autocast_dtype(cfg.runtime.precision, torch.device("cpu"))
+        self.max_length = runtime.max_length
+        self.autocast = autocast_dtype(runtime.precision, torch.device("cpu"))
 
     def logits(self, texts: Sequence[str]) -> torch.Tensor:
         enc = self.tokenizer(
@@ -100,13 +98,20 @@ class SeqClsLora:
         return {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
 
 
-def fit_seq_cls(train: list[Example], dev: list[Example], dataset: Dataset, cfg: RunConfig) -> Predict:
-    """Trains `SeqClsLora` with emotune's step budget, schedule and dev selection."""
+def fit_seq_cls(
+    train: list[Example],
+    dev: list[Example],
+    dataset: Dataset,
+    settings: TrainConfig,
+    model: ModelConfig,
+    runtime: RuntimeConfig,
+) -> Predict:
+    """Trains `SeqClsLora` on ``model`` with emotune's step budget, schedule and dev selection."""
     from sklearn.metrics import f1_score
 
-    torch.manual_seed(cfg.train.seed)
-    net = SeqClsLora(cfg, len(dataset.labels))
-    t = cfg.train
+    torch.manual_seed(settings.seed)
+    net = SeqClsLora(model, runtime, len(dataset.labels))
+    t = settings
     params = [p for p in net.model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=t.lr or 2e-4, weight_decay=t.weight_decay, fused=True)
     per_epoch = math.ceil(len(train) / t.batch_size)

@@ -86,6 +86,12 @@ FLAGS: dict[str, Flag] = {
         "temperature scaling fitted on dev (default: on for trained runs, off for zero-shot)",
         negatable=True,
     ),
+    "vector-scaling": Flag(
+        "train.vector_scaling",
+        None,
+        "a scale and bias per label where a held-out half of dev prefers it to the temperature (default on)",
+        negatable=True,
+    ),
     "label-head": Flag(
         "train.label_head", str, "frozen (default: the backbone's label-word rows) or trainable (a trained copy)"
     ),

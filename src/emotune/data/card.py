@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from emotune.config import RunConfig
+from emotune.config import DataConfig
 from emotune.data.schema import Dataset
 
 
-def dataset_card(cfg: RunConfig, dataset: Dataset) -> dict[str, Any]:
-    """What data a run saw: splits, label distribution, verbalisers, context and sampling."""
+def dataset_card(data: DataConfig, seed: int, dataset: Dataset) -> dict[str, Any]:
+    """What data a run saw: splits, label distribution, verbalisers, context and sampling
+    (``data``'s sample caps, and the ``seed`` that drew the samples)."""
     names = dataset.labels.names
     return {
         "dataset": dataset.name,
@@ -24,8 +25,8 @@ def dataset_card(cfg: RunConfig, dataset: Dataset) -> dict[str, Any]:
         "multi_label": dataset.multi_label,
         "headline_metric": dataset.headline_metric,
         "context_turns": dataset.context_turns,  # resolved: the config's, else the corpus's default
-        "max_train_samples": cfg.data.max_train_samples,
-        "max_eval_samples": cfg.data.max_eval_samples,
-        "max_dev_samples": cfg.data.max_dev_samples,
-        "seed": cfg.train.seed,
+        "max_train_samples": data.max_train_samples,
+        "max_eval_samples": data.max_eval_samples,
+        "max_dev_samples": data.max_dev_samples,
+        "seed": seed,
     }

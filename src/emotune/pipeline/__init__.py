@@ -10,7 +10,7 @@ Used by ``emotune train`` / ``evaluate``, the quickstart and the benchmark harne
 itself lives in `emotune.training.trainer`.
 """
 
-from emotune.pipeline.flow import Job, run
+from emotune.pipeline.flow import Job, finished_training, run
 from emotune.pipeline.saved import evaluate_saved, trained_data
 
-__all__ = ["Job", "evaluate_saved", "run", "trained_data"]
+__all__ = ["Job", "evaluate_saved", "finished_training", "run", "trained_data"]

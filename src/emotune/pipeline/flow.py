@@ -12,10 +12,11 @@ from emotune.config import RunConfig
 from emotune.data import Selection
 from emotune.data.multi import is_multi_corpus
 from emotune.distributed import is_main, resolve_device
+from emotune.errors import EmotuneError
 from emotune.models.precision import resolve_format
 from emotune.models.recogniser import Recogniser
 from emotune.training.calibrate import DevLogits, calibrate
-from emotune.training.steps import finished_training, fit, open_run, seed_everything
+from emotune.training.steps import fit, open_run, seed_everything
 from emotune.training.trainer import TrainState
 from emotune.training.warm_start import check_init_from, warm_start
 
@@ -70,10 +71,10 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     cfg.validate()
     # What the device or bitsandbytes cannot do is said before the run directory exists.
     resolve_format(cfg.model.dtype, cfg.model.quantization, resolve_device(cfg.runtime.device))
-    init_from = check_init_from(cfg)
+    init_from = check_init_from(cfg.train.init_from, cfg.model.name, cfg.method)
     seed_everything(cfg.train.seed)
     job = job_for(cfg)
-    with open_run(cfg, resume) as folder:
+    with open_run(Path(cfg.output), cfg.overwrite, resume) as folder:
         selection = job.load(folder, resume)
         # A training that finished earlier (the run died in calibration or evaluation) is not redone.
         finished = finished_training(folder, cfg) if resume else None
@@ -83,7 +84,9 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         rec = job.build(folder, resume)
         warm_start(rec, init_from)
         job.write(folder, rec)
-        state = fit(cfg, rec, selection, folder, job.headline, resume) if rec.method.trainable else None
+        if rec.method.trainable and not selection.train:
+            raise EmotuneError(f"dataset '{cfg.data.dataset}' has no training examples (train split missing or empty)")
+        state = fit(rec, selection, cfg.train, folder, job.headline, resume) if rec.method.trainable else None
         fitted = calibrate(rec, selection, cfg.train, job.headline, state is not None, *job.calibration(rec))
         if state is not None and rec.temperature != 1.0:
             state.recipe["temperature"] = round(rec.temperature, 4)
@@ -94,3 +97,19 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         if state is not None and is_main():
             rundir.write_trained(folder, asdict(state))
         return job.evaluate(rec, selection, folder, state or TrainState())
+
+
+def finished_training(folder: Path, cfg: RunConfig) -> TrainState | None:
+    """The state of a training of this very config that finished in ``folder``, else None.
+
+    A changed config (say, more epochs on ``--resume``) is not finished: it goes on from the
+    newest checkpoint as before.
+    """
+    state = rundir.read_trained(folder)
+    saved = folder / "config.yaml"
+    if state is None or not saved.is_file():
+        return None
+    if RunConfig.from_yaml(saved, saved=True).recipe() != cfg.recipe():
+        log.info("%s: finished training of another config; not reused", folder)
+        return None
+    return TrainState(**{k: v for k, v in state.items() if k in TrainState.__dataclass_fields__})

@@ -116,7 +116,7 @@ class Mixture:
             corpora=[t.to_dict() for t in tasks_of(mix)],
             temperature=rec.temperature,
         ).save(folder)
-        cards = [dataset_card(_corpus_run(cfg, d.name), d) for d in mix.corpora]
+        cards = [dataset_card(corpus_config(cfg.data, d.name), cfg.train.seed, d) for d in mix.corpora]
         card: dict[str, Any] = {
             "dataset": cfg.data.dataset,
             "corpora": cards,
@@ -167,9 +167,3 @@ class Mixture:
 
 def tasks_of(corpora: Corpora) -> list[CorpusTask]:
     return [CorpusTask(d.name, d.labels, d.language, d.task, d.headline_metric) for d in corpora.datasets]
-
-
-def _corpus_run(cfg: RunConfig, name: str) -> RunConfig:
-    one = RunConfig.from_dict(cfg.to_dict())
-    one.data = corpus_config(cfg.data, name)
-    return one

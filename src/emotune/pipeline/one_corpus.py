@@ -93,7 +93,10 @@ class OneCorpus:
         if d.multi_label or (cfg.train.prior_correction != "none" and bool(rec.head.bias.abs().sum() > 0)):
             meta.head_bias = rec.head.bias.tolist()
         meta.save(folder)
-        write_json(folder / "dataset_card.json", dataset_card(cfg, d) | ({"training": recipe} if recipe else {}))
+        write_json(
+            folder / "dataset_card.json",
+            dataset_card(cfg.data, cfg.train.seed, d) | ({"training": recipe} if recipe else {}),
+        )
 
     def evaluate(self, rec: Recogniser, selection: Selection, folder: Path, state: TrainState) -> dict[str, Any]:
         """Evaluates on the configured split and writes metrics, predictions and confusion files."""

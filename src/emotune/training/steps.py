@@ -10,12 +10,11 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from emotune import rundir
-from emotune.config import RunConfig
+from emotune.config import TrainConfig
 from emotune.data import Selection
 from emotune.distributed import is_main, wait_for_everyone
 from emotune.errors import EmotuneError
@@ -33,17 +32,17 @@ def seed_everything(seed: int) -> None:
 
 
 @contextmanager
-def open_run(cfg: RunConfig, resume: bool) -> Iterator[Path]:
-    """The run directory, with ``train.log`` attached, for the length of the block.
+def open_run(folder: Path, overwrite: bool, resume: bool) -> Iterator[Path]:
+    """The run directory ``folder`` (``output``), with ``train.log`` attached, for the length of
+    the block; ``overwrite`` replaces an earlier run's, ``resume`` goes on with it.
 
     A run that fails with neither a checkpoint nor a finished training removes the directory it
     created, so the retry starts clean; otherwise the directory stays for ``--resume``.
     """
-    folder = Path(cfg.output)
     existed = folder.exists()
-    fresh = not existed or not any(folder.iterdir()) or (cfg.overwrite and not resume)
+    fresh = not existed or not any(folder.iterdir()) or (overwrite and not resume)
     if is_main():  # only the main process touches the run directory; the others wait for it
-        rundir.prepare(folder, overwrite=cfg.overwrite, resume=resume)
+        rundir.prepare(folder, overwrite=overwrite, resume=resume)
     wait_for_everyone()
     handler = rundir.attach_log(folder) if is_main() else None
     try:
@@ -62,12 +61,14 @@ def open_run(cfg: RunConfig, resume: bool) -> Iterator[Path]:
             rundir.detach_log(handler)
 
 
-def fit(cfg: RunConfig, rec: Recogniser, selection: Selection, folder: Path, headline: str, resume: bool) -> TrainState:
+def fit(
+    rec: Recogniser, selection: Selection, settings: TrainConfig, folder: Path, headline: str, resume: bool
+) -> TrainState:
     """Trains with dev evaluation, logging and checkpoints; leaves the best weights in ``rec``
     and saves them as the run's adapter."""
     if not selection.train:
-        raise EmotuneError(f"dataset '{cfg.data.dataset}' has no training examples (train split missing or empty)")
-    t = cfg.train
+        raise EmotuneError("no training examples (train split missing or empty)")
+    t = settings
     dev = DevEvaluation(selection.dev, headline, t.eval_every, t.patience, on_best=_best_writer(folder))
     callbacks = [ProgressLog(t.log_every), dev, Checkpointing(folder, t.checkpoint_every)]
     trainer = Trainer(rec, selection.train, t, callbacks)
@@ -91,24 +92,3 @@ def _best_writer(folder: Path) -> Callable[[dict[str, torch.Tensor]], None]:
             rundir.write_best(folder, weights)
 
     return write
-
-
-def finished_training(folder: Path, cfg: RunConfig) -> TrainState | None:
-    """The state of a training of this very config that finished in ``folder``, else None.
-
-    A changed config (say, more epochs on ``--resume``) is not finished: it goes on from the
-    newest checkpoint as before.
-    """
-    state = rundir.read_trained(folder)
-    saved = folder / "config.yaml"
-    if state is None or not saved.is_file():
-        return None
-    if recipe_of(RunConfig.from_yaml(saved, saved=True)) != recipe_of(cfg):
-        log.info("%s: finished training of another config; not reused", folder)
-        return None
-    return TrainState(**{k: v for k, v in state.items() if k in TrainState.__dataclass_fields__})
-
-
-def recipe_of(cfg: RunConfig) -> dict[str, Any]:
-    """What a config trains: everything but where the run goes and whether it may be replaced."""
-    return {k: v for k, v in cfg.to_dict().items() if k not in ("output", "overwrite")}

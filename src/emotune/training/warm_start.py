@@ -10,6 +10,7 @@ from pathlib import Path
 from emotune.config import RunConfig
 from emotune.errors import EmotuneError
 from emotune.methods import method_name_of
+from emotune.methods.base import MethodOptions
 from emotune.models.generalist import resolve_run
 from emotune.models.recogniser import Recogniser
 from emotune.rundir import load_run
@@ -17,16 +18,17 @@ from emotune.rundir import load_run
 log = logging.getLogger(__name__)
 
 
-def check_init_from(cfg: RunConfig) -> Path | None:
-    """The run ``train.init_from`` names, checked against ``cfg`` before any weights load.
+def check_init_from(init_from: str | None, model: str, method: MethodOptions) -> Path | None:
+    """The run ``init_from`` (``train.init_from``) names, checked against this run's ``model``
+    (``model.name``) and ``method`` before any weights load.
 
     Raises:
         EmotuneError: One line, for a folder that is not a trained run, another backbone or
             another method.
     """
-    if not cfg.train.init_from or cfg.train.init_from == "none":
+    if not init_from or init_from == "none":
         return None
-    source = resolve_run(cfg.train.init_from)
+    source = resolve_run(init_from)
     assert source is not None
     try:
         run = load_run(source)
@@ -34,11 +36,11 @@ def check_init_from(cfg: RunConfig) -> Path | None:
         run.adapter(needed=True)
     except EmotuneError as err:
         raise EmotuneError(f"train.init_from: {err}") from None
-    if other.model.name != cfg.model.name:
+    if other.model.name != model:
         raise EmotuneError(
-            f"train.init_from {source}: trained on backbone '{other.model.name}', this run uses '{cfg.model.name}'"
+            f"train.init_from {source}: trained on backbone '{other.model.name}', this run uses '{model}'"
         )
-    mine, theirs = method_name_of(cfg.method), method_name_of(other.method)
+    mine, theirs = method_name_of(method), method_name_of(other.method)
     if mine != theirs:
         raise EmotuneError(f"train.init_from {source}: a '{theirs}' run, this run trains '{mine}'")
     return source
