@@ -86,22 +86,27 @@ def targets(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def logits_of(folder: Path, cache: Path) -> dict[str, Any]:
-    """The run's dev and evaluation-split label logits and gold ids (cached), as its own data
-    settings select them."""
-    import numpy as np
-
+def selection_of(folder: Path) -> tuple[int, Any]:
+    """The run's number of labels, and its dev and evaluation examples as its own data settings
+    select them."""
     from emotune.config import RunConfig
     from emotune.data import load_data, select_splits
-    from emotune.inference.predict import Predictor
     from emotune.pipeline import trained_data
+
+    cfg = RunConfig.from_yaml(folder / "config.yaml", saved=True)
+    dataset = load_data(trained_data(cfg.data, folder), cfg.train.seed)
+    return len(dataset.labels), select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
+
+
+def logits_of(folder: Path, chosen: Any, cache: Path) -> dict[str, Any]:
+    """The run's dev and evaluation-split label logits and gold ids (cached)."""
+    import numpy as np
+
+    from emotune.inference.predict import Predictor
 
     path = cache / (folder.name + ".npz")
     if path.is_file():
         return dict(np.load(path))
-    cfg = RunConfig.from_yaml(folder / "config.yaml", saved=True)
-    dataset = load_data(trained_data(cfg.data, folder), cfg.train.seed)
-    chosen = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
     rec = Predictor.load(folder).recogniser
     out = {}
     for split, examples in (("dev", chosen.dev), ("eval", chosen.eval)):
@@ -113,13 +118,23 @@ def logits_of(folder: Path, cache: Path) -> dict[str, Any]:
 
 
 def rescored(folder: Path, cache: Path) -> dict[str, Any]:
-    """One run: the temperature alone against the calibration step's choice, on its evaluation split."""
+    """One run: the temperature alone against the calibration step's choice, on its evaluation
+    split. A run with fewer than `MIN_PER_CLASS` dev texts of a label keeps its temperature, so
+    its own metrics.json gives both columns (no logits are computed)."""
     import numpy as np
 
-    from emotune.calibration import calibrated, calibration_metrics, choose_scaling, fit_temperature
+    from emotune.calibration import MIN_PER_CLASS, calibrated, calibration_metrics, choose_scaling
     from emotune.metrics import classification_metrics
 
-    z = logits_of(folder, cache)
+    meta = json.loads((folder / "metrics.json").read_text())
+    k, chosen = selection_of(folder)
+    counts = np.bincount([int(e.label) for e in chosen.dev], minlength=k)
+    row = {"run": str(folder), "dataset": meta.get("dataset"), "dev_texts": len(chosen.dev)}
+    row |= {"fewest_dev_texts_of_a_label": int(counts.min()), "eval_texts": len(chosen.eval)}
+    if counts.min() < MIN_PER_CLASS:
+        own = {m: meta[m] for m in ("ece", "nll", "accuracy", "macro_f1")}
+        return row | {"chosen": "temperature", "compared": None, "temperature_alone": own, "calibration_step": own}
+    z = logits_of(folder, chosen, cache)
     temperature, vector, record = choose_scaling(z["dev"], z["dev_gold"].tolist(), seed=42)
     gold = z["eval_gold"].tolist()
     names = [str(i) for i in range(z["eval"].shape[1])]
@@ -131,14 +146,7 @@ def rescored(folder: Path, cache: Path) -> dict[str, Any]:
         f = classification_metrics(gold, p.argmax(-1).tolist(), names)
         return {"ece": m["ece"], "nll": m["nll"], "accuracy": f["accuracy"], "macro_f1": f["macro_f1"]}
 
-    assert temperature == fit_temperature(z["dev"], z["dev_gold"])
-    meta = json.loads((folder / "metrics.json").read_text())
-    return {
-        "run": str(folder),
-        "dataset": meta.get("dataset"),
-        "dev_texts": len(z["dev_gold"]),
-        "fewest_dev_texts_of_a_label": int(np.bincount(z["dev_gold"], minlength=len(names)).min()),
-        "eval_texts": len(gold),
+    return row | {
         "chosen": record["calibration"],
         "compared": record,
         "temperature_alone": scored(calibrated(z["eval"], temperature)),
