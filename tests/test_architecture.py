@@ -1,10 +1,12 @@
-"""The seams of the design: no import cycles, a torch-free CLI parser, methods that own their
-options and properties, new methods (DoRA, IA3) and a backbone family with no PEFT mapping (GLM)."""
+"""The seams of the design: no import cycles, no import up a layer, one writer of the run files,
+one pipeline and one calibration step, a torch-free CLI parser, methods that own their options and
+properties, new methods (DoRA, IA3) and a backbone family with no PEFT mapping (GLM)."""
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +127,56 @@ def test_no_import_points_up_a_layer() -> None:
             if level.get(_unit(target), -1) > level.get(_unit(name), -1):
                 upward.append(f"{name} -> {target}")
     assert not upward, "imports up a layer: " + "; ".join(upward)
+
+
+def _calls(name: str) -> dict[str, list[ast.Call]]:
+    """Every call of a function named ``name`` in src, by module."""
+    found: dict[str, list[ast.Call]] = {}
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            func = getattr(node, "func", None)
+            if isinstance(node, ast.Call) and name in (getattr(func, "id", None), getattr(func, "attr", None)):
+                found.setdefault(_module_name(path), []).append(node)
+    return found
+
+
+RUN_FILES = {"run.json", "emotune.json", "RUN_FILE", "EXPORT_FILE"}
+
+
+def _names_a_run_file(call: ast.Call) -> bool:
+    for node in ast.walk(call):
+        if isinstance(node, ast.Constant) and node.value in RUN_FILES:
+            return True
+        if isinstance(node, ast.Name | ast.Attribute) and getattr(node, "id", getattr(node, "attr", "")) in RUN_FILES:
+            return True
+    return False
+
+
+def test_run_files_have_one_writer() -> None:
+    """run.json and emotune.json are written only by `emotune.rundir` (RunMeta, ExportMeta and
+    SeqClsBlock own them): no other module hands their names to a writer."""
+    writers = [c for n in ("write_json", "write_text", "dump", "open") for c in _calls(n).items()]
+    outside = [m for m, calls in writers if not m.startswith("emotune.rundir") and any(map(_names_a_run_file, calls))]
+    assert not outside, f"run files written outside emotune.rundir: {outside}"
+
+
+def test_one_pipeline_and_one_calibration_step() -> None:
+    """Training and calibration are called from one flow (and distillation), and logits meet a
+    run's calibration in one function (`emotune.calibration.calibrated`) on every backend."""
+    assert set(_calls("fit")) >= {"emotune.pipeline.flow"}
+    assert {m for m in _calls("fit") if m.startswith("emotune.pipeline")} == {"emotune.pipeline.flow"}
+    # `calibrate(...)`, the step (a zero-shot recogniser's own `rec.calibrate()` is content-free calibration).
+    step = {m for m, calls in _calls("calibrate").items() if any(isinstance(c.func, ast.Name) for c in calls)}
+    assert step == {"emotune.pipeline.flow", "emotune.distill.run"}
+    assert set(_calls("fit_temperature")) <= {"emotune.calibration", "emotune.training.calibrate"}
+    dividing = re.compile(r"/\s*\w+\.temperature\b")
+    by_hand = [
+        f"{_module_name(p)}:{i}"
+        for p in SRC.rglob("*.py")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if dividing.search(line) and "1.0 / rec.temperature" not in line  # the seq-cls export folds it
+    ]
+    assert not by_hand, f"logits divided by a temperature outside emotune.calibration.calibrated: {by_hand}"
 
 
 def test_the_cli_and_config_load_without_torch() -> None:
