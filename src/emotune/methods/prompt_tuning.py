@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from emotune.errors import EmotuneError
 from emotune.methods.base import Method, MethodOptions, decoder_of, option, register_method
-from emotune.methods.seeding import seed_ids
+from emotune.methods.seeding import seed_ids, seed_prompt_encoder
 
 if TYPE_CHECKING:
     import torch
@@ -54,9 +54,7 @@ class PromptTuning(Method):
         with torch.no_grad():
             seed = model.get_input_embeddings()(ids).detach()  # type: ignore[operator]
         wrapped = get_peft_model(model, self.peft_config(model))
-        embedding: torch.Tensor = wrapped.prompt_encoder["default"].embedding.weight  # type: ignore[index,union-attr,assignment]
-        with torch.no_grad():
-            embedding.copy_(seed.to(embedding.device, embedding.dtype))
+        seed_prompt_encoder(wrapped, seed)
         return wrapped
 
     def hidden_states(

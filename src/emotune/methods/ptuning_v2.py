@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from emotune.errors import EmotuneError
 from emotune.methods.base import Method, MethodOptions, cache_argument, decoder_of, option, register_method
-from emotune.methods.seeding import seed_ids
+from emotune.methods.seeding import seed_ids, seed_prompt_encoder
 
 if TYPE_CHECKING:
     import torch
@@ -60,16 +60,13 @@ class PTuningV2(Method):
         )
 
     def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
-        import torch
         from peft import get_peft_model
 
         seed = None if self.options.prefix_projection else real_kv(model, tokenizer, self.options.prompt_length)
         wrapped = get_peft_model(model, self.peft_config(model))
         keep_prefix_under_checkpointing(wrapped)
         if seed is not None:
-            embedding: torch.Tensor = wrapped.prompt_encoder["default"].embedding.weight  # type: ignore[index,union-attr,assignment]
-            with torch.no_grad():
-                embedding.copy_(seed.to(embedding.device, embedding.dtype))
+            seed_prompt_encoder(wrapped, seed)
         return wrapped
 
     def hidden_states(

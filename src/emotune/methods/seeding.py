@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import torch
+    from torch import nn
     from transformers import PreTrainedTokenizerBase
 
 SEED_TEXT = (
@@ -17,3 +19,12 @@ def seed_ids(tokenizer: PreTrainedTokenizerBase, length: int) -> list[int]:
     """Token ids of `SEED_TEXT`, repeated or cut to ``length``."""
     ids: list[int] = tokenizer(SEED_TEXT, add_special_tokens=False).input_ids
     return (ids * (length // len(ids) + 1))[:length]
+
+
+def seed_prompt_encoder(wrapped: nn.Module, seed: torch.Tensor) -> None:
+    """Copies ``seed`` (virtual tokens, or prefix keys and values) into a PEFT prompt encoder."""
+    import torch
+
+    embedding: torch.Tensor = wrapped.prompt_encoder["default"].embedding.weight  # type: ignore[index,union-attr,assignment]
+    with torch.no_grad():
+        embedding.copy_(seed.to(embedding.device, embedding.dtype))
