@@ -65,6 +65,10 @@ SCRATCH = Path("benchmarks/results/small-data/cells")
 PEERS = Path("benchmarks/results/generalist/transfer/cells")
 CURVE = ("meld", "mastodon", "mosi3")
 SIZES = (256, 1000, 2000)
+#: A corpus whose whole training split fits the smaller budget: its larger-budget cell is the same
+#: run (Mastodon has 972 training texts; small-data's lora-1000 and lora-2000 cells agree to the
+#: last digit), so the shipped arm reads the smaller one.
+WHOLE_SPLIT_AT = {("mastodon", 2000): 1000}
 MELD_VARIANTS = {
     "neutral": "neutral",
     "joy": "happy",
@@ -201,7 +205,7 @@ def default_start() -> dict[str, Any]:
             pairs = [
                 (a["macro_f1"], b["macro_f1"])
                 for seed in (42, 43, 44)
-                if (a := _cell(DEFAULT_START, corpus, f"shipped-{size}", seed))
+                if (a := _cell(DEFAULT_START, corpus, f"shipped-{WHOLE_SPLIT_AT.get((corpus, size), size)}", seed))
                 and (b := _cell(SCRATCH, corpus, f"lora-{size}", seed))
             ]
             if pairs:
