@@ -151,7 +151,7 @@ def shipped_generalist_start() -> str:
         "Test macro-F1 (%), LoRA with the default recipe from the shipped generalist (`--init-from "
         "generalist`) and from scratch, on the same seeded training subsets (mean over the seeds both ran; "
         "`benchmarks/default-start.yaml`, run 2026-12-06: seed 42 at 256 and 1,000 at commit 6016a68, seeds 43 "
-        "and 44 and the 2,000 cells at 1b0fc8f (the same training code); Mastodon's 972 training texts make its "
+        "and 44 and the 2,000 cells at 1b0fc8f; Mastodon's 972 training texts make its "
         "2,000 the 1,000 cell; and `benchmarks/small-data.yaml`, whose README dates its runs; each cell's file "
         "names its machine):",
         "",
