@@ -17,7 +17,6 @@ from emotune import rundir
 from emotune.config import TrainConfig
 from emotune.data import Selection
 from emotune.distributed import is_main, wait_for_everyone
-from emotune.errors import EmotuneError
 from emotune.models.recogniser import Recogniser
 from emotune.training.callbacks import Checkpointing, DevEvaluation, ProgressLog
 from emotune.training.trainer import Trainer, TrainState, load_trainable
@@ -65,9 +64,7 @@ def fit(
     rec: Recogniser, selection: Selection, settings: TrainConfig, folder: Path, headline: str, resume: bool
 ) -> TrainState:
     """Trains with dev evaluation, logging and checkpoints; leaves the best weights in ``rec``
-    and saves them as the run's adapter."""
-    if not selection.train:
-        raise EmotuneError("no training examples (train split missing or empty)")
+    and saves them as the run's adapter (the pipeline has checked there are training examples)."""
     t = settings
     dev = DevEvaluation(selection.dev, headline, t.eval_every, t.patience, on_best=_best_writer(folder))
     callbacks = [ProgressLog(t.log_every), dev, Checkpointing(folder, t.checkpoint_every)]
