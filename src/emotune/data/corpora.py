@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from emotune.data.files import read_csv_rows, require_dir
-from emotune.data.registry import DataRequest, register_dataset
+from emotune.data.registry import DataRequest, Variant, register_dataset, register_family
 from emotune.data.schema import Dataset, Example, LabelSet
 from emotune.errors import EmotuneError
 from emotune.storage import read_json
@@ -68,30 +68,25 @@ def _mosi(
     return Dataset(name, labels, "en", "sentiment", splits)
 
 
-@register_dataset(
-    "mosi2",
+register_family(
+    _mosi,
+    [
+        Variant(
+            "mosi2",
+            "CMU-MOSI text, negative (<0) vs non-negative (1284/229/686)",
+            {"labels": MOSI2, "to_label": binary_label},
+        ),
+        Variant(
+            "mosi3",
+            "CMU-MOSI text, negative / neutral (=0) / positive (1284/229/686)",
+            {"labels": MOSI3, "to_label": ternary_label},
+        ),
+    ],
     folder="mosi",
     language="en",
     task="sentiment",
-    description="CMU-MOSI text, negative (<0) vs non-negative (1284/229/686)",
     files="mosi_{train,valid,test}.csv",
 )
-def load_mosi2(request: DataRequest) -> Dataset:
-    """CMU-MOSI, two classes."""
-    return _mosi(request, "mosi2", MOSI2, binary_label)
-
-
-@register_dataset(
-    "mosi3",
-    folder="mosi",
-    language="en",
-    task="sentiment",
-    description="CMU-MOSI text, negative / neutral (=0) / positive (1284/229/686)",
-    files="mosi_{train,valid,test}.csv",
-)
-def load_mosi3(request: DataRequest) -> Dataset:
-    """CMU-MOSI, three classes."""
-    return _mosi(request, "mosi3", MOSI3, ternary_label)
 
 
 @register_dataset(
@@ -134,32 +129,29 @@ def _smp(request: DataRequest, name: str, files: dict[str, str]) -> Dataset:
     return Dataset(name, SMP6, "zh", "emotion", splits)
 
 
-@register_dataset(
-    "smp2020-ewect",
+_VIRUS = {"train": "virus_train.txt", "dev": "virus_eval_labeled.txt", "test": "virus_test_labeled.txt"}
+_USUAL = {"dev": "usual_eval_labeled.txt", "test": "usual_test_labeled.txt"}
+register_family(
+    _smp,
+    [
+        Variant(
+            "smp2020-ewect",
+            "SMP2020-EWECT Weibo, 6 emotions, 'virus' subset; stand-in for M3ED (8606/2000/3000)",
+            {"files": _VIRUS},
+            files=", ".join(_VIRUS.values()),
+        ),
+        # The usual subset's train file is not in the shared copy.
+        Variant(
+            "smp2020-ewect-usual",
+            "SMP2020-EWECT Weibo, 6 emotions, 'usual' subset; no train split here (eval 2000, test 5000)",
+            {"files": _USUAL},
+            files=", ".join(_USUAL.values()),
+        ),
+    ],
     folder="smp2020_ewect",
     language="zh",
     task="emotion",
-    description="SMP2020-EWECT Weibo, 6 emotions, 'virus' subset; stand-in for M3ED (8606/2000/3000)",
-    files="virus_train.txt, virus_eval_labeled.txt, virus_test_labeled.txt",
 )
-def load_smp_virus(request: DataRequest) -> Dataset:
-    """SMP2020-EWECT, virus subset (train, dev = eval, test)."""
-    files = {"train": "virus_train.txt", "dev": "virus_eval_labeled.txt", "test": "virus_test_labeled.txt"}
-    return _smp(request, "smp2020-ewect", files)
-
-
-@register_dataset(
-    "smp2020-ewect-usual",
-    folder="smp2020_ewect",
-    language="zh",
-    task="emotion",
-    description="SMP2020-EWECT Weibo, 6 emotions, 'usual' subset; no train split here (eval 2000, test 5000)",
-    files="usual_eval_labeled.txt, usual_test_labeled.txt",
-)
-def load_smp_usual(request: DataRequest) -> Dataset:
-    """SMP2020-EWECT, usual subset (its train file is not in the shared copy)."""
-    files = {"dev": "usual_eval_labeled.txt", "test": "usual_test_labeled.txt"}
-    return _smp(request, "smp2020-ewect-usual", files)
 
 
 @register_dataset(

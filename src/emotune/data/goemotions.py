@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emotune.data.files import require_dir
-from emotune.data.registry import DataRequest, register_dataset
+from emotune.data.registry import DataRequest, Variant, register_dataset, register_family
 from emotune.data.schema import Dataset, Example, LabelSet, regroup
 from emotune.errors import EmotuneError
 
@@ -58,6 +58,7 @@ def _label_ids(field: str, num_labels: int, path: Path, lineno: int) -> tuple[in
 
 
 def _goemotions(request: DataRequest, subset: str, name: str) -> Dataset:
+    """GoEmotions with its 28 labels (``subset`` original) or the Ekman grouping (ekman)."""
     root = require_dir(request.data_dir, name, FILES)
     # Accept the corpus root (with original/ and ekman/) or the subset folder itself.
     folder = root / subset if (root / subset).is_dir() else root
@@ -69,30 +70,26 @@ def _goemotions(request: DataRequest, subset: str, name: str) -> Dataset:
     return Dataset(name, labels, "en", "emotion", splits, multi_label=True)
 
 
-@register_dataset(
-    "goemotions",
+register_family(
+    _goemotions,
+    [
+        Variant(
+            "goemotions",
+            "GoEmotions Reddit, multi-label, 27 emotions + neutral (43410/5426/5427)",
+            {"subset": "original"},
+            files="original/" + FILES,
+        ),
+        Variant(
+            "goemotions-ekman",
+            "GoEmotions grouped into Ekman's 6 emotions + neutral, multi-label (43410/5426/5427)",
+            {"subset": "ekman"},
+            files="ekman/" + FILES,
+        ),
+    ],
     folder="goemotions",
     language="en",
     task="emotion",
-    description="GoEmotions Reddit, multi-label, 27 emotions + neutral (43410/5426/5427)",
-    files="original/" + FILES,
 )
-def load_goemotions(request: DataRequest) -> Dataset:
-    """GoEmotions with its 28 labels."""
-    return _goemotions(request, "original", "goemotions")
-
-
-@register_dataset(
-    "goemotions-ekman",
-    folder="goemotions",
-    language="en",
-    task="emotion",
-    description="GoEmotions grouped into Ekman's 6 emotions + neutral, multi-label (43410/5426/5427)",
-    files="ekman/" + FILES,
-)
-def load_goemotions_ekman(request: DataRequest) -> Dataset:
-    """GoEmotions with the Ekman grouping."""
-    return _goemotions(request, "ekman", "goemotions-ekman")
 
 
 #: GoEmotions' sentiment grouping (``sentiment_mapping.json`` of the release) by label name.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from emotune.data.corpora import MOSI2, MOSI3, binary_label, ternary_label
 from emotune.data.files import read_csv_rows, require_dir
-from emotune.data.registry import DataRequest, register_dataset
+from emotune.data.registry import DataRequest, Variant, register_dataset, register_family
 from emotune.data.schema import Dataset, Example, LabelSet
 from emotune.errors import EmotuneError
 
@@ -55,6 +55,7 @@ def load_poem_sentiment(request: DataRequest) -> Dataset:
 
 
 def _emobank(request: DataRequest, name: str, labels: LabelSet, ternary: bool) -> Dataset:
+    """EmoBank by valence with the MOSI-2 rule, or the MOSI-3 rule where ``ternary``."""
     path = require_dir(request.data_dir, name, "emobank.csv") / "emobank.csv"
     rows = read_csv_rows(path, ("id", "split", "V", "text"))
     rule = ternary_label if ternary else binary_label
@@ -75,27 +76,22 @@ def _emobank(request: DataRequest, name: str, labels: LabelSet, ternary: bool) -
     return Dataset(name, labels, "en", "sentiment", splits)
 
 
-@register_dataset(
-    "emobank",
+register_family(
+    _emobank,
+    [
+        Variant(
+            "emobank",
+            "EmoBank sentences by valence: negative (V < 3) vs non-negative (8062/1000/1000)",
+            {"labels": MOSI2, "ternary": False},
+        ),
+        Variant(
+            "emobank3",
+            "EmoBank sentences by valence: negative (V < 3) / neutral (V = 3) / positive (8062/1000/1000)",
+            {"labels": MOSI3, "ternary": True},
+        ),
+    ],
     folder="emobank",
     language="en",
     task="sentiment",
-    description="EmoBank sentences by valence: negative (V < 3) vs non-negative (8062/1000/1000)",
     files="emobank.csv (id,split,V,A,D,text)",
 )
-def load_emobank(request: DataRequest) -> Dataset:
-    """EmoBank, two classes (the MOSI-2 rule on valence)."""
-    return _emobank(request, "emobank", MOSI2, ternary=False)
-
-
-@register_dataset(
-    "emobank3",
-    folder="emobank",
-    language="en",
-    task="sentiment",
-    description="EmoBank sentences by valence: negative (V < 3) / neutral (V = 3) / positive (8062/1000/1000)",
-    files="emobank.csv (id,split,V,A,D,text)",
-)
-def load_emobank3(request: DataRequest) -> Dataset:
-    """EmoBank, three classes (the MOSI-3 rule on valence)."""
-    return _emobank(request, "emobank3", MOSI3, ternary=True)

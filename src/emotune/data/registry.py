@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 from emotune.data.schema import Dataset
 from emotune.errors import EmotuneError
@@ -66,6 +68,43 @@ def register_dataset(
         return loader
 
     return wrap
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One dataset of a corpus family: its name, what ``emotune datasets`` says, the family loader's options.
+
+    ``files``, ``language`` and ``task`` left empty take the family's (`register_family`).
+    """
+
+    name: str
+    description: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    files: str = ""
+    language: str = ""
+    task: str = ""
+
+
+def register_family(
+    family: Callable[..., Dataset],
+    variants: Sequence[Variant],
+    *,
+    folder: str,
+    language: str,
+    task: str,
+    files: str = "",
+) -> None:
+    """Registers each variant of a corpus as ``family(request, name=variant.name, **variant.options)``.
+
+    One corpus often yields several datasets (SST-2 and SST-5, MOSI with two or three classes);
+    a table of variants says what differs, so the loader and its registration are written once.
+    """
+    for v in variants:
+        loader: Loader = partial(family, name=v.name, **v.options)
+        info = DatasetInfo(
+            v.name, loader, v.language or language, v.task or task, v.description, v.files or files, folder
+        )
+        _REGISTRY[v.name] = info
 
 
 def dataset_names() -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emotune.data.files import require_dir
-from emotune.data.registry import DataRequest, register_dataset
+from emotune.data.registry import DataRequest, Variant, register_family
 from emotune.data.schema import Dataset, Example, LabelSet
 from emotune.errors import EmotuneError
 
@@ -39,32 +39,22 @@ def read_stsa(path: Path, num_labels: int) -> list[Example]:
 
 
 def _load(request: DataRequest, name: str, variant: str, labels: LabelSet) -> Dataset:
+    """SST-2 (``variant`` binary) or SST-5 (fine) from ``request.data_dir``."""
     folder = require_dir(request.data_dir, name, f"stsa.{variant}.*")
     splits = {s: read_stsa(folder / f"stsa.{variant}.{s}", len(labels)) for s in _SPLITS if request.wants(s)}
     return Dataset(name=name, labels=labels, language="en", task="sentiment", splits=splits)
 
 
-@register_dataset(
+_SST2 = Variant(
     "sst2",
-    folder="sst",
-    language="en",
-    task="sentiment",
-    description="SST-2, binary sentence sentiment (6920/872/1821)",
+    "SST-2, binary sentence sentiment (6920/872/1821)",
+    {"variant": "binary", "labels": SST2_LABELS},
     files="stsa.binary.{train,dev,test}",
 )
-def load_sst2(request: DataRequest) -> Dataset:
-    """Loads SST-2 from ``request.data_dir``."""
-    return _load(request, "sst2", "binary", SST2_LABELS)
-
-
-@register_dataset(
+_SST5 = Variant(
     "sst5",
-    folder="sst",
-    language="en",
-    task="sentiment",
-    description="SST-5, five-way sentence sentiment (8544/1101/2210)",
+    "SST-5, five-way sentence sentiment (8544/1101/2210)",
+    {"variant": "fine", "labels": SST5_LABELS},
     files="stsa.fine.{train,dev,test}",
 )
-def load_sst5(request: DataRequest) -> Dataset:
-    """Loads SST-5 from ``request.data_dir``."""
-    return _load(request, "sst5", "fine", SST5_LABELS)
+register_family(_load, [_SST2, _SST5], folder="sst", language="en", task="sentiment")

@@ -17,7 +17,7 @@ import random
 from pathlib import Path
 
 from emotune.data.files import require_dir
-from emotune.data.registry import DataRequest, register_dataset
+from emotune.data.registry import DataRequest, Variant, register_family
 from emotune.data.schema import Dataset, Example, LabelSet, regroup
 from emotune.errors import EmotuneError
 
@@ -28,6 +28,7 @@ ZH_WORDS = [["愤怒"], ["期待"], ["厌恶"], ["恐惧"], ["喜悦"], ["悲伤
 XED9 = LabelSet((*PLUTCHIK, "neutral"))
 XED_ZH = LabelSet(PLUTCHIK, {"zh": ZH_WORDS})
 POLARITY = LabelSet(("negative", "neutral", "positive"))
+_ZH_POLARITY = LabelSet(("negative", "positive"), {"zh": [["消极"], ["积极"]]})
 #: Plutchik's emotions by polarity; anticipation and surprise are neither, so their lines are left out.
 _POLE = {"anger": 0, "disgust": 0, "fear": 0, "sadness": 0, "joy": 2, "trust": 2, "neutral": 1}
 FILES = "en-annotated.tsv, neu_en.txt, {zh,cn,tw}-projections.tsv"
@@ -95,70 +96,54 @@ def _lines(request: DataRequest, language: str) -> dict[str, list[Example]]:
     return _merge([annotated, neutral])
 
 
-def _wanted(request: DataRequest, splits: dict[str, list[Example]]) -> dict[str, list[Example]]:
-    return {s: v for s, v in splits.items() if request.wants(s)}
-
-
 def to_polarity(examples: list[Example]) -> list[Example]:
     """Each line whose emotions share one polarity, labelled with it (`POLARITY`); others left out."""
     pole_of = {i: _POLE[name] for i, name in enumerate(XED9.names) if name in _POLE}
     return regroup(examples, pole_of)
 
 
-@register_dataset(
-    "xed",
+def _xed(request: DataRequest, name: str, language: str, polarity: bool) -> Dataset:
+    """XED's English lines (with the neutral ones) or its Chinese projections, by emotion or polarity."""
+    splits = {s: v for s, v in _lines(request, language).items() if request.wants(s)}
+    if not polarity:
+        return Dataset(name, XED9 if language == "en" else XED_ZH, language, "emotion", splits, multi_label=True)
+    splits = {s: to_polarity(v) for s, v in splits.items()}
+    if language == "zh":  # no neutral lines exist for the projections: negative (0) / positive (2 -> 1)
+        splits = {s: [Example(e.text, int(e.label or 0) // 2, uid=e.uid) for e in v] for s, v in splits.items()}
+        return Dataset(name, _ZH_POLARITY, "zh", "sentiment", splits)
+    return Dataset(name, POLARITY, "en", "sentiment", splits)
+
+
+register_family(
+    _xed,
+    [
+        Variant(
+            "xed",
+            "XED English subtitles, Plutchik's 8 emotions + neutral, multi-label; seeded 80/10/10 split",
+            {"language": "en", "polarity": False},
+        ),
+        Variant(
+            "xed-zh",
+            "XED lines projected onto Chinese subtitles (zh, cn, tw), Plutchik's 8 emotions, multi-label",
+            {"language": "zh", "polarity": False},
+            language="zh",
+        ),
+        Variant(
+            "xed-polarity",
+            "XED English as negative / neutral / positive (lines of one polarity; anticipation, surprise out)",
+            {"language": "en", "polarity": True},
+            task="sentiment",
+        ),
+        Variant(
+            "xed-zh-polarity",
+            "XED's Chinese projections as negative / positive (lines of one polarity)",
+            {"language": "zh", "polarity": True},
+            language="zh",
+            task="sentiment",
+        ),
+    ],
     folder="xed",
     language="en",
     task="emotion",
-    description="XED English subtitles, Plutchik's 8 emotions + neutral, multi-label; seeded 80/10/10 split",
     files=FILES,
 )
-def load_xed(request: DataRequest) -> Dataset:
-    """XED English: 8 emotions + neutral (neutral lines from ``neu_en.txt``)."""
-    return Dataset("xed", XED9, "en", "emotion", _wanted(request, _lines(request, "en")), multi_label=True)
-
-
-@register_dataset(
-    "xed-zh",
-    folder="xed",
-    language="zh",
-    task="emotion",
-    description="XED lines projected onto Chinese subtitles (zh, cn, tw), Plutchik's 8 emotions, multi-label",
-    files=FILES,
-)
-def load_xed_zh(request: DataRequest) -> Dataset:
-    """XED's Chinese projections: 8 emotions, Chinese prompt and label words."""
-    return Dataset("xed-zh", XED_ZH, "zh", "emotion", _wanted(request, _lines(request, "zh")), multi_label=True)
-
-
-@register_dataset(
-    "xed-polarity",
-    folder="xed",
-    language="en",
-    task="sentiment",
-    description="XED English as negative / neutral / positive (lines of one polarity; anticipation, surprise out)",
-    files=FILES,
-)
-def load_xed_polarity(request: DataRequest) -> Dataset:
-    """XED English by polarity: anger, disgust, fear, sadness negative; joy, trust positive."""
-    splits = {s: to_polarity(v) for s, v in _lines(request, "en").items() if request.wants(s)}
-    return Dataset("xed-polarity", POLARITY, "en", "sentiment", splits)
-
-
-@register_dataset(
-    "xed-zh-polarity",
-    folder="xed",
-    language="zh",
-    task="sentiment",
-    description="XED's Chinese projections as negative / positive (lines of one polarity)",
-    files=FILES,
-)
-def load_xed_zh_polarity(request: DataRequest) -> Dataset:
-    """XED's Chinese projections by polarity (no neutral lines exist for them)."""
-    labels = LabelSet(("negative", "positive"), {"zh": [["消极"], ["积极"]]})
-    splits = {
-        s: [Example(e.text, int(e.label or 0) // 2, uid=e.uid) for e in to_polarity(v)]
-        for s, v in _lines(request, "zh").items()
-        if request.wants(s)
-    }
-    return Dataset("xed-zh-polarity", labels, "zh", "sentiment", splits)
