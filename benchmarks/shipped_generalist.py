@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import tempfile
 import time
@@ -172,19 +173,28 @@ def cell(name: str, row: str, limit: int, fresh: bool) -> dict[str, Any]:
     return result
 
 
-PREDICT = ["emotune", "predict", "I can't believe they cancelled it"]
+PREDICT = ["predict", "I can't believe they cancelled it"]
 
 
-def call_time(runs: int = 3) -> dict[str, Any]:
+def call_time(emotune: str = "emotune", runs: int = 3) -> dict[str, Any]:
     """Wall seconds of ``emotune predict TEXT`` (the shipped generalist, no run, no labels) from a
-    fresh process, ``runs`` times after one warm-up that fills the backbone's cache."""
-    subprocess.run(PREDICT, capture_output=True, check=True)
+    fresh process, ``runs`` times after one warm-up that fills the backbone's cache.
+
+    ``emotune`` is the executable timed: the README's install (no extras) or one with the dev
+    extras, where PEFT's import also pulls bitsandbytes in; the file names which it was.
+    """
+    command = [shutil.which(emotune) or emotune, *PREDICT]
+    subprocess.run(command, capture_output=True, check=True)
     seconds, output = [], ""
     for _ in range(runs):
         started = time.perf_counter()
-        output = subprocess.run(PREDICT, capture_output=True, text=True, check=True).stdout.strip()
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
         seconds.append(round(time.perf_counter() - started, 2))
-    result = header(" ".join(PREDICT[:2]) + ' "' + PREDICT[2] + '"') | {"seconds": seconds, "output": output}
+    python = Path(command[0]).parent / "python"
+    probe = "import importlib.util as u; print(u.find_spec('bitsandbytes') is not None)"
+    bnb = subprocess.run([str(python), "-c", probe], capture_output=True, text=True).stdout.strip() == "True"
+    install = {"executable": command[0], "bitsandbytes_installed": bnb}
+    result = header(f'emotune predict "{PREDICT[1]}"') | {"install": install, "seconds": seconds, "output": output}
     (OUT / "call-time.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -307,9 +317,10 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated corpus names")
     parser.add_argument("--fresh", action="store_true", help="measure finished cells again")
     parser.add_argument("--call-time", action="store_true", help="only time `emotune predict TEXT` (call-time.json)")
+    parser.add_argument("--emotune", default="emotune", help="the emotune executable --call-time times")
     args = parser.parse_args()
     if args.call_time:
-        print(json.dumps(call_time()))
+        print(json.dumps(call_time(args.emotune)))
         return
     only = set(args.only.split(",")) if args.only else None
     cells = {(n, r): cell(n, r, args.limit, args.fresh) for n, r in plan() if only is None or n in only}

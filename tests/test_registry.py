@@ -1,4 +1,4 @@
-"""Registries refuse a name twice (PEFT's register_peft_method does too)."""
+"""Registries refuse a name twice (PEFT's register_peft_method does too); a corpus family registers its variants."""
 
 from __future__ import annotations
 
@@ -16,3 +16,61 @@ def test_a_method_name_registers_once() -> None:
 
     with pytest.raises(EmotuneError, match="'lora' is already registered"):
         register_method(Impostor)
+
+
+def test_a_dataset_name_registers_once() -> None:
+    from emotune.data.registry import register_dataset
+
+    with pytest.raises(EmotuneError, match="dataset 'sst2' is already registered"):
+        register_dataset("sst2", language="en", task="sentiment", description="impostor", files="-")(lambda r: r)
+
+
+def test_a_family_registers_each_variant_with_its_overrides(tmp_path, monkeypatch) -> None:
+    from emotune.data import registry
+    from emotune.data.registry import DataRequest, Variant, dataset_info, load_dataset, register_family
+    from emotune.data.schema import Dataset, Example, LabelSet
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # the test's datasets go with it
+
+    def family(request: DataRequest, name: str, labels: tuple[str, ...]) -> Dataset:
+        examples = [Example(f"text {i}", i) for i in range(len(labels))]
+        return Dataset(name, LabelSet(labels), "en", "emotion", {"test": examples})
+
+    register_family(
+        family,
+        [
+            Variant("test-family-two", "two labels", {"labels": ("a", "b")}),
+            Variant("test-family-three", "three labels", {"labels": ("a", "b", "c")}, files="three.csv", task="mood"),
+        ],
+        folder="family",
+        language="en",
+        task="emotion",
+        files="family.csv",
+    )
+    two, three = dataset_info("test-family-two"), dataset_info("test-family-three")
+    assert (two.task, two.files, two.folder) == ("emotion", "family.csv", "family")
+    assert (three.task, three.files, three.description) == ("mood", "three.csv", "three labels")
+    loaded = load_dataset("test-family-three", DataRequest(data_dir=str(tmp_path)))
+    assert loaded.name == "test-family-three" and loaded.labels.names == ("a", "b", "c")
+    with pytest.raises(EmotuneError, match="'test-family-two' is already registered"):
+        register_family(
+            family, [Variant("test-family-two", "again", {"labels": ("a",)})], folder="", language="en", task="x"
+        )
+
+
+def test_the_corpus_variants_keep_their_language_task_and_files() -> None:
+    from emotune.data.registry import dataset_info
+
+    expected = {
+        "sst2": ("en", "sentiment", "stsa.binary.{train,dev,test}"),
+        "sst5": ("en", "sentiment", "stsa.fine.{train,dev,test}"),
+        "xed-zh": ("zh", "emotion", None),
+        "xed-zh-polarity": ("zh", "sentiment", None),
+        "xed-polarity": ("en", "sentiment", None),
+        "goemotions-ekman": ("en", "emotion", "ekman/{train,dev,test}.tsv + labels.txt"),
+        "smp2020-ewect-usual": ("zh", "emotion", "usual_eval_labeled.txt, usual_test_labeled.txt"),
+    }
+    for name, (language, task, files) in expected.items():
+        info = dataset_info(name)
+        assert (info.language, info.task) == (language, task), name
+        assert files is None or info.files == files, name

@@ -64,7 +64,7 @@ def register_dataset(
     """
 
     def wrap(loader: Loader) -> Loader:
-        _REGISTRY[name] = DatasetInfo(name, loader, language, task, description, files, folder)
+        _add(DatasetInfo(name, loader, language, task, description, files, folder))
         return loader
 
     return wrap
@@ -101,10 +101,16 @@ def register_family(
     """
     for v in variants:
         loader: Loader = partial(family, name=v.name, **v.options)
-        info = DatasetInfo(
-            v.name, loader, v.language or language, v.task or task, v.description, v.files or files, folder
+        _add(
+            DatasetInfo(v.name, loader, v.language or language, v.task or task, v.description, v.files or files, folder)
         )
-        _REGISTRY[v.name] = info
+
+
+def _add(info: DatasetInfo) -> None:
+    # A second corpus under a taken name would silently replace the first (a plugin shadowing sst2).
+    if info.name in _REGISTRY:
+        raise EmotuneError(f"dataset '{info.name}' is already registered")
+    _REGISTRY[info.name] = info
 
 
 def dataset_names() -> list[str]:
