@@ -109,7 +109,9 @@ def shipped_generalist_table() -> str:
     lines += [
         "",
         f"Accuracy / macro-F1 and ECE, %, on {m['n'] if m else '–'} seeded test texts per corpus (all where fewer). "
-        f"Measured {s['date']} on {s['machine']}, commit `{s['commit']}`, `{s['command']}`; the generalist "
+        f"Measured on {s['machine']}, `{s['command']}` (cells at commit "
+        f"{', '.join(sorted({f'`{c}`' for c in (x.get('commit') for x in cells.values()) if c}))}, "
+        f"summary {s['date']} at `{s['commit']}`); the generalist "
         f"built at commit `{s['generalist']['commit']}` (temperature {s['generalist']['temperature']}). "
         "The eight-corpus generalist's figures are its own run's, on the whole test split "
         "(`benchmarks/results/generalist/summary.json`).",
@@ -150,10 +152,10 @@ def shipped_generalist_start() -> str:
     lines = [
         "Test macro-F1 (%), LoRA with the default recipe from the shipped generalist (`--init-from "
         "generalist`) and from scratch, on the same seeded training subsets (mean over the seeds both ran; "
-        "`benchmarks/default-start.yaml`, run 2026-12-06: seed 42 at 256 and 1,000 at commit 6016a68, seeds 43 "
-        "and 44 and the 2,000 cells at 1b0fc8f; Mastodon's 972 training texts make its "
-        "2,000 the 1,000 cell; and `benchmarks/small-data.yaml`, whose README dates its runs; each cell's file "
-        "names its machine):",
+        "`benchmarks/default-start.yaml`, run 2026-12-06 at commits 6016a68 to 7846dc1, one recipe throughout "
+        "(no dev split here has the 20 texts per label that vector scaling needs); Mastodon's 972 training texts "
+        "make its 2,000 the 1,000 cell; and `benchmarks/small-data.yaml`, whose README dates its runs; each "
+        "cell's file names its machine):",
         "",
         "| examples | corpus | seeds | from the generalist | from scratch |",
         "|---|---|---|---|---|",
