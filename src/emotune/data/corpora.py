@@ -68,20 +68,24 @@ def _mosi(
     return Dataset(name, labels, "en", "sentiment", splits)
 
 
+def polarity_variants(two: tuple[str, str], three: tuple[str, str]) -> list[Variant]:
+    """A corpus scored on a signed scale as two datasets, ``(name, description)`` each: negative vs
+    non-negative (the MOSI-2 rule) and negative / neutral / positive (the MOSI-3 rule).
+
+    The family loader takes ``labels`` and ``to_label`` (`binary_label` or `ternary_label`).
+    """
+    return [
+        Variant(*two, {"labels": MOSI2, "to_label": binary_label}),
+        Variant(*three, {"labels": MOSI3, "to_label": ternary_label}),
+    ]
+
+
 register_family(
     _mosi,
-    [
-        Variant(
-            "mosi2",
-            "CMU-MOSI text, negative (<0) vs non-negative (1284/229/686)",
-            {"labels": MOSI2, "to_label": binary_label},
-        ),
-        Variant(
-            "mosi3",
-            "CMU-MOSI text, negative / neutral (=0) / positive (1284/229/686)",
-            {"labels": MOSI3, "to_label": ternary_label},
-        ),
-    ],
+    polarity_variants(
+        ("mosi2", "CMU-MOSI text, negative (<0) vs non-negative (1284/229/686)"),
+        ("mosi3", "CMU-MOSI text, negative / neutral (=0) / positive (1284/229/686)"),
+    ),
     folder="mosi",
     language="en",
     task="sentiment",

@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
-from emotune.data.corpora import MOSI2, MOSI3, binary_label, ternary_label
+from collections.abc import Callable
+
+from emotune.data.corpora import polarity_variants
 from emotune.data.files import read_csv_rows, require_dir
-from emotune.data.registry import DataRequest, Variant, register_dataset, register_family
+from emotune.data.registry import DataRequest, register_dataset, register_family
 from emotune.data.schema import Dataset, Example, LabelSet
 from emotune.errors import EmotuneError
 
@@ -54,11 +56,12 @@ def load_poem_sentiment(request: DataRequest) -> Dataset:
     return Dataset("poem-sentiment", POEM_LABELS, "en", "sentiment", splits)
 
 
-def _emobank(request: DataRequest, name: str, labels: LabelSet, ternary: bool) -> Dataset:
-    """EmoBank by valence with the MOSI-2 rule, or the MOSI-3 rule where ``ternary``."""
+def _emobank(
+    request: DataRequest, name: str, labels: LabelSet, to_label: Callable[[float, float, bool], int | None]
+) -> Dataset:
+    """EmoBank by valence (``V - 3``) with a MOSI rule (`polarity_variants`)."""
     path = require_dir(request.data_dir, name, "emobank.csv") / "emobank.csv"
     rows = read_csv_rows(path, ("id", "split", "V", "text"))
-    rule = ternary_label if ternary else binary_label
     splits: dict[str, list[Example]] = {s: [] for s in _EMOBANK_SPLITS.values() if request.wants(s)}
     for i, r in enumerate(rows):
         if r["split"] not in _EMOBANK_SPLITS:
@@ -70,7 +73,7 @@ def _emobank(request: DataRequest, name: str, labels: LabelSet, ternary: bool) -
             valence = float(r["V"]) - 3.0
         except ValueError:
             raise EmotuneError(f"{path}:{i + 2}: valence '{r['V']}' is not a number") from None
-        label = rule(valence, request.neutral_band, request.drop_neutral)
+        label = to_label(valence, request.neutral_band, request.drop_neutral)
         if label is not None:
             splits[split].append(Example(r["text"].strip(), label, uid=r["id"]))
     return Dataset(name, labels, "en", "sentiment", splits)
@@ -78,18 +81,10 @@ def _emobank(request: DataRequest, name: str, labels: LabelSet, ternary: bool) -
 
 register_family(
     _emobank,
-    [
-        Variant(
-            "emobank",
-            "EmoBank sentences by valence: negative (V < 3) vs non-negative (8062/1000/1000)",
-            {"labels": MOSI2, "ternary": False},
-        ),
-        Variant(
-            "emobank3",
-            "EmoBank sentences by valence: negative (V < 3) / neutral (V = 3) / positive (8062/1000/1000)",
-            {"labels": MOSI3, "ternary": True},
-        ),
-    ],
+    polarity_variants(
+        ("emobank", "EmoBank sentences by valence: negative (V < 3) vs non-negative (8062/1000/1000)"),
+        ("emobank3", "EmoBank sentences by valence: negative (V < 3) / neutral (V = 3) / positive (8062/1000/1000)"),
+    ),
     folder="emobank",
     language="en",
     task="sentiment",
