@@ -61,6 +61,7 @@ def teacher(spec: dict[str, Any], folder: Path) -> float | None:
     if (folder / "metrics.json").is_file():
         return None
     cmd = ["emotune", "train", "--dataset", spec["dataset"], "--data-dir", spec["data_dir"], "--output", str(folder)]
+    cmd += ["--init-from", "none"]  # the teachers were measured from scratch
     if folder.exists():
         cmd += ["--resume"]  # a killed teacher goes on from its last checkpoint
     if spec["labelled"]:

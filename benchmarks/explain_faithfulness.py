@@ -47,6 +47,7 @@ def train(name: str, folder: Path, examples: int) -> None:
     dataset, data_dir = CORPORA[name]
     cmd = ["emotune", "train", "--dataset", dataset, "--data-dir", data_dir, "--max-train-samples", str(examples)]
     cmd += ["--context-turns", "0", "--max-dev-samples", "300", "--output", str(folder), "--overwrite"]
+    cmd += ["--init-from", "none"]  # from scratch, as its runs were measured
     subprocess.run(cmd, check=True, capture_output=True, text=True)
 
 

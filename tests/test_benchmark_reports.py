@@ -1,24 +1,17 @@
-"""The benchmark report scripts judge targets from cell files: met, missed (with the gap), not run."""
+"""The benchmark reports and a matrix's views judge targets from cell files: met, missed (with the
+gap), not run."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
-
-
-def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from emotune.bench import search, targets
+from emotune.bench.curve import Curve
+from emotune.errors import EmotuneError
 
 
 def _cell(out: Path, dataset: str, method: str, seed: int, **metrics: Any) -> None:
@@ -28,7 +21,6 @@ def _cell(out: Path, dataset: str, method: str, seed: int, **metrics: Any) -> No
 
 
 def test_paper_targets_reports_met_missed_and_not_run(tmp_path: Path) -> None:
-    targets = _script("paper_targets")
     _cell(tmp_path, "mastodon", "lora", 42, accuracy=0.70, macro_f1=0.70)
     _cell(tmp_path, "mastodon", "lora", 43, accuracy=0.66, macro_f1=0.66)
     _cell(tmp_path, "mastodon", "minilm", 42, accuracy=0.69, macro_f1=0.69)
@@ -46,7 +38,7 @@ def test_paper_targets_reports_met_missed_and_not_run(tmp_path: Path) -> None:
 
 
 def test_learning_curve_compares_on_the_seeds_the_default_ran(tmp_path: Path) -> None:
-    curve = _script("learning_curve")
+    curve = Curve()
     recall = {"a": {"recall": 0.5, "support": 50}, "b": {"recall": 0.0, "support": 50}}
     _cell(tmp_path, "friends", "lora-256", 42, accuracy=0.60, macro_f1=0.40, recall=recall)
     _cell(tmp_path, "friends", "lora-1epoch-256", 42, accuracy=0.65, macro_f1=0.20)
@@ -83,7 +75,6 @@ def test_report_table_says_when_its_cells_were_scored_on_dev(tmp_path: Path) -> 
 
 
 def test_dev_search_reads_dev_scores_never_test(tmp_path: Path) -> None:
-    search = _script("dev_search")
     dev = {"train": {"eval_split": "dev"}}
     test = {"train": {"eval_split": "test"}}
     _cell(tmp_path, "friends", "base", 42, config=dev, accuracy=0.7, macro_f1=0.5, ua=0.4)
@@ -96,13 +87,12 @@ def test_dev_search_reads_dev_scores_never_test(tmp_path: Path) -> None:
     text = search.markdown(table, "base", str(tmp_path))
     assert "60.0 / 80.0 / 50.0 (2 seeds)" in text and "+10.0 / +10.0 / +10.0 (n=1)" in text
     _cell(tmp_path, "friends", "context", 44, config=test, accuracy=0.1, macro_f1=0.1, ua=0.1)
-    with pytest.raises(SystemExit, match="kept no dev metrics"):
+    with pytest.raises(EmotuneError, match="kept no dev metrics"):
         search.load(tmp_path)
     assert "Δ" not in search.markdown({"context": {"friends": kept | {"seeds": 1}}}, "", str(tmp_path))
 
 
 def test_dev_search_counts_the_rarest_labels_dev_hits_over_seeds(tmp_path: Path) -> None:
-    search = _script("dev_search")
     test = {"train": {"eval_split": "test"}}
     kept = {"accuracy": 0.8, "macro_f1": 0.6, "ua": 0.5}
 

@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from emotune.cli import main
 from emotune.config import RunConfig
@@ -110,6 +111,49 @@ def test_init_from_generalist_resolves_to_the_shipped_adapter(tmp_path: Path) ->
     cfg.train.init_from = "generalist"
     assert check_init_from(cfg.train.init_from, cfg.model.name, cfg.method) == shipped_dir()
     assert check_init_from("none", cfg.model.name, cfg.method) is None
+
+
+def test_the_default_start_is_the_generalist_where_it_fits() -> None:
+    from emotune.methods import default_options
+    from emotune.training.warm_start import check_init_from
+
+    cfg = RunConfig().validate()
+    assert cfg.train.init_from == "auto"  # LoRA on the default backbone starts from the generalist
+    assert check_init_from("auto", cfg.model.name, cfg.method) == shipped_dir()
+    wider = default_options("lora")
+    wider.rank = 16  # its adapter's shapes would not fit
+    for model, method in (
+        ("smollm2-135m", cfg.method),
+        (cfg.model.name, wider),
+        (cfg.model.name, default_options("ia3")),
+    ):
+        assert check_init_from("auto", model, method) is None  # a fresh adapter, no error
+
+
+def test_none_and_older_configs_start_fresh(tmp_path: Path) -> None:
+    assert RunConfig.from_dict({"train": {"init_from": "none"}}).validate().train.init_from is None
+    # A run saved before the default start existed (no init_from key) started from scratch.
+    older = RunConfig.from_dict({"train": {"epochs": 1}, "output": "x"}, saved=True)
+    assert older.train.init_from is None
+    for name in ("paper", "paper-full", "small-data", "methods-256", "imbalance", "prior-correction"):
+        defaults = yaml.safe_load((ROOT / "benchmarks" / f"{name}.yaml").read_text())["defaults"]
+        assert defaults["train"]["init_from"] == "none", name  # the paper's matrices start from scratch
+    assert generalist_config().train.init_from is None  # a generalist never starts from the shipped one
+
+
+def generalist_config() -> RunConfig:
+    return RunConfig.from_yaml(ROOT / "configs" / "generalist.yaml").validate()
+
+
+def test_a_run_records_which_adapter_it_started_from(
+    tiny_gemma: str, sentiment_files: dict[str, str], tmp_path: Path
+) -> None:
+    first = run(tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "a"), epochs=1))
+    assert first["recipe"]["init_from"] == "none"  # "auto" on a backbone the generalist does not fit
+    cfg = tiny_config(tiny_gemma, sentiment_files, str(tmp_path / "b"), epochs=1, init_from=str(tmp_path / "a"))
+    assert run(cfg)["recipe"]["init_from"] == str(tmp_path / "a")
+    card = json.loads((tmp_path / "b" / "dataset_card.json").read_text())
+    assert card["training"]["init_from"] == str(tmp_path / "a")
 
 
 def test_labels_with_a_trained_label_head_are_one_line(

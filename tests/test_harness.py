@@ -109,6 +109,42 @@ def test_matrix_errors(tmp_path: Path) -> None:
         load_matrix(bad)
 
 
+def test_a_matrix_writes_the_views_it_asks_for(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    methods = {f"{m}-{n}": {"method": {"name": "lora"}} for m in ("lora", "other") for n in (8, 16)}
+    spec = {"seeds": [1, 2], "datasets": {"d": {"dataset": "sst2"}}, "methods": methods}
+    path.write_text(yaml.safe_dump(spec | {"views": {"curve": {"baselines": ["other"], "columns": ["lora", "other"]}}}))
+
+    def fake(cell: Cell, where: Path) -> dict[str, Any]:
+        f1 = 0.4 + 0.1 * cell.seed + (0.1 if cell.method.startswith("lora") else 0.0)
+        return {"n": 10, "accuracy": 0.5, "macro_f1": f1, "ua": 0.5, "train_seconds": 1.0}
+
+    out = tmp_path / "out"
+    run_matrix(load_matrix(path).only(seeds=[1]), out, tmp_path / "runs", runner=fake)
+    curve = json.loads((out / "learning-curve.json").read_text())["table"]["d"]
+    assert curve["8"]["lora"]["macro_f1"] == 60.0 and curve["8"]["checks"]["macro_f1>=other"] is True
+    run_matrix(load_matrix(path), out, tmp_path / "runs", runner=fake)  # more seeds: the view follows
+    curve = json.loads((out / "learning-curve.json").read_text())["table"]["d"]
+    assert curve["16"]["lora"]["seeds"] == 2 and curve["16"]["lora"]["macro_f1"] == 65.0
+    assert "| d | 16 | 65.0±7.1 / 50.0 | 55.0±7.1 / 50.0 | ≥other |" in (out / "learning-curve.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("views", "message"),
+    [
+        ({"chart": {}}, "unknown view 'chart'"),
+        ({"search": {"baseline": "x"}}, "view 'search': got an unexpected keyword argument 'baseline'"),
+        (["curve"], "'views' must map view names"),
+    ],
+)
+def test_a_matrix_refuses_unknown_views_and_options(tmp_path: Path, views: Any, message: str) -> None:
+    path = tmp_path / "m.yaml"
+    spec = {"seeds": [1], "datasets": {"d": {"dataset": "sst2"}}, "methods": {"x": {"method": {"name": "lora"}}}}
+    path.write_text(yaml.safe_dump(spec | {"views": views}))
+    with pytest.raises(EmotuneError, match=message):
+        load_matrix(path)
+
+
 MATRICES = sorted((Path(__file__).parent.parent / "benchmarks").rglob("*.yaml"))
 
 

@@ -152,7 +152,7 @@ def shipped_generalist_start() -> str:
     lines = [
         "Test macro-F1 (%), LoRA with the default recipe from the shipped generalist (`--init-from "
         "generalist`) and from scratch, on the same seeded training subsets (mean over the seeds both ran; "
-        "`benchmarks/default-start.yaml`, run 2026-12-06 at commits 6016a68 to 7846dc1, one recipe throughout "
+        "`benchmarks/default-start.yaml`, run 2026-12-06 at commits 6016a68 to e4e55e6, one recipe throughout "
         "(no dev split here has the 20 texts per label that vector scaling needs); Mastodon's 972 training texts "
         "make its 2,000 the 1,000 cell; and `benchmarks/small-data.yaml`, whose README dates its runs; each "
         "cell's file names its machine):",

@@ -13,6 +13,9 @@ Matrix file::
       lora: {method: {name: lora}}
       tfidf-lr: {baseline: tfidf-lr, seeds: 1}
       minilm: {baseline: minilm, seeds: {default: 1, sst2: 3}}   # seeds per dataset
+    views:                    # optional: written beside the report (emotune.bench.views)
+      curve: {}               # learning curve over <method>-<budget> keys; targets; search
+
 
 Each finished cell is one JSON file ``OUT/cells/<dataset>__<method>__s<seed>.json`` written
 atomically; a re-run skips cells whose file exists, so a stopped run continues where it was.
@@ -33,6 +36,7 @@ import yaml
 from emotune.bench.baselines import BASELINES, run_baseline
 from emotune.bench.record import machine
 from emotune.bench.report import KEEP, read_cells, report_is_current, write_report
+from emotune.bench.views import check_views, write_views
 from emotune.config import RunConfig
 from emotune.errors import EmotuneError
 from emotune.methods import UNTRAINED
@@ -65,6 +69,7 @@ class Matrix:
 
     cells: list[Cell]
     source: str
+    views: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def only(
         self, datasets: list[str] | None = None, methods: list[str] | None = None, seeds: list[int] | None = None
@@ -87,7 +92,7 @@ class Matrix:
             and (methods is None or c.method in methods)
             and (seeds is None or c.seed in seeds)
         ]
-        return Matrix(keep, self.source)
+        return Matrix(keep, self.source, self.views)
 
 
 def load_matrix(path: str | Path) -> Matrix:
@@ -99,7 +104,7 @@ def load_matrix(path: str | Path) -> Matrix:
     for key in ("seeds", "datasets", "methods"):
         if not spec.get(key):
             raise EmotuneError(f"{file}: '{key}' is missing or empty")
-    unknown = set(spec) - {"defaults", "seeds", "datasets", "methods"}
+    unknown = set(spec) - {"defaults", "seeds", "datasets", "methods", "views"}
     if unknown:
         raise EmotuneError(f"{file}: unknown top-level keys {sorted(unknown)}")
     for method, entry in spec["methods"].items():
@@ -109,7 +114,7 @@ def load_matrix(path: str | Path) -> Matrix:
         if cell.baseline is not None and cell.baseline not in BASELINES:
             raise EmotuneError(f"{file}: method '{cell.method}': unknown baseline '{cell.baseline}'")
         RunConfig.from_dict(cell.config).validate()
-    return Matrix(cells, str(file))
+    return Matrix(cells, str(file), check_views(file, spec.get("views")))
 
 
 def _cells(spec: dict[str, Any], dataset: str, method: str) -> list[Cell]:
@@ -191,6 +196,7 @@ def run_matrix(
     results = read_cells(out)
     if todo or not report_is_current(results, out):
         write_report(results, out, matrix_sources(out, matrix.source))
+    write_views(matrix.views, out, matrix.source)
     return results
 
 

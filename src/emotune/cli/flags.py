@@ -78,7 +78,10 @@ FLAGS: dict[str, Flag] = {
     ),
     "prior-strength": Flag("train.prior_strength", float, "scale of --prior-correction train (1: balanced-error rule)"),
     "init-from": Flag(
-        "train.init_from", str, "start the adapter from a trained run, or generalist (the shipped one); none: fresh"
+        "train.init_from",
+        str,
+        "start the adapter from a trained run or generalist (the shipped one); none: fresh; "
+        "auto (default): generalist where it fits (LoRA rank 8 on the default backbone), else fresh",
     ),
     "temperature": Flag(
         "train.temperature",

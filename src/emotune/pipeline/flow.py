@@ -18,7 +18,7 @@ from emotune.models.recogniser import Recogniser
 from emotune.training.calibrate import DevLogits, calibrate
 from emotune.training.steps import fit, open_run, seed_everything
 from emotune.training.trainer import TrainState
-from emotune.training.warm_start import check_init_from, warm_start
+from emotune.training.warm_start import check_init_from, start_name, warm_start
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         if rec.method.trainable and not selection.train:
             raise EmotuneError(f"dataset '{cfg.data.dataset}' has no training examples (train split missing or empty)")
         state = fit(rec, selection, cfg.train, folder, job.headline, resume) if rec.method.trainable else None
+        if state is not None:  # which adapter training started from ("auto" resolved)
+            state.recipe["init_from"] = start_name(init_from)
         fitted = calibrate(rec, selection, cfg.train, job.headline, state is not None, *job.calibration(rec))
         if state is not None and rec.temperature != 1.0:
             state.recipe["temperature"] = round(rec.temperature, 4)

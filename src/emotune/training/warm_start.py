@@ -1,6 +1,7 @@
 """``train.init_from``: a new run's adapter starts from a trained run's (the same backbone and
 method; the label set may differ), so a user fine-tunes an emotion generalist on a few hundred
-texts instead of starting from scratch."""
+texts instead of starting from scratch. Its default, ``auto``, is the shipped generalist wherever
+it fits the run (`default_start`)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,51 @@ from pathlib import Path
 
 from emotune.config import RunConfig
 from emotune.errors import EmotuneError
-from emotune.methods import method_name_of
+from emotune.methods import method_class, method_name_of
 from emotune.methods.base import MethodOptions
-from emotune.models.generalist import resolve_run
+from emotune.models.generalist import NAME, is_generalist, is_shipped, resolve_run, shipped_dir, verify
 from emotune.models.recogniser import Recogniser
 from emotune.rundir import load_run
 
 log = logging.getLogger(__name__)
 
+#: ``train.init_from``'s default: the shipped generalist where it fits the run, else fresh.
+AUTO = "auto"
+
+
+def default_start(model: str, method: MethodOptions) -> Path | None:
+    """The shipped generalist when this run's backbone (``model.name``) and method options are
+    the ones it was trained with (so its adapter's weights fit), else None: a fresh adapter."""
+    if not method_class(method_name_of(method)).trainable or not is_shipped():
+        return None
+    shipped = RunConfig.from_yaml(shipped_dir() / "config.yaml", saved=True)
+    if shipped.model.name != model or shipped.method != method:
+        # Said, not silent: a user who changed the rank learns why the generalist was not used.
+        log.info(
+            "train.init_from auto: a fresh adapter (the shipped generalist is %s with %s on %s)",
+            method_name_of(shipped.method),
+            shipped.method.to_dict(),
+            shipped.model.name,
+        )
+        return None
+    verify()
+    return shipped_dir()
+
+
+def start_name(source: Path | None) -> str:
+    """What a run records as its start: ``generalist``, the run's path, or ``none``."""
+    if source is None:
+        return "none"
+    return NAME if is_generalist(source) else str(source)
+
 
 def check_init_from(init_from: str | None, model: str, method: MethodOptions) -> Path | None:
     """The run ``init_from`` (``train.init_from``) names, checked against this run's ``model``
     (``model.name``) and ``method`` before any weights load.
+
+    Returns:
+        The run directory to start from; None for a fresh adapter (``none``, or ``auto`` where
+        the shipped generalist does not fit, `default_start`).
 
     Raises:
         EmotuneError: One line, for a folder that is not a trained run, another backbone or
@@ -28,6 +62,8 @@ def check_init_from(init_from: str | None, model: str, method: MethodOptions) ->
     """
     if not init_from or init_from == "none":
         return None
+    if init_from == AUTO:
+        return default_start(model, method)
     source = resolve_run(init_from)
     assert source is not None
     try:
@@ -51,4 +87,7 @@ def warm_start(rec: Recogniser, source: Path | None) -> None:
     if source is None or not rec.method.trainable:
         return
     rec.method.warm_start(rec.model, load_run(source).adapter(needed=True))
-    log.info("adapter initialised from %s", source)
+    if is_generalist(source):  # the default start: say how to leave it
+        log.info("adapter initialised from the shipped generalist (train.init_from none starts fresh)")
+    else:
+        log.info("adapter initialised from %s", source)

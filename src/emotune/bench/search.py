@@ -1,24 +1,22 @@
-"""The table of a dev-only recipe search: every candidate's dev scores per corpus, and its mean
-change against a reference candidate.
+"""The ``search`` view of a matrix: the table of a dev-only recipe search, every candidate's dev
+scores per corpus and its mean change against a reference candidate, in ``OUT/search.md``.
 
-    python benchmarks/dev_search.py --out benchmarks/results/search/small-data-256 \
-        --reference steps200-all-linear
-
-Reads ``OUT/cells/*.json`` and writes ``OUT/search.md``. A cell scored on dev (``train.eval_split:
-dev``) is read as it is; a cell scored on test is read only through ``best_dev``, the dev metrics of
-the checkpoint it kept, so the table never shows a test number. Where the cells kept each label's
-dev recall, a score also says how many dev examples of the rarest label were recalled
-(``neutral 1/13``), summed over seeds.
+A cell scored on dev (``train.eval_split: dev``) is read as it is; a cell scored on test is read
+only through ``best_dev``, the dev metrics of the checkpoint it kept, so the table never shows a
+test number. Where the cells kept each label's dev recall, a score also says how many dev examples
+of the rarest label were recalled (``neutral 1/13``), summed over seeds. A matrix asks for it with
+``views: {search: {reference: CANDIDATE}}`` (no reference: no change column).
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from pathlib import Path
 from typing import Any
 
 from emotune.bench.report import read_cells, scored_split
+from emotune.errors import EmotuneError
+from emotune.storage import write_text
 
 METRICS = ("macro_f1", "accuracy", "ua")
 RAREST_NOTE = (
@@ -53,9 +51,9 @@ def rarest_recalled(cells: list[dict[str, Any]]) -> tuple[str, int, int] | None:
     A macro-F1 gain on a small dev split is often one or two sentences of a rare label; this
     says so in the table instead of needing an ``evaluate --split dev`` pass per run.
     """
-    recalls = [c.get("recall") for c in cells]
-    if not all(recalls):
+    if not all(c.get("recall") for c in cells):
         return None
+    recalls: list[dict[str, Any]] = [c["recall"] for c in cells]
     support = {label: sum(int(r[label]["support"]) for r in recalls) for label in recalls[0]}
     label = min(support, key=lambda name: (support[name], name))
     recalled = sum(round(r[label]["recall"] * r[label]["support"]) for r in recalls)
@@ -69,7 +67,7 @@ def dev_scores(cell: dict[str, Any], out: Path) -> dict[str, Any]:
     if cell.get("best_dev"):
         return cell["best_dev"] | {"recall": cell.get("best_dev_recall")}
     where = f"{out}: {cell['method']} on {cell['dataset']} (seed {cell['seed']})"
-    raise SystemExit(f"{where} is scored on test and kept no dev metrics; a recipe search must not read test")
+    raise EmotuneError(f"{where} is scored on test and kept no dev metrics; a recipe search must not read test")
 
 
 def markdown(table: dict[str, dict[str, dict[str, Any]]], reference: str | None, source: str) -> str:
@@ -111,18 +109,6 @@ def delta(cells: dict[str, dict[str, Any]], ref: dict[str, dict[str, Any]] | Non
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="benchmarks/results/search/small-data-256")
-    parser.add_argument(
-        "--reference", default="steps200-all-linear", help="candidate the change column is against ('' for none)"
-    )
-    args = parser.parse_args()
-    out = Path(args.out)
-    text = markdown(load(out), args.reference, str(out))
-    (out / "search.md").write_text(text)
-    print(text)
-
-
-if __name__ == "__main__":
-    main()
+def write(out: Path, source: str, reference: str | None = None) -> None:
+    """Writes ``search.md`` into ``out``."""
+    write_text(out / "search.md", markdown(load(out), reference, source))

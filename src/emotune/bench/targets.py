@@ -1,34 +1,32 @@
-"""The full-budget table against the paper (issue 12), from the cells of ``benchmarks/paper-full.yaml``.
+"""The ``targets`` view of a matrix: each corpus of the paper against its best adapted number.
 
-Reads ``OUT/cells/*.json`` and writes ``OUT/targets.md`` and ``OUT/targets.json``: per dataset,
-emotune's default (``lora``, mean ± std over seeds) and P-Tuning v2 beside the paper's best
-adapted ChatGLM2-6B number, the best baseline trained on the same split (TF-IDF+LR, MiniLM), the
-wall time per cell, and whether each target is met, with the gap where it is not:
+Writes ``OUT/targets.md`` and ``OUT/targets.json``: per dataset, the default (``lora``, mean ± std
+over seeds) and P-Tuning v2 beside the paper's best adapted ChatGLM2-6B number, the best baseline
+trained on the same split (TF-IDF+LR, MiniLM), the wall time per cell, and whether each target is
+met, with the gap where it is not:
 
-- the row's target metrics >= the paper's best adapted ChatGLM2-6B (the issue's list);
+- the row's target metrics >= the paper's best adapted ChatGLM2-6B;
 - ChnSentiCorp and SMP2020-EWECT (stand-ins the paper did not run): above the best baseline;
-- every row: the headline metric >= TF-IDF+LR and >= MiniLM on the same full split.
+- every row: the headline metric >= TF-IDF+LR and >= MiniLM on the same split.
 
-A dataset whose ``lora`` cells have not run is listed as not run, never left out.
-
-    python benchmarks/paper_targets.py --out benchmarks/results/paper-full
+A dataset whose default cells have not run is listed as not run, never left out. A matrix asks
+for it with ``views: {targets: {}}`` (``benchmarks/paper-full.yaml``).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from emotune.bench.report import read_cells, summarise
+from emotune.storage import write_json, write_text
 
 DEFAULT = "lora"
 ADAPTED = (DEFAULT, "ptuning-v2", "zero-shot")
 BASELINES = ("tfidf-lr", "minilm")
 
-# The paper's best adapted ChatGLM2-6B number per target metric (%), as issue 12 lists them.
+# The paper's best adapted ChatGLM2-6B number per target metric (%).
 TARGETS: dict[str, dict[str, float]] = {
     "sst2": {"accuracy": 95.69},
     "sst5": {"accuracy": 57.59, "macro_f1": 56.45},
@@ -52,12 +50,13 @@ HEADLINE = {
 }
 METRICS = ("accuracy", "macro_f1", "weighted_f1", "ua")
 
+Table = dict[str, dict[str, Any]]
+
 
 def load_rows(out: Path) -> dict[str, dict[str, dict[str, Any]]]:
     """{dataset: {method: stats in %}} from the cells, summarised over seeds as the harness does."""
-    cells = read_cells(out)
     rows: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for (dataset, method), summary in summarise(cells).items():
+    for (dataset, method), summary in summarise(read_cells(out)).items():
         rows[dataset][method] = percent(summary)
     return rows
 
@@ -88,7 +87,7 @@ def checks(dataset: str, row: dict[str, dict[str, Any]]) -> list[dict[str, Any]]
     ]
 
 
-def build(out: Path) -> dict[str, dict[str, Any]]:
+def build(out: Path) -> Table:
     """{dataset: {"methods": {method: stats}, "checks": [...]}} for every dataset of the paper."""
     rows = load_rows(out)
     return {d: {"methods": rows.get(d, {}), "checks": checks(d, rows.get(d, {}))} for d in TARGETS}
@@ -111,13 +110,14 @@ def verdict_text(row_checks: list[dict[str, Any]]) -> str:
     return "; ".join(f"{c['target']}: " + ("met" if c["met"] else f"**not met** ({c['gap']:+.2f})") for c in row_checks)
 
 
-def markdown(table: dict[str, dict[str, Any]], source: str) -> str:
+def markdown(table: Table, source: str) -> str:
+    """The targets as a Markdown table, one row per dataset of the paper."""
     columns = (*ADAPTED, *BASELINES)
     lines = [
         f"Full-budget targets from `{source}` (test split, %; mean ± std over seeds; training wall",
         "time per cell in brackets). Paper = the best adapted ChatGLM2-6B number per target metric.",
         "",
-        "| dataset | metrics | " + " | ".join(columns) + " | paper | targets for `lora` (the default) |",
+        "| dataset | metrics | " + " | ".join(columns) + f" | paper | targets for `{DEFAULT}` (the default) |",
         "|---|---|" + "---|" * (len(columns) + 2),
     ]
     for dataset, entry in table.items():
@@ -128,17 +128,8 @@ def markdown(table: dict[str, dict[str, Any]], source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="benchmarks/results/paper-full")
-    args = parser.parse_args()
-    out = Path(args.out)
+def write(out: Path, source: str) -> None:
+    """Writes ``targets.json`` and ``targets.md`` into ``out``."""
     table = build(out)
-    source = "benchmarks/paper-full.yaml"
-    (out / "targets.json").write_text(json.dumps({"source": source, "table": table}, indent=1) + "\n")
-    (out / "targets.md").write_text(markdown(table, source))
-    print((out / "targets.md").read_text())
-
-
-if __name__ == "__main__":
-    main()
+    write_json(out / "targets.json", {"source": source, "table": table})
+    write_text(out / "targets.md", markdown(table, source))
