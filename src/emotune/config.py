@@ -171,9 +171,9 @@ class TrainConfig:
     label_head: str = "frozen"
     # A trained run whose adapter this run starts from (same backbone and method; the labels may
     # differ). "auto": the shipped generalist where its backbone and method options are this
-    # run's (LoRA rank 8 on the default backbone), else a fresh adapter: from it, LoRA led from
-    # scratch at 256, 1,000 and 2,000 examples on three corpora it never saw
-    # (benchmarks/results/shipped-generalist). "none" (or null): a fresh adapter.
+    # run's (LoRA rank 8 on the default backbone), else a fresh adapter. Started from it, LoRA was
+    # ahead of a fresh adapter at 256, 1,000 and 2,000 examples on the mean of three corpora it
+    # never saw, 3 seeds (benchmarks/results/shipped-generalist). "none" (or null): a fresh adapter.
     init_from: str | None = "auto"
     # Temperature scaling (one temperature fitted on dev by NLL, emotune.calibration). None: on
     # for a trained single-label run with a dev split, off for zero-shot (whose content-free

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,7 @@ def write(
     """The view as a matrix's ``views: {curve: {...}}`` gives it: `Curve` with these options."""
     chosen = Curve(default=default, old=old)
     if baselines is not None:
-        chosen = Curve(default, old, tuple(baselines), chosen.columns)
+        chosen = replace(chosen, baselines=tuple(baselines))
     if columns is not None:
-        chosen = Curve(chosen.default, chosen.old, chosen.baselines, tuple(columns))
+        chosen = replace(chosen, columns=tuple(columns))
     chosen.write(out, source)

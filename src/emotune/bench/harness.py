@@ -16,7 +16,6 @@ Matrix file::
     views:                    # optional: written beside the report (emotune.bench.views)
       curve: {}               # learning curve over <method>-<budget> keys; targets; search
 
-
 Each finished cell is one JSON file ``OUT/cells/<dataset>__<method>__s<seed>.json`` written
 atomically; a re-run skips cells whose file exists, so a stopped run continues where it was.
 """
