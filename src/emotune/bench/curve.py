@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from emotune.bench.report import read_cells
+from emotune.bench.report import read_cells, summarise
 from emotune.metrics import unrecalled_labels
 from emotune.storage import write_json, write_text
 
@@ -124,22 +124,16 @@ def load_cells(out: Path) -> Groups:
 
 def stats(cells: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and std (over seeds, %) of macro-F1 and accuracy, silent labels, training seconds."""
-    f1, f1_std = mean_std(cells, "macro_f1")
-    acc, acc_std = mean_std(cells, "accuracy")
-    return {
-        "macro_f1": round(f1, 2),
-        "macro_f1_std": round(f1_std, 2),
-        "accuracy": round(acc, 2),
-        "accuracy_std": round(acc_std, 2),
+    (summary,) = summarise(cells).values()  # one corpus and method family: one summary
+    out: dict[str, Any] = {}
+    for metric in ("macro_f1", "accuracy"):
+        out[metric] = round(100 * summary[metric], 2)
+        out[metric + "_std"] = round(100 * summary[metric + "_std"], 2)
+    return out | {
         "seeds": len(cells),
         "silent_labels": silent_labels(cells),
         "train_seconds": round(statistics.mean(c["train_seconds"] or 0 for c in cells), 1),
     }
-
-
-def mean_std(cells: list[dict[str, Any]], metric: str) -> tuple[float, float]:
-    values = [100 * c[metric] for c in cells]
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def silent_labels(cells: list[dict[str, Any]]) -> list[str]:
