@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -166,13 +166,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from emotune.serve.server import serve
     from emotune.serve.settings import ServeSettings
 
-    settings = ServeSettings(
-        max_texts=args.max_texts,
-        max_chars=args.max_chars,
-        max_body_bytes=args.max_body_bytes,
-        max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms,
-    )
+    # The limits the command line offers (--max-texts, ...); the rest keep their defaults.
+    settings = ServeSettings(**{f.name: getattr(args, f.name) for f in fields(ServeSettings) if hasattr(args, f.name)})
     serve(
         args.run,
         args.host,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
 
 from emotune.data import (  # noqa: F401  (registers the loaders)
@@ -52,21 +52,11 @@ def load_data(cfg: DataConfig, seed: int = 0, splits: Collection[str] | None = N
         splits: The splits the caller needs (None: all); loaders with a file per split skip the
             others, so evaluating the test split needs no training file.
     """
+    # A request carries the data settings of the same name; what a loader is not told stays here.
+    same_name = {f.name: getattr(cfg, f.name) for f in fields(DataRequest) if hasattr(cfg, f.name)}
     request = DataRequest(
-        data_dir=cfg.data_dir,
-        train_file=cfg.train_file,
-        dev_file=cfg.dev_file,
-        test_file=cfg.test_file,
-        text_column=cfg.text_column,
-        label_column=cfg.label_column,
-        labels=tuple(cfg.labels),
-        language=cfg.language,
-        hf_name=cfg.hf_name,
-        seed=seed,
-        neutral_band=cfg.neutral_band,
-        drop_neutral=cfg.drop_neutral,
-        splits=frozenset(splits) if splits is not None else None,
-        encoding=cfg.encoding,
+        **same_name
+        | {"labels": tuple(cfg.labels), "seed": seed, "splits": None if splits is None else frozenset(splits)}
     )
     dataset = _load(cfg.dataset, request)
     if cfg.context_turns is not None:

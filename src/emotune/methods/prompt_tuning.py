@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from emotune.errors import EmotuneError
 from emotune.methods.base import Method, MethodOptions, decoder_of, option, register_method
-from emotune.methods.seeding import seed_ids, seed_prompt_encoder
+from emotune.methods.seeding import seed_ids, seed_prompt_encoder, with_virtual_tokens
 
 if TYPE_CHECKING:
     import torch
@@ -66,8 +66,6 @@ class PromptTuning(Method):
         decoder = decoder_of(wrapped)
         embeds = decoder.get_input_embeddings()(input_ids)  # type: ignore[operator]
         prompts = wrapped.get_prompt(batch_size=input_ids.shape[0]).to(embeds.dtype)  # type: ignore[operator]
-        if attention_mask is not None:
-            ones = attention_mask.new_ones(input_ids.shape[0], n)
-            attention_mask = torch.cat([ones, attention_mask], dim=1)
-        out = decoder(inputs_embeds=torch.cat([prompts, embeds], dim=1), attention_mask=attention_mask, use_cache=False)
+        mask = with_virtual_tokens(attention_mask, n)
+        out = decoder(inputs_embeds=torch.cat([prompts, embeds], dim=1), attention_mask=mask, use_cache=False)
         return out.last_hidden_state[:, n:]

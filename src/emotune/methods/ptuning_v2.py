@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from emotune.errors import EmotuneError
 from emotune.methods.base import Method, MethodOptions, cache_argument, decoder_of, option, register_method
-from emotune.methods.seeding import seed_ids, seed_prompt_encoder
+from emotune.methods.seeding import seed_ids, seed_prompt_encoder, with_virtual_tokens
 
 if TYPE_CHECKING:
     import torch
@@ -72,17 +72,11 @@ class PTuningV2(Method):
     def hidden_states(
         self, wrapped: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     ) -> torch.Tensor:
-        import torch
-
         n = self.options.prompt_length
-        batch = input_ids.shape[0]
-        cache = read_only(wrapped.get_prompt(batch, max_cache_len=input_ids.shape[1] + n))  # type: ignore[operator]
-        if attention_mask is not None:  # the prefix is visible to every position
-            attention_mask = torch.cat([attention_mask.new_ones(batch, n), attention_mask], dim=1)
+        cache = read_only(wrapped.get_prompt(input_ids.shape[0], max_cache_len=input_ids.shape[1] + n))  # type: ignore[operator]
         decoder = decoder_of(wrapped)
-        out = decoder(
-            input_ids=input_ids, attention_mask=attention_mask, use_cache=True, **{cache_argument(decoder): cache}
-        )
+        mask = with_virtual_tokens(attention_mask, n)  # the prefix is visible to every position
+        out = decoder(input_ids=input_ids, attention_mask=mask, use_cache=True, **{cache_argument(decoder): cache})
         return out.last_hidden_state
 
     def load(self, model: PreTrainedModel, adapter_dir: Path) -> nn.Module:

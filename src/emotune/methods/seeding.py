@@ -1,4 +1,5 @@
-"""The instruction text soft prompts start from: a real text trains faster than a random start."""
+"""What the soft-prompt methods share: the instruction text their virtual tokens start from (a real
+text trains faster than a random start) and the attention mask that lets every position see them."""
 
 from __future__ import annotations
 
@@ -28,3 +29,12 @@ def seed_prompt_encoder(wrapped: nn.Module, seed: torch.Tensor) -> None:
     embedding: torch.Tensor = wrapped.prompt_encoder["default"].embedding.weight  # type: ignore[index,union-attr,assignment]
     with torch.no_grad():
         embedding.copy_(seed.to(embedding.device, embedding.dtype))
+
+
+def with_virtual_tokens(attention_mask: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    """``attention_mask`` with ``n`` visible positions in front, for the virtual tokens."""
+    if attention_mask is None:
+        return None
+    import torch
+
+    return torch.cat([attention_mask.new_ones(attention_mask.shape[0], n), attention_mask], dim=1)

@@ -19,6 +19,8 @@ from emotune.errors import EmotuneError
 from emotune.storage import atomic_dir, read_json, write_json
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import torch
 
 log = logging.getLogger(__name__)
@@ -171,15 +173,9 @@ def read_trained(run: Path) -> dict[str, Any] | None:
         EmotuneError: If the marker exists but cannot be read.
     """
     path = run / TRAINED
-    if not path.is_file():
-        return None
-    try:
-        state = read_json(path)
-    except Exception as err:  # a damaged marker must not pass for a finished run
-        raise EmotuneError(
-            f"{path}: damaged training record ({type(err).__name__}); delete it to train again"
-        ) from None
-    if not isinstance(state, dict):
+    # A damaged marker must not pass for a finished run.
+    state = _read_if_present(path, read_json, "training record", "; delete it to train again")
+    if state is not None and not isinstance(state, dict):
         raise EmotuneError(f"{path}: damaged training record (not a mapping); delete it to train again")
     return state
 
@@ -200,10 +196,20 @@ def read_label_head(run: Path) -> torch.Tensor | None:
     """
     from safetensors.torch import load_file
 
-    path = run / LABEL_HEAD
+    rows: torch.Tensor | None = _read_if_present(run / LABEL_HEAD, lambda p: load_file(p)["rows"], "label head")
+    return rows
+
+
+def _read_if_present(path: Path, read: Callable[[Path], Any], what: str, advice: str = "") -> Any:
+    """``read(path)``, None when there is no such file.
+
+    Raises:
+        EmotuneError: If the file is there but ``read`` fails (readers raise several types for a
+            damaged file), naming ``what`` it held.
+    """
     if not path.is_file():
         return None
     try:
-        return load_file(path)["rows"]
-    except Exception as err:  # safetensors raises several types for a damaged file
-        raise EmotuneError(f"{path}: damaged label head ({type(err).__name__})") from None
+        return read(path)
+    except Exception as err:
+        raise EmotuneError(f"{path}: damaged {what} ({type(err).__name__}){advice}") from None
