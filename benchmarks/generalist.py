@@ -30,13 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from emotune.bench.record import header
+from emotune.bench.timing import wall_seconds
 
 OUT = Path("benchmarks/results/generalist")
 SHARED = Path("../shared/datasets")
@@ -139,11 +139,7 @@ def full_budget_cell(name: str, generalist: Path) -> dict[str, Any]:
 
 
 def call_time_seconds() -> dict[str, Any]:
-    walls = []
-    for _ in range(3):
-        started = time.perf_counter()
-        subprocess.run(CALL_TIME, capture_output=True, text=True, check=True)
-        walls.append(round(time.perf_counter() - started, 2))
+    walls, _ = wall_seconds(CALL_TIME)
     return {"command": " ".join(CALL_TIME), "wall_seconds": walls, "median": statistics.median(walls)}
 
 

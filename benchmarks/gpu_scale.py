@@ -41,6 +41,7 @@ from typing import Any
 import torch
 
 from emotune.bench.record import commit
+from emotune.bench.timing import matmul_peak, reset_peak, sync
 from emotune.data.schema import Example
 from scale_backbone import (  # this folder: run as `python benchmarks/gpu_scale.py`
     LABELS,
@@ -97,17 +98,6 @@ GPU_ONLY = ("lora-compile",)
 
 
 # ---------------------------------------------------------------- one row
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
 
 
 def model_flops(folder: Path, row: Row, batch: int, length: int, trainable: int) -> dict[str, float]:
@@ -273,19 +263,6 @@ def _flops(row: Row, folder: Path, batch: int, args: argparse.Namespace, trainer
 # ---------------------------------------------------------------- the run
 
 
-def matmul_peak(device: torch.device, n: int, reps: int = 10) -> float:
-    """Achieved bf16 FLOP/s of an n x n x n product on random data (mean of ``reps`` after warm-up)."""
-    a, b = (torch.randn(n, n, device=device, dtype=torch.bfloat16) for _ in range(2))
-    for _ in range(3):
-        a @ b
-    sync(device)
-    started = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync(device)
-    return 2 * n**3 * reps / (time.perf_counter() - started)
-
-
 def versions() -> dict[str, str | None]:
     import importlib.metadata as md
 
@@ -444,13 +421,14 @@ def main(argv: list[str] | None = None) -> None:
         return
     deadline = time.perf_counter() + args.budget
     device = torch.device(args.device)
+    on_gpu = device.type == "cuda"
     result: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
         "command": "python benchmarks/gpu_scale.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "commit": commit(),
         **gpu_identity(device),
         "versions": versions(),
-        "matmul_peak_tflops_bf16": matmul_peak(device, 8192 if device.type == "cuda" else 256) / 1e12,
+        "matmul_peak_tflops_bf16": matmul_peak(torch.bfloat16, device, 8192 if on_gpu else 256, reps=10) / 1e12,
         "weights": "random (speed and memory do not depend on weight values); quality at this scale is not measured",
         "backbones": {},
         "rows": [],

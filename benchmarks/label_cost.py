@@ -94,7 +94,8 @@ WORDS = [
 ]
 TEXT = "I can't believe they cancelled the show after that cliffhanger"
 CELL = """
-import json, resource, sys, time
+import json, sys, time
+from emotune.bench.timing import peak_rss_mb
 import emotune.inference.call_time as call_time
 from emotune.inference.call_time import label_tokens
 from emotune.methods.base import Method
@@ -120,7 +121,7 @@ for _ in range(3):
 rec = p.recogniser
 row["scoring"] = label_tokens(rec.tokenizer, rec.labels, rec.prompt)
 row["words_of_several_tokens"] = int(rec.head.long_index.numel()) if row["scoring"] == "all" else 0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = peak_rss_mb()
 row |= {"load_seconds": round(load, 2), "predict_seconds": round(sorted(times)[1], 3), "peak_rss_mb": round(peak)}
 print(json.dumps(row))
 """

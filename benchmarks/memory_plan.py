@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 import torch
 
 from emotune.bench.record import header
+from emotune.bench.timing import reset_peak, sync, wall_seconds
 from emotune.config import RunConfig
 from emotune.data.schema import Example, LabelSet
 from emotune.methods import default_options
@@ -158,13 +157,9 @@ ACCEPTANCE = [  # the two plans the backbone issue asks for, timed from the shel
 ]
 
 
-def timed_cli(command: str, runs: int = 3) -> dict[str, Any]:
+def timed_cli(command: str) -> dict[str, Any]:
     """Wall seconds of a shell command (a fresh interpreter each time, as a user runs it), and its output."""
-    seconds, out = [], ""
-    for _ in range(runs):
-        started = time.perf_counter()
-        out = subprocess.run(shlex.split(command), capture_output=True, text=True, check=True).stdout
-        seconds.append(round(time.perf_counter() - started, 2))
+    seconds, out = wall_seconds(command)
     return {"command": command, "wall_seconds": seconds, "output": out.splitlines()}
 
 
@@ -214,16 +209,13 @@ def default_backbone_on_gpu(
 def timed_steps(trainer: Trainer, batch: int, steps: int, device: str) -> tuple[int, float]:
     """Peak memory (``max_memory_allocated`` on a GPU, live tensors on a CPU) and seconds of ``steps`` steps."""
     rec = trainer.rec
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+    reset_peak(torch.device(device))
     resident = [*rec.model.parameters(), *rec.model.buffers(), *rec.head.buffers()]
     started = time.perf_counter()
     with PeakTensorMemory(resident if device == "cpu" else ()) as mem:
         for _ in range(steps):
             trainer.micro_step(list(range(batch)))
-    if device == "cuda":
-        torch.cuda.synchronize()
+    sync(torch.device(device))
     seconds = time.perf_counter() - started
     return (torch.cuda.max_memory_allocated() if device == "cuda" else mem.peak), seconds
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from emotune.bench.timing import peak_rss_mb
 
 OUT = Path("benchmarks/results/predict-scale.json")
 WORK = Path("runs/predict-scale")
@@ -59,13 +60,9 @@ def worker(argv: list[str], report: Path) -> None:
     code = emotune_main(argv)
     rank = int(os.environ.get("RANK", "0"))
     report.with_name(f"{report.stem}-rank{rank}.json").write_text(
-        json.dumps({"rank": rank, "seconds": time.perf_counter() - started, "peak_rss_mb": _rss_mb(), "exit": code})
+        json.dumps({"rank": rank, "seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(), "exit": code})
     )
     sys.exit(code)
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def launch(run: Path, source: Path, target: Path, processes: int, dialogue: bool) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from emotune.bench.record import header
+from emotune.bench.timing import wall_seconds
 
 OUT = Path("benchmarks/results/shipped-generalist")
 SHARED = Path("../shared/datasets")
@@ -184,12 +185,8 @@ def call_time(emotune: str = "emotune", runs: int = 3) -> dict[str, Any]:
     extras, where PEFT's import also pulls bitsandbytes in; the file names which it was.
     """
     command = [shutil.which(emotune) or emotune, *PREDICT]
-    subprocess.run(command, capture_output=True, check=True)
-    seconds, output = [], ""
-    for _ in range(runs):
-        started = time.perf_counter()
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
-        seconds.append(round(time.perf_counter() - started, 2))
+    seconds, output = wall_seconds(command, runs, warmup=1)
+    output = output.strip()
     python = Path(command[0]).parent / "python"
     probe = "import importlib.util as u; print(u.find_spec('bitsandbytes') is not None)"
     bnb = subprocess.run([str(python), "-c", probe], capture_output=True, text=True).stdout.strip() == "True"

@@ -30,7 +30,6 @@ import argparse
 import datetime
 import json
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ from typing import Any
 import torch
 
 from emotune.bench.record import commit
+from emotune.bench.timing import matmul_peak, peak_rss_mb, sync
 from emotune.config import RunConfig
 from emotune.data import load_data, subsample
 from emotune.distributed import resolve_device
@@ -55,13 +55,7 @@ QKVO = "q_proj,k_proj,v_proj,o_proj"
 
 
 def rss_mb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-
-
-def sync(device: torch.device) -> None:
-    """Waits for queued GPU work, so a timer reads finished work."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    return round(peak_rss_mb())
 
 
 def timed_steps(trainer: Trainer, batches: list[list[int]], device: torch.device) -> float:
@@ -72,20 +66,6 @@ def timed_steps(trainer: Trainer, batches: list[list[int]], device: torch.device
         trainer.micro_step(idx)
     sync(device)
     return time.perf_counter() - start
-
-
-def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 2048, reps: int = 5) -> float:
-    """Achieved FLOP/s of an n x n x n matmul (best of ``reps``)."""
-    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
-    a @ b  # warm-up
-    sync(device)
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        a @ b
-        sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
 
 
 def param_counts(model: torch.nn.Module) -> tuple[int, int]:

@@ -117,3 +117,23 @@ def test_dev_search_counts_the_rarest_labels_dev_hits_over_seeds(tmp_path: Path)
     _cell(tmp_path, "mosi3", "x", 44, config=test, best_dev=kept)
     text = search.markdown(search.load(tmp_path), "", str(tmp_path))
     assert "60.0 / 80.0 / 50.0 (3 seeds)" in text and search.RAREST_NOTE not in text
+
+
+def test_timing_helpers_time_a_command_and_a_product(tmp_path: Path) -> None:
+    import sys
+
+    import torch
+
+    from emotune.bench import timing
+
+    marker = tmp_path / "runs.txt"
+    script = f"open({str(marker)!r}, 'a').write('x'); print('done')"
+    seconds, output = timing.wall_seconds([sys.executable, "-c", script], runs=2, warmup=1)
+    assert len(seconds) == 2 and all(s > 0 for s in seconds)
+    assert output.strip() == "done" and marker.read_text() == "xxx"  # the warm-up ran, untimed
+    cpu = torch.device("cpu")
+    timing.reset_peak(cpu), timing.sync(cpu)  # no GPU work to wait for: both return at once
+    assert timing.matmul_peak(torch.float32, cpu, n=64, reps=2) > 0
+    assert timing.peak_rss_mb() > 10  # an interpreter with torch loaded holds more than 10 MB
+    with pytest.raises(Exception, match="returned non-zero exit status"):
+        timing.wall_seconds([sys.executable, "-c", "raise SystemExit(3)"], runs=1)
