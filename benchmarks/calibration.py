@@ -7,7 +7,10 @@ With ``--runs RUN [RUN ...]``, the calibration step itself (`emotune.training.ca
 temperature, or vector scaling where a held-out half of dev prefers it) is re-run on trained run
 directories' saved weights, as it runs after training, and both choices are scored on the run's
 evaluation split (``-> benchmarks/results/calibration-vector.json``; the logits are cached under
-``--cache``). Training is not redone: the step only reads the kept weights' dev logits.
+``--cache``). Training is not redone: the step only reads the kept weights' dev logits. Each row
+also gives the ECE a perfectly calibrated model shows with the same confidences on as many texts
+(`emotune.calibration.ece_floor`: mean and 95th percentile), so a target can be read against its
+own noise.
 
 Sources: the held-out zero-shot cells (``benchmarks/results/generalist/held-out``), the transfer
 cells at 256 examples (``benchmarks/results/generalist/transfer``), the
@@ -123,7 +126,7 @@ def rescored(folder: Path, cache: Path) -> dict[str, Any]:
     its own metrics.json gives both columns (no logits are computed)."""
     import numpy as np
 
-    from emotune.calibration import MIN_PER_CLASS, calibrated, calibration_metrics, choose_scaling
+    from emotune.calibration import MIN_PER_CLASS, calibrated, calibration_metrics, choose_scaling, ece_floor
     from emotune.metrics import classification_metrics
 
     meta = json.loads((folder / "metrics.json").read_text())
@@ -132,7 +135,7 @@ def rescored(folder: Path, cache: Path) -> dict[str, Any]:
     row = {"run": str(folder), "dataset": meta.get("dataset"), "dev_texts": len(chosen.dev)}
     row |= {"fewest_dev_texts_of_a_label": int(counts.min()), "eval_texts": len(chosen.eval)}
     if counts.min() < MIN_PER_CLASS:
-        own = {m: meta[m] for m in ("ece", "nll", "accuracy", "macro_f1")}
+        own = {m: meta[m] for m in ("ece", "nll", "accuracy", "macro_f1")} | ece_floor(saved_probabilities(folder))
         return row | {"chosen": "temperature", "compared": None, "temperature_alone": own, "calibration_step": own}
     z = logits_of(folder, chosen, cache)
     temperature, vector, record = choose_scaling(z["dev"], z["dev_gold"].tolist(), seed=42)
@@ -144,7 +147,7 @@ def rescored(folder: Path, cache: Path) -> dict[str, Any]:
         p /= p.sum(-1, keepdims=True)
         m = calibration_metrics(p, gold)
         f = classification_metrics(gold, p.argmax(-1).tolist(), names)
-        return {"ece": m["ece"], "nll": m["nll"], "accuracy": f["accuracy"], "macro_f1": f["macro_f1"]}
+        return {"ece": m["ece"], "nll": m["nll"], "accuracy": f["accuracy"], "macro_f1": f["macro_f1"]} | ece_floor(p)
 
     return row | {
         "chosen": record["calibration"],
@@ -152,6 +155,14 @@ def rescored(folder: Path, cache: Path) -> dict[str, Any]:
         "temperature_alone": scored(calibrated(z["eval"], temperature)),
         "calibration_step": scored(calibrated(z["eval"], temperature, vector)),
     }
+
+
+def saved_probabilities(folder: Path) -> Any:
+    """The run's calibrated probabilities on its evaluation split, as its predictions.jsonl holds them."""
+    import numpy as np
+
+    rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+    return np.array([list(r["scores"].values()) for r in rows])
 
 
 def vector_rows(runs: list[Path], cache: Path) -> None:
@@ -172,6 +183,10 @@ def vector_rows(runs: list[Path], cache: Path) -> None:
             "run": r["run"],
             "ece": round(100 * r["calibration_step"]["ece"], 2),
             "met": r["calibration_step"]["ece"] <= 0.03,
+            # The ECE a perfectly calibrated model shows on as many texts: the target's noise.
+            "ece_floor": round(100 * r["calibration_step"]["ece_floor"], 2),
+            "ece_floor_p95": round(100 * r["calibration_step"]["ece_floor_p95"], 2),
+            "within_floor": r["calibration_step"]["ece"] <= r["calibration_step"]["ece_floor_p95"],
         }
         for r in table
     ]

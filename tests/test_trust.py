@@ -14,6 +14,7 @@ import pytest
 from conftest import NEGATIVE, POSITIVE
 from emotune.calibration import (
     calibration_metrics,
+    ece_floor,
     fit_temperature,
     multilabel_calibration,
     selective,
@@ -43,6 +44,17 @@ def test_calibration_metrics_on_hand_made_probabilities() -> None:
 def test_perfectly_calibrated_bins_have_no_error() -> None:
     probs = np.array([[0.75, 0.25]] * 4)
     assert calibration_metrics(probs, [0, 0, 0, 1])["ece"] == pytest.approx(0.0)
+
+
+def test_ece_floor_is_the_ece_of_a_perfectly_calibrated_model_on_as_many_texts() -> None:
+    certain = ece_floor(np.eye(3)[[0, 1, 2, 0]])
+    assert certain == {"ece_floor": 0.0, "ece_floor_p95": 0.0}  # confidence 1: always right
+    # One bin at confidence 0.7: ECE = |share right - 0.7|, whose mean over draws is
+    # sqrt(0.7 * 0.3 / n) * sqrt(2 / pi) (the mean absolute deviation of a binomial share).
+    small, large = (ece_floor(np.array([[0.7, 0.3]] * n), draws=2000) for n in (400, 10_000))
+    assert small["ece_floor"] == pytest.approx(np.sqrt(0.21 / 400) * np.sqrt(2 / np.pi), rel=0.1)
+    assert large["ece_floor"] == pytest.approx(np.sqrt(0.21 / 10_000) * np.sqrt(2 / np.pi), rel=0.1)
+    assert small["ece_floor"] < small["ece_floor_p95"] and ece_floor(np.zeros((0, 2))) == {}
 
 
 def test_multilabel_calibration_is_per_label() -> None:
@@ -110,7 +122,13 @@ def test_temperature_is_fitted_stored_and_changes_no_prediction(pair: tuple[Path
     assert json.loads((scaled / "trained.json").read_text())["recipe"]["temperature"] == pytest.approx(
         temperature, abs=1e-4
     )
-    assert (scaled / "reliability.png").is_file() or True  # matplotlib is an extra
+    assert a["ece_floor"] < a["ece_floor_p95"]  # beside ECE: what perfect calibration shows on as many texts
+    try:  # the plot needs matplotlib, an extra
+        import matplotlib  # noqa: F401
+
+        assert (scaled / "reliability.png").is_file()
+    except ImportError:
+        pass
     texts = POSITIVE + NEGATIVE
     with_t, without_t = Predictor.load(scaled).predict(texts), Predictor.load(raw).predict(texts)
     assert [p.label for p in with_t] == [p.label for p in without_t]

@@ -21,6 +21,8 @@ KEEP = (
     "best_dev_score",  # the corpus's headline metric on dev: what recipe choices are made on
     # Calibration at the run's temperature, before it, and selective prediction (emotune.calibration).
     "ece",
+    "ece_floor",  # what a perfectly calibrated model shows on as many texts, and its 95th percentile
+    "ece_floor_p95",
     "ece_before_temperature",
     "nll",
     "nll_before_temperature",

@@ -262,6 +262,8 @@ def _summary(metrics: dict[str, object]) -> dict[str, object]:
         "macro_f1",
         "weighted_f1",
         "ua",
+        "ece",
+        "ece_floor_p95",  # an ECE under it is what a perfectly calibrated model shows on as many texts
         "invalid_rate",
         "train_seconds",
         "unrecalled",
