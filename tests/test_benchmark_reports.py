@@ -120,6 +120,7 @@ def test_dev_search_counts_the_rarest_labels_dev_hits_over_seeds(tmp_path: Path)
 
 
 def test_timing_helpers_time_a_command_and_a_product(tmp_path: Path) -> None:
+    import subprocess
     import sys
 
     import torch
@@ -132,8 +133,9 @@ def test_timing_helpers_time_a_command_and_a_product(tmp_path: Path) -> None:
     assert len(seconds) == 2 and all(s > 0 for s in seconds)
     assert output.strip() == "done" and marker.read_text() == "xxx"  # the warm-up ran, untimed
     cpu = torch.device("cpu")
-    timing.reset_peak(cpu), timing.sync(cpu)  # no GPU work to wait for: both return at once
+    timing.reset_peak(cpu)  # no GPU work to wait for: both return at once
+    timing.sync(cpu)
     assert timing.matmul_peak(torch.float32, cpu, n=64, reps=2) > 0
     assert timing.peak_rss_mb() > 10  # an interpreter with torch loaded holds more than 10 MB
-    with pytest.raises(Exception, match="returned non-zero exit status"):
+    with pytest.raises(subprocess.CalledProcessError, match="returned non-zero exit status 3"):
         timing.wall_seconds([sys.executable, "-c", "raise SystemExit(3)"], runs=1)
