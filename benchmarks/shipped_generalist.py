@@ -243,9 +243,8 @@ def default_start_targets(start: dict[str, Any]) -> list[dict[str, Any]]:
     for size, mean in start["mean"].items():
         gain = 100 * (mean["shipped"] - mean["scratch"])
         seeds = min(c["seeds"] for c in start["curve"][size].values())
-        plural = "s" if seeds > 1 else ""
         corpora = "/".join(CURVE)
-        what = f"{size} examples: from the generalist ahead of from scratch, mean of {corpora} ({seeds} seed{plural})"
+        what = f"{size} examples: from the generalist ahead of from scratch, mean of {corpora} ({_n_seeds(seeds)})"
         out.append({"corpus": "mean", "target": what, "value": round(gain, 2), "met": gain > 0})
     rows = start["transfer_256"]
     if rows:
@@ -254,19 +253,22 @@ def default_start_targets(start: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"corpus": "mean", "target": what, "value": round(gain, 2), "met": gain >= 3})
     for corpus, r in rows.items():
         lead = 100 * (r["shipped"] - max(r["setfit"], r["seq-cls head"]))
-        n = r["seeds"]
-        what = f"256 examples: ahead of SetFit and the classification head ({n} seed{'s' if n > 1 else ''})"
+        what = f"256 examples: ahead of SetFit and the classification head ({_n_seeds(r['seeds'])})"
         out.append({"corpus": corpus, "target": what, "value": round(lead, 2), "met": lead > 0})
     return out
 
 
 def _seeds(rows: dict[str, dict[str, Any]]) -> str:
-    """How many seeds the corpora's means are over, e.g. "3 seeds on meld/mosi3, 1 elsewhere"."""
+    """How many seeds the corpora's means are over, e.g. "3 seeds on meld/mosi3, fewer elsewhere"."""
     counts = sorted({r["seeds"] for r in rows.values()}, reverse=True)
     if len(counts) == 1:
-        return f"{counts[0]} seed{'s' if counts[0] > 1 else ''} each"
+        return f"{_n_seeds(counts[0])} each"
     most = "/".join(c for c, r in rows.items() if r["seeds"] == counts[0])
-    return f"{counts[0]} seeds on {most}, fewer elsewhere"
+    return f"{_n_seeds(counts[0])} on {most}, fewer elsewhere"
+
+
+def _n_seeds(n: int) -> str:
+    return f"{n} seed{'s' if n > 1 else ''}"
 
 
 def plan() -> list[tuple[str, str]]:

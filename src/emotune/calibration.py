@@ -126,10 +126,13 @@ def ece_floor(probs: np.ndarray, draws: int = 200, seed: int = 0) -> dict[str, f
         return {}
     edges = np.linspace(0.0, 1.0, BINS + 1)
     index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, BINS - 1)
-    correct = np.random.default_rng(seed).random((draws, len(confidence))) < confidence
-    # Count-weighted |accuracy - confidence| per bin is |sum of (correct - confidence)| / n.
-    gaps = (correct - confidence) @ np.eye(BINS)[index]
-    eces = np.abs(gaps).sum(-1) / len(confidence)
+    rng = np.random.default_rng(seed)
+    eces = np.empty(draws)
+    for i in range(draws):  # one draw at a time: memory stays that of the texts, however many draws
+        correct = rng.random(len(confidence)) < confidence
+        # Count-weighted |accuracy - confidence| per bin is |sum of (correct - confidence)| / n.
+        gaps = np.bincount(index, weights=correct - confidence, minlength=BINS)
+        eces[i] = np.abs(gaps).sum() / len(confidence)
     return {"ece_floor": float(eces.mean()), "ece_floor_p95": float(np.quantile(eces, 0.95))}
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from emotune.bench.report import read_cells, summarise
+from emotune.bench.report import in_percent, read_cells, summarise
 from emotune.metrics import unrecalled_labels
 from emotune.storage import write_json, write_text
 
@@ -125,11 +125,7 @@ def load_cells(out: Path) -> Groups:
 def stats(cells: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and std (over seeds, %) of macro-F1 and accuracy, silent labels, training seconds."""
     (summary,) = summarise(cells).values()  # one corpus and method family: one summary
-    out: dict[str, Any] = {}
-    for metric in ("macro_f1", "accuracy"):
-        out[metric] = round(100 * summary[metric], 2)
-        out[metric + "_std"] = round(100 * summary[metric + "_std"], 2)
-    return out | {
+    return in_percent(summary, ("macro_f1", "accuracy")) | {
         "seeds": len(cells),
         "silent_labels": silent_labels(cells),
         "train_seconds": round(statistics.mean(c["train_seconds"] or 0 for c in cells), 1),

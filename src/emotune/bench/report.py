@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,17 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 def read_cells(out: Path) -> list[dict[str, Any]]:
     """Every finished cell's record under ``out/cells`` (torch-free, for the report scripts)."""
     return [read_json(p) for p in sorted((out / "cells").glob("*.json"))]
+
+
+def in_percent(summary: dict[str, Any], metrics: Sequence[str]) -> dict[str, float]:
+    """``metrics`` of a `summarise` entry (fractions) and their stds in %, to two decimals (the
+    precision the views judge targets at); a metric the cells did not keep is left out."""
+    out = {}
+    for metric in metrics:
+        if metric in summary:
+            out[metric] = round(100 * summary[metric], 2)
+            out[metric + "_std"] = round(100 * summary[metric + "_std"], 2)
+    return out
 
 
 def summarise(results: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:

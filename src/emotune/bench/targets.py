@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from emotune.bench.report import read_cells, summarise
+from emotune.bench.report import in_percent, read_cells, summarise
 from emotune.storage import write_json, write_text
 
 DEFAULT = "lora"
@@ -63,11 +63,7 @@ def load_rows(out: Path) -> dict[str, dict[str, dict[str, Any]]]:
 
 def percent(summary: dict[str, Any]) -> dict[str, Any]:
     """A harness summary (fractions) in % with two decimals, the precision the targets are judged at."""
-    out: dict[str, Any] = {"seeds": summary["seeds"]}
-    for metric in METRICS:
-        if metric in summary:
-            out[metric] = round(100 * summary[metric], 2)
-            out[metric + "_std"] = round(100 * summary[metric + "_std"], 2)
+    out: dict[str, Any] = {"seeds": summary["seeds"]} | in_percent(summary, METRICS)
     seconds = summary.get("train_seconds")
     out["train_seconds"] = round(seconds, 1) if seconds is not None else None  # zero-shot: 0 or None
     return out

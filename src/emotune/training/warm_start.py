@@ -12,7 +12,7 @@ from emotune.config import RunConfig
 from emotune.errors import EmotuneError
 from emotune.methods import method_class, method_name_of
 from emotune.methods.base import MethodOptions
-from emotune.models.generalist import NAME, is_generalist, is_shipped, resolve_run, shipped_dir, verify
+from emotune.models.generalist import NAME, is_generalist, is_shipped, resolve_run, shipped_dir
 from emotune.models.recogniser import Recogniser
 from emotune.rundir import load_run
 
@@ -37,8 +37,7 @@ def default_start(model: str, method: MethodOptions) -> Path | None:
             shipped.model.name,
         )
         return None
-    verify()
-    return shipped_dir()
+    return resolve_run(NAME)  # checked against its manifest, as --init-from generalist is
 
 
 def start_name(source: Path | None) -> str:
