@@ -139,3 +139,24 @@ def test_timing_helpers_time_a_command_and_a_product(tmp_path: Path) -> None:
     assert timing.peak_rss_mb() > 10  # an interpreter with torch loaded holds more than 10 MB
     with pytest.raises(subprocess.CalledProcessError, match="returned non-zero exit status 3"):
         timing.wall_seconds([sys.executable, "-c", "raise SystemExit(3)"], runs=1)
+
+
+def test_shipped_generalist_compares_arms_on_the_seeds_each_comparison_shares(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "shipped", Path(__file__).parents[1] / "benchmarks/shipped_generalist.py"
+    )
+    assert spec and spec.loader
+    shipped = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shipped)
+    for seed, f1 in ((42, 0.50), (43, 0.60), (44, 0.70)):
+        _cell(tmp_path / "a", "sst5", "shipped-256", seed, macro_f1=f1)
+        _cell(tmp_path / "b", "sst5", "lora-256", seed, macro_f1=f1 - 0.1)
+    _cell(tmp_path / "c", "sst5", "setfit-256", 43, macro_f1=0.2)
+    two = {"shipped": (tmp_path / "a" / "cells", "shipped-256"), "scratch": (tmp_path / "b" / "cells", "lora-256")}
+    pair = shipped._paired(two, "sst5")
+    assert pair["seeds"] == 3 and abs(pair["shipped"] - 0.6) < 1e-9 and abs(pair["scratch"] - 0.5) < 1e-9
+    three = shipped._paired(two | {"setfit": (tmp_path / "c" / "cells", "setfit-256")}, "sst5")
+    assert three["seeds"] == 1 and abs(three["shipped"] - 0.6) < 1e-9 and three["setfit"] == 0.2
+    assert shipped._paired(two, "meld") is None

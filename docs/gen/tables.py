@@ -152,7 +152,8 @@ def shipped_generalist_start() -> str:
     lines = [
         "Test macro-F1 (%), LoRA with the default recipe from the shipped generalist (`--init-from "
         "generalist`) and from scratch, on the same seeded training subsets (mean over the seeds both ran; "
-        "`benchmarks/default-start.yaml`, run 2026-12-06 at commits 6016a68 to e4e55e6, one recipe throughout "
+        "`benchmarks/default-start.yaml`, run 2026-12-06 at commits 6016a68 to e4e55e6 and, for SST-5 and "
+        "SMP2020-EWECT seeds 43 and 44, 2026-12-07 at 6b0bf52, one recipe throughout "
         "(no dev split here has the 20 texts per label that vector scaling needs); Mastodon's 972 training texts "
         "make its 2,000 the 1,000 cell; and `benchmarks/small-data.yaml`, whose README dates its runs; each "
         "cell's file names its machine):",
@@ -175,6 +176,12 @@ def shipped_generalist_start() -> str:
             values = (r["shipped"], r["scratch"], r["setfit"], r["seq-cls head"])
             cells = " | ".join(f"{100 * v:.1f}" for v in values)
             lines.append(f"| {corpus} | {r.get('seeds', 1)} | {cells} |")
+    pairs = start.get("vs_scratch_256", {})
+    if pairs:
+        each = "; ".join(
+            f"{c} {100 * r['shipped']:.1f} vs {100 * r['scratch']:.1f} ({r['seeds']})" for c, r in pairs.items()
+        )
+        lines += ["", f"From the generalist vs from scratch at 256, mean over the seeds both ran (seeds): {each}."]
     return "\n".join(lines) + "\n"
 
 
