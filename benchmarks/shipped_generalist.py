@@ -205,7 +205,7 @@ def _paired(arms: dict[str, tuple[Path, str]], corpus: str) -> dict[str, Any] | 
     """Each arm's macro-F1 over the seeds every arm ran (the seed picks the training subset, so the
     arms saw the same examples), and how many; None where no seed has them all."""
     runs = [{k: _cell(folder, corpus, method, seed) for k, (folder, method) in arms.items()} for seed in (42, 43, 44)]
-    paired = [{k: c["macro_f1"] for k, c in r.items() if c} for r in runs if all(r.values())]
+    paired = [{k: c["macro_f1"] for k, c in r.items()} for r in runs if all(r.values())]
     if not paired:
         return None
     return {k: sum(r[k] for r in paired) / len(paired) for k in arms} | {"seeds": len(paired)}
