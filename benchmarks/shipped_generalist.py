@@ -81,6 +81,8 @@ MELD_VARIANTS = {
     "disgust": "disgusted",
 }
 KEEP = ("n", "accuracy", "macro_f1", "weighted_f1", "ua", "ece", "nll")
+#: The temperatures `other_temperatures` scores (the shipped one is fitted on its own dev texts).
+GRID = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
 
 
 def dataset(name: str, context: bool) -> Any:
@@ -128,7 +130,25 @@ def scored(predictor: Any, examples: list[Any], names: list[str] | None = None) 
     probs = np.array([[p.scores[n] for n in labels] for p in preds])
     gold = [int(e.label) for e in examples]
     metrics = classification_metrics(gold, probs.argmax(-1).tolist(), labels) | calibration_metrics(probs, gold)
-    return {k: metrics[k] for k in KEEP if k in metrics} | {"n": len(examples)}
+    kept = {k: metrics[k] for k in KEEP if k in metrics} | {"n": len(examples)}
+    return kept | other_temperatures(probs, gold, predictor.recogniser.temperature)
+
+
+def other_temperatures(probs: Any, gold: list[int], temperature: float) -> dict[str, Any]:
+    """ECE had the label logits been divided by each of `GRID`'s temperatures instead of the one
+    used (the log-probabilities times it are the logits up to a constant per text), and the
+    temperature these texts' NLL would pick: an oracle that shows what one label-independent
+    temperature can and cannot do, never a recipe (it is fitted on the judged texts)."""
+    import numpy as np
+
+    from emotune.calibration import calibration_metrics, fit_temperature
+
+    logits = np.log(np.clip(probs, 1e-30, 1.0)) * temperature
+    ece = {}
+    for t in GRID:
+        e = np.exp(logits / t - (logits / t).max(-1, keepdims=True))
+        ece[str(t)] = calibration_metrics(e / e.sum(-1, keepdims=True), gold)["ece"]
+    return {"ece_by_temperature": ece, "nll_optimal_temperature": round(fit_temperature(logits, gold), 3)}
 
 
 def generalist(name: str, limit: int, words: dict[str, str] | None = None) -> dict[str, Any]:
@@ -327,6 +347,23 @@ def targets(cells: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]
     return out
 
 
+def one_temperature(cells: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    """What one temperature for every held-out corpus could do, each of `GRID`'s scored on the
+    judged texts (an oracle): on how many corpora its ECE is <= 5%, its largest ECE, and each
+    corpus's own NLL-optimal temperature."""
+    rows = {n: c for (n, r), c in cells.items() if r == "generalist" and "ece_by_temperature" in c}
+    if not rows:
+        return {}
+    grid = {
+        t: {
+            "ece_at_most_5": sum(c["ece_by_temperature"][t] <= 0.05 for c in rows.values()),
+            "max_ece": max(c["ece_by_temperature"][t] for c in rows.values()),
+        }
+        for t in next(iter(rows.values()))["ece_by_temperature"]
+    }
+    return {"grid": grid, "nll_optimal": {n: c["nll_optimal_temperature"] for n, c in rows.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=1000, help="test texts per corpus (seeded subset)")
@@ -347,6 +384,7 @@ def main() -> None:
             "paper_zero_shot": {name: {"metric": m, "value": v} for name, (m, v) in PAPER_ZERO_SHOT.items()},
             "cells": {f"{n}.{r}": c for (n, r), c in cells.items()},
             "default_start": default_start(),
+            "one_temperature": one_temperature(cells),
         }
         summary["targets"] = targets(cells) + default_start_targets(summary["default_start"])
         (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
