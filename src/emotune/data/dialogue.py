@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from emotune.data.files import read_csv_rows, require_dir
+from emotune.data.files import numbered_lines, read_csv_rows, require_dir
 from emotune.data.registry import DataRequest, register_dataset
 from emotune.data.schema import Dataset, Example, LabelSet, Turn
 from emotune.errors import EmotuneError
@@ -191,13 +191,9 @@ def load_meld(request: DataRequest) -> Dataset:
 
 
 def _mastodon_dialogues(path: Path) -> list[list[tuple[str, str | None, int | None]]]:
-    if not path.is_file():
-        raise EmotuneError(f"{path}: file not found")
     symbols = {"-": 0, "*": 1, "+": 2}
     dialogues: list[list[tuple[str, str | None, int | None]]] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for lineno, line in numbered_lines(path):
         index, tag, *words = line.split(" ")
         if not index.isdigit() or tag[:1] not in symbols:
             raise EmotuneError(f"{path}:{lineno}: expected '<index> <sentiment>_<act> <words>'")

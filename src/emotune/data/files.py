@@ -19,6 +19,19 @@ def require_dir(data_dir: str | None, dataset: str, files: str) -> Path:
     return Path(data_dir)
 
 
+def numbered_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a text file's non-blank lines, numbered from 1 as an editor does.
+
+    Raises:
+        EmotuneError: If the file is missing.
+    """
+    if not path.is_file():
+        raise EmotuneError(f"{path}: file not found")
+    for lineno, line in enumerate(path.read_text(encoding=encoding).splitlines(), 1):
+        if line.strip():
+            yield lineno, line
+
+
 def read_csv_rows(path: Path, columns: Iterable[str]) -> list[dict[str, str]]:
     """Rows of a UTF-8 (optionally BOM-prefixed) CSV file that must have ``columns``."""
     if not path.is_file():

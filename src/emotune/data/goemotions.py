@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emotune.data.files import require_dir
+from emotune.data.files import numbered_lines, require_dir
 from emotune.data.registry import DataRequest, Variant, register_dataset, register_family
 from emotune.data.schema import Dataset, Example, LabelSet, regroup
 from emotune.errors import EmotuneError
@@ -28,12 +28,8 @@ def read_label_names(path: Path) -> tuple[str, ...]:
 
 def read_multilabel_tsv(path: Path, num_labels: int, split: str) -> list[Example]:
     """Examples of one ``text<TAB>ids<TAB>id`` file; ``label`` is the first id, ``labels`` all of them."""
-    if not path.is_file():
-        raise EmotuneError(f"{path}: file not found")
     examples = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for lineno, line in numbered_lines(path):
         fields = line.split("\t")
         if len(fields) < 2:
             raise EmotuneError(f"{path}:{lineno}: expected 'text<TAB>label ids<TAB>id'")

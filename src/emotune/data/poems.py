@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from emotune.data.corpora import polarity_variants
-from emotune.data.files import read_csv_rows, require_dir
+from emotune.data.files import numbered_lines, read_csv_rows, require_dir
 from emotune.data.registry import DataRequest, register_dataset, register_family
 from emotune.data.schema import Dataset, Example, LabelSet
 from emotune.errors import EmotuneError
@@ -29,12 +29,8 @@ _EMOBANK_SPLITS = {"train": "train", "dev": "dev", "test": "test"}
 def read_poems(request: DataRequest, split: str) -> list[Example]:
     """One ``id<TAB>verse<TAB>label`` file of Poem Sentiment."""
     path = require_dir(request.data_dir, "poem-sentiment", "{train,dev,test}.tsv") / f"{split}.tsv"
-    if not path.is_file():
-        raise EmotuneError(f"{path}: file not found")
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for lineno, line in numbered_lines(path):
         fields = line.split("\t")
         if len(fields) != 3 or fields[2].strip() not in _POEM_IDS or not fields[1].strip():
             raise EmotuneError(f"{path}:{lineno}: expected 'id<TAB>verse<TAB>label' with label -1, 0, 1 or 2")

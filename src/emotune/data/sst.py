@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emotune.data.files import require_dir
+from emotune.data.files import numbered_lines, require_dir
 from emotune.data.registry import DataRequest, Variant, register_family
 from emotune.data.schema import Dataset, Example, LabelSet
 from emotune.errors import EmotuneError
@@ -23,12 +23,8 @@ def read_stsa(path: Path, num_labels: int) -> list[Example]:
     Raises:
         EmotuneError: If the file is missing, empty, or a line is malformed.
     """
-    if not path.is_file():
-        raise EmotuneError(f"{path}: file not found")
     examples = []
-    for lineno, line in enumerate(path.read_text(encoding="latin-1").splitlines(), 1):
-        if not line.strip():
-            continue
+    for lineno, line in numbered_lines(path, "latin-1"):
         head, _, text = line.partition(" ")
         if not head.isdigit() or int(head) >= num_labels or not text.strip():
             raise EmotuneError(f"{path}:{lineno}: expected '<label 0..{num_labels - 1}> <sentence>'")
