@@ -141,7 +141,7 @@ def test_timing_helpers_time_a_command_and_a_product(tmp_path: Path) -> None:
         timing.wall_seconds([sys.executable, "-c", "raise SystemExit(3)"], runs=1)
 
 
-def test_shipped_generalist_compares_arms_on_the_seeds_each_comparison_shares(tmp_path: Path) -> None:
+def _shipped_generalist() -> Any:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
@@ -150,6 +150,35 @@ def test_shipped_generalist_compares_arms_on_the_seeds_each_comparison_shares(tm
     assert spec and spec.loader
     shipped = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(shipped)
+    return shipped
+
+
+def test_shipped_generalist_scores_other_temperatures_from_the_probabilities_it_was_given() -> None:
+    import numpy as np
+
+    shipped = _shipped_generalist()
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(400, 3)) * 4.0  # sharp: temperature 1 is overconfident here
+    gold = [int(np.argmax(row + rng.normal(size=3) * 4.0)) for row in logits]
+    z = logits / 1.5  # what the texts were scored with at temperature 1.5
+    probs = np.exp(z - z.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    out = shipped.other_temperatures(probs, gold, temperature=1.5)
+    assert set(out["ece_by_temperature"]) == {str(t) for t in shipped.GRID}
+    best = min(out["ece_by_temperature"], key=out["ece_by_temperature"].get)
+    assert float(best) > 1.0 and out["nll_optimal_temperature"] > 1.0
+    cells = {
+        ("sst2", "generalist"): {"ece_by_temperature": {"1.0": 0.02, "2.0": 0.08}, "nll_optimal_temperature": 1.1},
+        ("meld", "generalist"): {"ece_by_temperature": {"1.0": 0.20, "2.0": 0.04}, "nll_optimal_temperature": 2.4},
+        ("meld", "frozen"): {"ece": 0.5},
+    }
+    one = shipped.one_temperature(cells)
+    assert one["grid"]["1.0"] == {"ece_at_most_5": 1, "max_ece": 0.20}
+    assert one["nll_optimal"] == {"sst2": 1.1, "meld": 2.4}
+
+
+def test_shipped_generalist_compares_arms_on_the_seeds_each_comparison_shares(tmp_path: Path) -> None:
+    shipped = _shipped_generalist()
     for seed, f1 in ((42, 0.50), (43, 0.60), (44, 0.70)):
         _cell(tmp_path / "a", "sst5", "shipped-256", seed, macro_f1=f1)
         _cell(tmp_path / "b", "sst5", "lora-256", seed, macro_f1=f1 - 0.1)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import generalist_tables as gen  # docs/gen/: the generalists' tables
 import tables  # docs/gen/: the transfer, trust and scale-out tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -353,12 +354,13 @@ def predict_output() -> str:
 
 
 TABLES = {
-    "generalist_held_out": tables.generalist_held_out,
-    "generalist_transfer": tables.generalist_transfer,
-    "shipped_generalist": tables.shipped_generalist_table,
+    "generalist_held_out": gen.generalist_held_out,
+    "generalist_transfer": gen.generalist_transfer,
+    "shipped_generalist": gen.shipped_generalist_table,
     "label_cost": tables.label_cost_table,
-    "shipped_generalist_start": tables.shipped_generalist_start,
-    "shipped_generalist_targets": lambda: tables.targets_table(tables.SHIPPED, tables.SHIPPED_COMMAND),
+    "shipped_generalist_start": gen.shipped_generalist_start,
+    "shipped_generalist_targets": lambda: tables.targets_table(gen.SHIPPED, gen.SHIPPED_COMMAND),
+    "shipped_generalist_temperature": gen.shipped_generalist_temperature,
     "shipped_generalist_build": lambda: generalist_build(),
     "generalist_targets": lambda: tables.targets_table(
         RESULTS / "generalist" / "summary.json", "python benchmarks/generalist.py"
@@ -408,7 +410,7 @@ def quickstart_block() -> str:
 
 
 #: The README's generated blocks, each between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``.
-README_BLOCKS = {"results": glance_table, "quickstart": quickstart_block, "zero_shot": tables.shipped_generalist_row}
+README_BLOCKS = {"results": glance_table, "quickstart": quickstart_block, "zero_shot": gen.shipped_generalist_row}
 
 
 def readme_with_blocks(readme: str) -> str:
