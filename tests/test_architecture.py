@@ -83,7 +83,7 @@ def test_no_import_cycles_among_emotune_modules() -> None:
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "storage", "distributed"),
     ("methods", "metrics", "calibration", "rundir"),
-    ("config",),
+    ("config", "overrides"),
     ("data",),
     ("models",),
     ("evaluate",),

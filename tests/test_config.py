@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from emotune.config import RunConfig, apply_override
+from emotune.config import RunConfig
 from emotune.data import dataset_info, dataset_names
 from emotune.errors import EmotuneError
+from emotune.overrides import apply_override
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from emotune.config import RunConfig, apply_override
+from emotune.config import RunConfig
+from emotune.overrides import apply_override
 from emotune.pipeline import run
 
 # Settings per method for a ~100-example corpus, sized for a first run of about two minutes: a

@@ -9,9 +9,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from emotune.config import RunConfig, apply_override, given_epochs
+from emotune.config import RunConfig, given_epochs
 from emotune.errors import EmotuneError
 from emotune.methods import method_class, method_names
+from emotune.overrides import apply_override
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from typing import Any
 
 import yaml
 
-from emotune.config import DataConfig, apply_override
+from emotune.config import DataConfig
 from emotune.errors import EmotuneError
+from emotune.overrides import apply_override
 
 DISTILL_FILE = "distill.yaml"
 
