@@ -175,6 +175,7 @@ def test_shipped_generalist_scores_other_temperatures_from_the_probabilities_it_
     one = shipped.one_temperature(cells)
     assert one["grid"]["1.0"] == {"ece_at_most_5": 1, "max_ece": 0.20}
     assert one["nll_optimal"] == {"sst2": 1.1, "meld": 2.4}
+    assert one["own_best"]["meld"] == {"temperature": 2.0, "ece": 0.04}
 
 
 def test_shipped_generalist_compares_arms_on_the_seeds_each_comparison_shares(tmp_path: Path) -> None:
