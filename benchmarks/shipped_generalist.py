@@ -202,7 +202,8 @@ def call_time(emotune: str = "emotune", runs: int = 3) -> dict[str, Any]:
     fresh process, ``runs`` times after one warm-up that fills the backbone's cache.
 
     ``emotune`` is the executable timed: the README's install (no extras) or one with the dev
-    extras, where PEFT's import also pulls bitsandbytes in; the file names which it was.
+    extras, where PEFT's import also pulls bitsandbytes in: ``call-time.json`` for the first,
+    ``call-time-dev-extras.json`` for the second.
     """
     command = [shutil.which(emotune) or emotune, *PREDICT]
     seconds, output = wall_seconds(command, runs, warmup=1)
@@ -212,7 +213,8 @@ def call_time(emotune: str = "emotune", runs: int = 3) -> dict[str, Any]:
     bnb = subprocess.run([str(python), "-c", probe], capture_output=True, text=True).stdout.strip() == "True"
     install = {"executable": command[0], "bitsandbytes_installed": bnb}
     result = header(f'emotune predict "{PREDICT[1]}"') | {"install": install, "seconds": seconds, "output": output}
-    (OUT / "call-time.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "call-time-dev-extras.json" if bnb else "call-time.json"  # the README's install has no bitsandbytes
+    (OUT / name).write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 

@@ -124,6 +124,27 @@ def _own_best(one: dict[str, Any]) -> str:
     )
 
 
+def shipped_generalist_call_time() -> str:
+    """How long `emotune predict TEXT` takes from a fresh shell, with and without the dev extras."""
+    folder = SHIPPED.parent
+    runs = {k: folder / f for k, f in (("readme", "call-time.json"), ("dev", "call-time-dev-extras.json"))}
+    if not runs["readme"].is_file():
+        return f"`emotune predict TEXT` from a fresh shell: `{SHIPPED_COMMAND} --call-time` has not been run."
+    t = {k: _read(p) for k, p in runs.items() if p.is_file()}
+
+    def span(k: str) -> str:
+        return f"{min(t[k]['seconds']):.1f}–{max(t[k]['seconds']):.1f} s"
+
+    dev = f" and {span('dev')} with the dev extras, whose bitsandbytes PEFT imports on start" if "dev" in t else ""
+    r = t["readme"]
+    return (
+        f"`emotune predict TEXT` from a fresh shell took {span('readme')} with the README's install{dev} "
+        f"({r['date']}, {r['machine']}, commit `{r['commit']}`, three runs after a warm-up; "
+        f"`{SHIPPED_COMMAND} --call-time --emotune EXE`, `benchmarks/results/shipped-generalist/call-time.json`"
+        f"{' and call-time-dev-extras.json' if dev else ''})."
+    )
+
+
 def shipped_generalist_row() -> str:
     """The README's zero-shot line: the shipped generalist's mean gain over the frozen backbone."""
     if not SHIPPED.is_file():

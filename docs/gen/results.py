@@ -361,6 +361,7 @@ TABLES = {
     "shipped_generalist_start": gen.shipped_generalist_start,
     "shipped_generalist_targets": lambda: tables.targets_table(gen.SHIPPED, gen.SHIPPED_COMMAND),
     "shipped_generalist_temperature": gen.shipped_generalist_temperature,
+    "shipped_generalist_call_time": gen.shipped_generalist_call_time,
     "shipped_generalist_build": lambda: generalist_build(),
     "generalist_targets": lambda: tables.targets_table(
         RESULTS / "generalist" / "summary.json", "python benchmarks/generalist.py"
