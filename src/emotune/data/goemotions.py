@@ -18,9 +18,7 @@ FILES = "{train,dev,test}.tsv + labels.txt"
 
 def read_label_names(path: Path) -> tuple[str, ...]:
     """Label names, one per line, in id order."""
-    if not path.is_file():
-        raise EmotuneError(f"{path}: file not found")
-    names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    names = tuple(line.strip() for _, line in numbered_lines(path))
     if len(names) < 2:
         raise EmotuneError(f"{path}: expected at least two label names, one per line")
     return names

@@ -16,7 +16,7 @@ import logging
 import random
 from pathlib import Path
 
-from emotune.data.files import require_dir
+from emotune.data.files import numbered_lines, require_dir
 from emotune.data.registry import DataRequest, Variant, register_family
 from emotune.data.schema import Dataset, Example, LabelSet, regroup
 from emotune.errors import EmotuneError
@@ -42,10 +42,8 @@ def read_xed(path: Path, neutral: bool = False) -> list[tuple[str, tuple[int, ..
     alignment records); those are skipped and counted in a warning. A file with no line or
     mostly broken lines is an error naming it.
     """
-    if not path.is_file():
-        raise EmotuneError(f"{path}: file not found")
     rows, broken = [], 0
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [line for _, line in numbered_lines(path)]
     for line in lines:
         fields = line.rstrip("\r").split("\t")
         text, ids = (fields[1:2], fields[0]) if neutral else (fields[:1], fields[1] if len(fields) > 1 else "")
