@@ -373,7 +373,7 @@ TABLES = {
         RESULTS / "explain" / "summary.json", "python benchmarks/explain_faithfulness.py"
     ),
     "predict_scale": tables.predict_scale_table,
-    "seq_cls_export": tables.seq_cls_export_table,
+    "exports": tables.exports_table,
     "gpu_scale": tables.gpu_scale_block,
     "full_budget": full_budget_table,
     "learning_curve": learning_curve_table,
@@ -396,6 +396,7 @@ PAGES = (
     "guides/generalist.md",
     "guides/calibration.md",
     "guides/explanations.md",
+    "guides/export.md",
     "guides/predict-and-serve.md",
 )
 

@@ -199,9 +199,9 @@ def predict_scale_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def seq_cls_export_table() -> str:
-    path = RESULTS / "seq-cls-export.json"
-    missing = _missing(path, "python benchmarks/seq_cls_export.py")
+def exports_table() -> str:
+    path = RESULTS / "exports.json"
+    missing = _missing(path, "python benchmarks/exports.py")
     if missing:
         return missing
     s = _read(path)
@@ -209,13 +209,16 @@ def seq_cls_export_table() -> str:
         f"{s['date']}, {s['machine']}, commit `{s['commit']}`, `{s['command']}`; {s['texts']} SST-2 test "
         f"sentences, batch {s['batch']}, each row a fresh process:",
         "",
-        "| loaded as | precision | load, s | examples/s | same label as merged fp32 | largest probability gap |",
-        "|---|---|---|---|---|---|",
+        "| loaded as | precision | export, s | folder, MB | load, s | examples/s | peak memory, MB | accuracy "
+        "| same label as merged fp32 | largest probability gap | torch imported |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in s["rows"]:
+        made = f"{r['export_seconds']} | {r['folder_mb']}" if "export_seconds" in r else "– | –"
         lines.append(
-            f"| {r['row']} | {r['precision']} | {r['load_seconds']} | {r['examples_per_second']} "
-            f"| {r['same_label']} / {s['texts']} | {r['max_probability_difference']:.1e} |"
+            f"| {r['row']} | {r['precision']} | {made} | {r['load_seconds']} | {r['examples_per_second']} "
+            f"| {r['peak_rss_mb']} | {100 * r['accuracy']:.2f} | {r['same_label']} / {s['texts']} "
+            f"| {r['max_probability_difference']:.1e} | {'yes' if r['torch_imported'] else 'no'} |"
         )
     return "\n".join(lines) + "\n"
 
