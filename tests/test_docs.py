@@ -172,10 +172,13 @@ def python_blocks() -> list[Any]:
 
 
 @pytest.mark.parametrize("page, code", python_blocks(), ids=lambda v: v if v.endswith(".md") else "")
-def test_python_blocks_run(page: str, code: str, tiny_run: Path, merged: Path, seq_cls: Path, capsys) -> None:
+def test_python_blocks_run(
+    page: str, code: str, tiny_run: Path, merged: Path, seq_cls: Path, capsys, tmp_path: Path
+) -> None:
     for name in RUN_NAMES:
         code = code.replace(f'"{name}"', repr(str(tiny_run)))
     code = code.replace("models/sst2-merged", str(merged)).replace("models/sst2-seq-cls", str(seq_cls))
+    code = code.replace('"models/', f'"{tmp_path}/')  # what a block writes goes to a temp folder
     exec(compile(code, page, "exec"), {"RUN": str(tiny_run), "__name__": "__docs__"})
     assert capsys.readouterr().out.strip(), f"{page}: a block that prints nothing shows nothing"
 

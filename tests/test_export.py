@@ -13,7 +13,7 @@ import torch
 
 from emotune.cli import main
 from emotune.errors import EmotuneError
-from emotune.inference.export import export
+from emotune.inference.export import ExportSource, export
 from emotune.inference.predict import Predictor
 from emotune.pipeline import run
 from helpers import assert_same_predictions, run_records, tiny_config
@@ -66,6 +66,9 @@ def test_a_method_that_cannot_merge_exports_its_adapter(tiny_gemma: str, sentime
         main(["export", "--run", str(tmp_path / "pt2"), "--format", "seq-cls", "--output", str(tmp_path / "sc")]) == 2
     )
     assert not (tmp_path / "sc").exists()
+    with pytest.raises(EmotuneError, match="so a label set given at export cannot be exported"):
+        export(ExportSource.of_labels("negative,positive", tmp_path / "pt2"), "merged", tmp_path / "labels")
+    assert not (tmp_path / "labels").exists()
 
 
 def test_seq_cls_export_keeps_a_calibrated_runs_bias_and_temperature(tiny_run: Path, tmp_path: Path) -> None:
@@ -152,3 +155,41 @@ def test_whole_word_scoring_survives_both_exports(tiny_gemma: str, sentiment_fil
         assert_same_predictions(records, Predictor.load(tmp_path / fmt), 1e-4)
     meta = json.loads((tmp_path / "merged" / "emotune.json").read_text())
     assert meta["label_tokens"] == "all" and [len(w) for words in meta["label_word_ids"] for w in words] == [2, 2]
+
+
+LABELS = "joy,sadness,anger,fear"
+TEXTS = ["a wonderful film", "i hated every minute", "what a dull story"]
+
+
+def test_a_label_set_given_at_export_predicts_like_its_call_time_predictor(tiny_run: Path, tmp_path: Path) -> None:
+    """Labels on a run's adapter (the shipped generalist's case): merged, ONNX and seq-cls."""
+    from transformers import pipeline
+
+    source = ExportSource.of_labels(LABELS, tiny_run, language="en")
+    expected = Predictor.zero_shot(LABELS, adapter=tiny_run, language="en").predict(TEXTS)
+    for fmt in ("merged", "onnx"):
+        result = export(source, fmt, tmp_path / fmt)
+        assert f"labels joy, sadness, anger, fear, scored by {tiny_run}, prompt in en" in result.note
+        exported = Predictor.load(tmp_path / fmt)
+        assert exported.labels == tuple(LABELS.split(","))
+        for got, want in zip(exported.predict(TEXTS), expected, strict=True):
+            assert got.label == want.label and got.scores == pytest.approx(want.scores, abs=1e-4)
+    export(source, "seq-cls", tmp_path / "seq")
+    rows = pipeline("text-classification", model=str(tmp_path / "seq"), top_k=None)(TEXTS)
+    for row, want in zip(rows, expected, strict=True):
+        assert {d["label"]: d["score"] for d in row} == pytest.approx(want.scores, abs=1e-4)
+
+
+def test_export_flags_for_labels(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "seq"
+    args = ["export", "--run", str(tiny_run), "--labels", "joy,fear", "--format", "seq-cls", "--output", str(out)]
+    assert main([*args, "--language", "en"]) == 0
+    note = json.loads(capsys.readouterr().out)["note"]
+    assert note.endswith(f"labels joy, fear, scored by {tiny_run}, prompt in en")
+    assert main(["export", "--run", str(tiny_run), "--task", "emotion", "--output", str(tmp_path / "x")]) == 2
+    assert "go with --labels; a run has its own" in capsys.readouterr().err
+    assert main(["export", "--labels", "joy", "--run", str(tiny_run), "--output", str(tmp_path / "y")]) == 2
+    assert "at least two labels" in capsys.readouterr().err
+    assert main([*args, "--language", "en"]) == 2  # the output exists: refused before any weights load
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -184,3 +184,19 @@ def test_predict_with_no_run_and_no_labels_uses_the_generalist(capsys: pytest.Ca
     for row in rows:
         assert row["label"] in DEFAULT_LABELS and list(row["scores"]) == list(DEFAULT_LABELS)
         assert sum(row["scores"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_the_generalist_exports_a_label_set_for_a_text_classification_pipeline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from transformers import pipeline
+
+    from emotune.inference.predict import Predictor
+
+    labels, texts = "joy,anger,sadness,fear", ["I can't stop smiling today", "they lied to me again, I am furious"]
+    assert main(["export", "--labels", labels, "--format", "seq-cls", "--output", str(tmp_path / "seq")]) == 0
+    assert "scored by generalist, prompt in en" in json.loads(capsys.readouterr().out)["note"]
+    rows = pipeline("text-classification", model=str(tmp_path / "seq"), top_k=None)(texts)
+    for row, want in zip(rows, Predictor.generalist(labels, language="en").predict(texts), strict=True):
+        assert {d["label"]: d["score"] for d in row} == pytest.approx(want.scores, abs=1e-4)

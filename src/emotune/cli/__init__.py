@@ -80,8 +80,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=32, help="most texts merged into one forward pass")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch")
     p.set_defaults(func=c.cmd_serve)
-    p = sub.add_parser("export", help="ship a trained run: merged HF model, or ONNX label scorer (emotune[onnx])")
-    p.add_argument("--run", required=True, help="run directory to export")
+    p = sub.add_parser(
+        "export", help="ship a trained run or a label set: merged HF model, ONNX label scorer, or seq-cls classifier"
+    )
+    p.add_argument(
+        "--run",
+        help="run directory to export, or 'generalist' (the shipped one); with --labels: the run whose adapter "
+        "scores them (default: the shipped generalist)",
+    )
     p.add_argument(
         "--format",
         default="merged",
@@ -90,6 +96,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="folder to write (predict/serve load it with --run)")
     p.add_argument("--int8", action="store_true", help="onnx: dynamic int8 weights (smaller, faster on CPUs)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    add_call_time_flags(p, language="with --labels: the exported prompt's language (default: the labels' script)")
     p.set_defaults(func=c.cmd_export)
     p = sub.add_parser("distill", help="teach a small encoder from a trained run: encoder-speed prediction")
     p.add_argument("--run", required=True, help="the teacher: a trained run directory")
@@ -121,8 +128,11 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def add_call_time_flags(p: argparse.ArgumentParser) -> None:
-    """Labels at call time: no run directory needed (the shipped generalist scores them)."""
+def add_call_time_flags(
+    p: argparse.ArgumentParser, language: str = "the prompt's language (default: each text's own)"
+) -> None:
+    """Labels at call time: no run directory needed (the shipped generalist scores them);
+    ``language`` is the help of ``--language``."""
     p.add_argument(
         "--labels",
         help="classify into these labels, comma-separated, at most 64 (no run needed; default without "
@@ -138,7 +148,7 @@ def add_call_time_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --labels: score with the frozen backbone instead of the shipped generalist",
     )
-    p.add_argument("--language", choices=("en", "zh"), help="the prompt's language (default: each text's own)")
+    p.add_argument("--language", choices=("en", "zh"), help=language)
 
 
 def as_flags(err: EmotuneError) -> str:

@@ -183,9 +183,23 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from emotune.inference.export import export
+    from emotune.inference.export import ExportSource, check_output, export
+    from emotune.models.generalist import NAME as GENERALIST
 
-    result = export(Path(args.run), args.format, Path(args.output), quantize=args.int8, overwrite=args.overwrite)
+    check_output(args.format, Path(args.output), args.overwrite)  # before any weights load
+    source: ExportSource | str = args.run or GENERALIST
+    if args.labels is not None:
+        source = ExportSource.of_labels(
+            args.labels,
+            args.run,
+            model=args.model,
+            task=args.task,
+            language=args.language,
+            frozen_backbone=args.frozen_backbone,
+        )
+    elif args.model or args.task or args.frozen_backbone or args.language:
+        raise EmotuneError("--model, --task, --language and --frozen-backbone go with --labels; a run has its own")
+    result = export(source, args.format, Path(args.output), quantize=args.int8, overwrite=args.overwrite)
     print(json.dumps(asdict(result)))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +130,59 @@ def call_time_config(run: Path | None, model: str | None) -> RunConfig:
     return cfg
 
 
+@dataclass(frozen=True)
+class CallTimeSetup:
+    """What a label set given at call time is scored under.
+
+    Attributes:
+        cfg: The configuration (the run's backbone and method, or the frozen backbone zero-shot;
+            a fresh data section naming how the labels are scored).
+        labels: The label set, each name its own verbaliser word.
+        language: The prompt's language.
+        task: The prompt's task word.
+        run: The trained run whose adapter scores the labels (None: the frozen backbone).
+    """
+
+    cfg: RunConfig
+    labels: LabelSet
+    language: str
+    task: str
+    run: Path | None
+
+
+def call_time_setup(
+    labels: str | Sequence[str],
+    model: str | None = None,
+    run: str | Path | None = None,
+    *,
+    task: str | None = None,
+    device: str = "auto",
+    language: str | None = None,
+) -> CallTimeSetup:
+    """The configuration, label set and prompt that ``labels`` are scored under (arguments as
+    `call_time_recogniser`'s); reads the tokenizer, not the weights.
+
+    Raises:
+        EmotuneError: For bad labels, labels the tokenizer cannot tell apart, or a run that cannot
+            score new labels.
+    """
+    from emotune.models.backbones import load_tokenizer, resolve_source
+
+    names = parse_labels(labels)
+    language = check_language(language) or label_language(names)
+    label_set = LabelSet(names, {language: [[n] for n in names]})
+    folder = Path(run) if run is not None else None
+    cfg = call_time_config(folder, model)
+    cfg.runtime.device = device
+    prompt = PromptBuilder(label_set, language, task or task_word(names))
+    tokenizer = load_tokenizer(resolve_source(cfg.model.name), cfg.model.trust_remote_code)
+    # Labels given at call time read nothing of the run's data: a fresh data section, so neither
+    # the run's template (it may name its own labels) nor its corpora (a run over several refuses
+    # whole-word scoring in training) carry over.
+    cfg.data = DataConfig(label_tokens=label_tokens(tokenizer, label_set, prompt))
+    return CallTimeSetup(cfg.validate(), label_set, language, prompt.task, folder)
+
+
 def call_time_recogniser(
     labels: str | Sequence[str],
     model: str | None = None,
@@ -151,28 +205,22 @@ def call_time_recogniser(
         device: ``auto``, ``cpu`` or ``cuda``.
         language: The prompt's language (default: the label names' script).
     """
-    from emotune.models.backbones import load_tokenizer, resolve_source
+    setup = call_time_setup(labels, model, run, task=task, device=device, language=language)
+    return setup_recogniser(setup, calibrate)
+
+
+def setup_recogniser(setup: CallTimeSetup, calibrate: bool | None = None) -> Recogniser:
+    """Loads the recogniser ``setup`` describes, calibrated as `call_time_recogniser` says."""
     from emotune.models.recogniser import build_recogniser
 
-    names = parse_labels(labels)
-    language = check_language(language) or label_language(names)
-    label_set = LabelSet(names, {language: [[n] for n in names]})
-    folder = Path(run) if run is not None else None
-    cfg = call_time_config(folder, model)
-    cfg.runtime.device = device
-    prompt = PromptBuilder(label_set, language, task or task_word(names))
-    tokenizer = load_tokenizer(resolve_source(cfg.model.name), cfg.model.trust_remote_code)
-    # Labels given at call time read nothing of the run's data: a fresh data section, so neither
-    # the run's template (it may name its own labels) nor its corpora (a run over several refuses
-    # whole-word scoring in training) carry over.
-    cfg.data = DataConfig(label_tokens=label_tokens(tokenizer, label_set, prompt))
-    adapter = folder / "adapter" if folder is not None and get_method(cfg.method).needs_adapter else None
-    rec = build_recogniser(cfg.validate(), label_set, language, prompt.task, adapter_dir=adapter)
+    needs_adapter = setup.run is not None and get_method(setup.cfg.method).needs_adapter
+    adapter = setup.run / "adapter" if setup.run is not None and needs_adapter else None
+    rec = build_recogniser(setup.cfg, setup.labels, setup.language, setup.task, adapter_dir=adapter)
     if calibrate is False:
         rec.head.bias.zero_()
     elif calibrate and not rec.method.calibrates:
         rec.calibrate()
-    rec.temperature = label_free_temperature(folder)
+    rec.temperature = label_free_temperature(setup.run)
     return rec
 
 

@@ -15,8 +15,10 @@ classifier for serving engines.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +32,11 @@ from emotune.inference.backends import SAME_FOLDER
 from emotune.inference.onnx_backend import quantize_onnx
 from emotune.inference.predict import Predictor
 from emotune.methods.zero_shot import ZeroShotOptions
+from emotune.models.generalist import DEFAULT_LABELS, resolve_run
+from emotune.models.generalist import NAME as GENERALIST
 from emotune.models.recogniser import LabelScorer, Recogniser
 from emotune.models.text_pairs import is_student
-from emotune.rundir import LABEL_HEAD, ExportMeta, RunMeta
+from emotune.rundir import LABEL_HEAD, ExportMeta, RunMeta, load_run
 from emotune.storage import atomic_dir
 
 FORMATS = ("merged", "onnx", "seq-cls")
@@ -49,36 +53,105 @@ class ExportResult:
     note: str
 
 
-def export(run: Path, fmt: str, output: Path, *, quantize: bool = False, overwrite: bool = False) -> ExportResult:
-    """Exports a run directory as ``fmt`` into ``output`` (written atomically).
+@dataclass
+class ExportSource:
+    """A recogniser to export and what describes it.
+
+    Attributes:
+        rec: The recogniser whose label scoring the export reproduces.
+        cfg: The configuration it was built from (written, adjusted, into the export).
+        meta: Its run metadata (``run.json``).
+        name: Where it came from, as the export records it.
+        folder: The run directory whose own files an export may copy (None: labels given at
+            export, which no run's files describe).
+    """
+
+    rec: Recogniser
+    cfg: RunConfig
+    meta: RunMeta
+    name: str
+    folder: Path | None
+
+    @classmethod
+    def of_run(cls, run: str | Path) -> ExportSource:
+        """A run directory or export, as trained (``generalist``: the shipped one, with its
+        default labels)."""
+        if str(run) == GENERALIST:
+            return cls.of_labels(DEFAULT_LABELS, GENERALIST)
+        # A quantised run is exported de-quantised: bitsandbytes' k-bit weights neither merge an
+        # adapter losslessly nor trace to ONNX, so its adapter goes into the full-precision backbone.
+        rec = Predictor.load(run, dequantize=True).recogniser
+        if not isinstance(rec, Recogniser):
+            raise EmotuneError(f"{run}: already an ONNX export; export the trained run instead")
+        folder = load_run(run).folder
+        cfg = RunConfig.from_yaml(folder / "config.yaml", saved=True)
+        return cls(rec, cfg, RunMeta.load(folder), str(run), folder)
+
+    @classmethod
+    def of_labels(
+        cls,
+        labels: str | Sequence[str],
+        run: str | Path | None = None,
+        *,
+        model: str | None = None,
+        task: str | None = None,
+        language: str | None = None,
+        frozen_backbone: bool = False,
+    ) -> ExportSource:
+        """A label set given at export time, scored as `Predictor.zero_shot` scores it: by
+        ``run``'s adapter, by default the shipped generalist's, or by the frozen ``model``. The
+        prompt's language is fixed in an export: ``language``, else the label names' script."""
+        from emotune.inference.call_time import call_time_setup, default_adapter, setup_recogniser
+
+        scorer = default_adapter(model, run, frozen_backbone)
+        setup = call_time_setup(labels, model, resolve_run(scorer), task=task, language=language)
+        rec = setup_recogniser(setup)
+        labels_dict = setup.labels.to_dict()
+        meta = RunMeta("labels", setup.language, setup.task, labels_dict, temperature=rec.temperature)
+        return cls(rec, setup.cfg, meta, str(scorer or setup.cfg.model.name), None)
+
+
+def export(
+    source: ExportSource | str | Path, fmt: str, output: Path, *, quantize: bool = False, overwrite: bool = False
+) -> ExportResult:
+    """Exports a run directory (or ``generalist``), or a label set given at export time
+    (`ExportSource.of_labels`), as ``fmt`` into ``output`` (written atomically).
 
     Raises:
         EmotuneError: For an unknown format, an existing output without ``overwrite``, or an
             ONNX export of a method that cannot be merged.
     """
+    check_output(fmt, output, overwrite)
+    if not isinstance(source, ExportSource):
+        if is_student(Path(source)):
+            return _student(Path(source), fmt, output, quantize)
+        source = ExportSource.of_run(source)
+    writers = {
+        "onnx": lambda tmp: _onnx(source, tmp, output, quantize),
+        "seq-cls": lambda tmp: _seq_cls(source, tmp, output),
+    }
+    with atomic_dir(output) as tmp:
+        result = writers.get(fmt, lambda tmp: _merged(source, tmp, output))(tmp)
+    return dataclasses.replace(result, note=_noted(result.note, source, result.merged))
+
+
+def check_output(fmt: str, output: Path, overwrite: bool) -> None:
+    """Refuses an unknown format, or an existing non-empty ``output`` without ``overwrite``."""
     if fmt not in FORMATS:
         raise EmotuneError(f"unknown export format '{fmt}'; expected one of {FORMATS}")
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise EmotuneError(f"{output}: exists; pass --overwrite")
-    if is_student(run):
-        return _student(run, fmt, output, quantize)
-    # A quantised run is exported de-quantised: bitsandbytes' k-bit weights neither merge an
-    # adapter losslessly nor trace to ONNX, so its adapter goes into the full-precision backbone.
-    predictor = Predictor.load(run, dequantize=True)
-    rec = predictor.recogniser
-    if not isinstance(rec, Recogniser):
-        raise EmotuneError(f"{run}: already an ONNX export; export the trained run instead")
-    writers = {
-        "onnx": lambda tmp: _onnx(run, rec, tmp, output, quantize),
-        "seq-cls": lambda tmp: _seq_cls(run, rec, tmp, output),
-    }
-    with atomic_dir(output) as tmp:
-        result = writers.get(fmt, lambda tmp: _merged(run, rec, tmp, output))(tmp)
-    quantized = RunConfig.from_yaml(run / "config.yaml", saved=True).model.quantization
-    if quantized != "none" and result.merged:
-        note = f"{result.note}; de-quantised: the adapter trained on {quantized} weights is merged into full precision"
-        result = dataclasses.replace(result, note=note)
-    return result
+
+
+def _noted(note: str, source: ExportSource, merged: bool) -> str:
+    """The export's note with what a reader should know of its source."""
+    quantized = source.cfg.model.quantization
+    if quantized != "none" and merged:
+        note += f"; de-quantised: the adapter trained on {quantized} weights is merged into full precision"
+    if source.folder is None:
+        names = ", ".join(source.rec.labels.names)
+        note += f"; labels {names}, scored by {source.name}, prompt in {source.meta.language}"
+    return note
 
 
 def _student(run: Path, fmt: str, output: Path, quantize: bool) -> ExportResult:
@@ -92,35 +165,41 @@ def _student(run: Path, fmt: str, output: Path, quantize: bool) -> ExportResult:
     return ExportResult(str(output), "onnx", False, export_student(run, output, quantize))
 
 
-def _merged(run: Path, rec: Recogniser, tmp: Path, output: Path) -> ExportResult:
+def _merged(source: ExportSource, tmp: Path, output: Path) -> ExportResult:
+    rec = source.rec
     # A trained label head stays a file: its rows would overwrite the label words' shared
     # output-embedding rows (tied to the input embedding in most small LLMs).
     if not can_merge(rec) or rec.head.rows is not None:
-        for name in ("config.yaml", *RUN_FILES, LABEL_HEAD):
-            if (run / name).is_file():
-                shutil.copy2(run / name, tmp / name)
-        shutil.copytree(run / "adapter", tmp / "adapter")
         what = "a trained label head" if rec.head.rows is not None else f"method '{rec.method.name}'"
+        if source.folder is None:
+            raise EmotuneError(
+                f"{what} cannot be merged into the backbone, so a label set given at export cannot be exported"
+            )
+        for name in ("config.yaml", *RUN_FILES, LABEL_HEAD):
+            if (source.folder / name).is_file():
+                shutil.copy2(source.folder / name, tmp / name)
+        shutil.copytree(source.folder / "adapter", tmp / "adapter")
         note = f"{what} cannot be merged into the backbone; exported its run with the adapter"
         return ExportResult(str(output), "merged", False, note)
     model = merged_model(rec)
     model.save_pretrained(str(tmp), safe_serialization=True)  # type: ignore[operator]
     rec.tokenizer.save_pretrained(str(tmp))
-    write_exported_run(run, rec, tmp, "merged")
+    write_exported_run(source, tmp, "merged")
     return ExportResult(str(output), "merged", True, f"{rec.method.name} merged into the backbone")
 
 
-def _seq_cls(run: Path, rec: Recogniser, tmp: Path, output: Path) -> ExportResult:
+def _seq_cls(source: ExportSource, tmp: Path, output: Path) -> ExportResult:
     """The backbone's ``*ForSequenceClassification`` (`emotune.inference.seqcls_export`)."""
     from emotune.inference.seqcls_export import export_seq_cls, label_rows
 
+    rec = source.rec
     if not can_merge(rec):
         raise EmotuneError(
             f"method '{rec.method.name}' cannot be merged into the backbone, so it has no seq-cls export; "
             "use --format merged (it keeps the adapter) or train a mergeable method (lora, dora, ia3)"
         )
     label_rows(rec)  # refuses what one row per label cannot hold before anything is merged
-    note = export_seq_cls(run, rec, tmp, merged_model(rec).float())
+    note = export_seq_cls(source.name, rec, tmp, merged_model(rec).float())
     return ExportResult(str(output), "seq-cls", True, note)
 
 
@@ -135,10 +214,10 @@ def merged_model(rec: Recogniser) -> nn.Module:
     return merge() if callable(merge) else rec.model
 
 
-def write_exported_run(run: Path, rec: Recogniser, folder: Path, fmt: str) -> None:
+def write_exported_run(source: ExportSource, folder: Path, fmt: str) -> None:
     """Run files that make ``folder`` loadable by `Predictor`, and ``emotune.json``: everything
     plain ``transformers`` code needs to reproduce the label logits."""
-    cfg = RunConfig.from_yaml(run / "config.yaml", saved=True)
+    rec, cfg = source.rec, copy.deepcopy(source.cfg)
     cfg.model.name = SAME_FOLDER
     cfg.model.quantization = "none"  # the folder holds full-precision weights (a quantised run is de-quantised)
     # The adaptation now lives in the weights; any calibration is in run.json's head_bias.
@@ -146,11 +225,11 @@ def write_exported_run(run: Path, rec: Recogniser, folder: Path, fmt: str) -> No
     cfg.train.label_head = "frozen"  # an ONNX graph holds a trained head's rows as constants
     cfg.runtime.device = "auto"
     cfg.to_yaml(folder / "config.yaml")
-    meta = RunMeta.load(run)
-    meta.head_bias, meta.exported_from = rec.head.bias.tolist(), {"run": str(run), "method": rec.method.name}
+    meta = dataclasses.replace(source.meta, head_bias=rec.head.bias.tolist())
+    meta.exported_from = {"run": source.name, "method": rec.method.name}
     meta.save(folder)
-    if (run / "dataset_card.json").is_file():
-        shutil.copy2(run / "dataset_card.json", folder / "dataset_card.json")
+    if source.folder is not None and (source.folder / "dataset_card.json").is_file():
+        shutil.copy2(source.folder / "dataset_card.json", folder / "dataset_card.json")
     head, tail = rec.prompt.render()
     ExportMeta(
         format=fmt,
@@ -211,7 +290,8 @@ class _OnnxScorer(nn.Module):
         return self.scorer(input_ids, attention_mask, positions).float()
 
 
-def _onnx(run: Path, rec: Recogniser, tmp: Path, output: Path, quantize: bool) -> ExportResult:
+def _onnx(source: ExportSource, tmp: Path, output: Path, quantize: bool) -> ExportResult:
+    rec = source.rec
     if not can_merge(rec):
         raise EmotuneError(
             f"method '{rec.method.name}' cannot be merged, so it has no ONNX export; "
@@ -227,7 +307,7 @@ def _onnx(run: Path, rec: Recogniser, tmp: Path, output: Path, quantize: bool) -
     if quantize:
         quantize_onnx(tmp / "model.onnx")
     rec.tokenizer.save_pretrained(str(tmp))
-    write_exported_run(run, rec, tmp, "onnx-int8" if quantize else "onnx")
+    write_exported_run(source, tmp, "onnx-int8" if quantize else "onnx")
     note = "label scorer as ONNX" + (" with dynamic int8 weights" if quantize else " (fp32)")
     return ExportResult(str(output), "onnx", True, note)
 

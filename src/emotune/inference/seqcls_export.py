@@ -100,14 +100,14 @@ def logit_offsets(rec: Recogniser) -> list[float]:
     return [float(-v) for v in calibrated(-bias, rec.temperature, rec.class_scaling)]
 
 
-def emotune_block(rec: Recogniser, run: Path) -> dict[str, Any]:
+def emotune_block(rec: Recogniser, run: str) -> dict[str, Any]:
     """What ``config.json``'s ``emotune`` block records for a client."""
     head, tail = rec.prompt.render()
     # emotune tokenises head, text and tail apart; a string joined first can merge tokens at the seams,
     # so the exact inputs are bos + head ids + the text's ids (no special tokens) + tail ids.
     head_ids, tail_ids = rec.prompt.frame_ids(rec.tokenizer)
     return SeqClsBlock(
-        run=str(run),
+        run=run,
         method=rec.method.name,
         prompt_head=head,
         prompt_tail=tail,
@@ -161,7 +161,7 @@ def save_wrapping_tokenizer(tokenizer: Any, head_ids: list[int], tail_ids: list[
         backend.post_processor = before
 
 
-def export_seq_cls(run: Path, rec: Recogniser, tmp: Path, merged: Any) -> str:
+def export_seq_cls(run: str, rec: Recogniser, tmp: Path, merged: Any) -> str:
     """Writes the sequence classifier, its tokenizer and the ``emotune`` block into ``tmp``;
     returns the export's note."""
     seq = sequence_classifier(merged, rec, label_rows(rec))
