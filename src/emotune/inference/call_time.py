@@ -213,7 +213,7 @@ def setup_recogniser(setup: CallTimeSetup, calibrate: bool | None = None) -> Rec
     """Loads the recogniser ``setup`` describes, calibrated as `call_time_recogniser` says."""
     from emotune.models.recogniser import build_recogniser
 
-    needs_adapter = setup.run is not None and get_method(setup.cfg.method).needs_adapter
+    needs_adapter = get_method(setup.cfg.method).needs_adapter
     adapter = setup.run / "adapter" if setup.run is not None and needs_adapter else None
     rec = build_recogniser(setup.cfg, setup.labels, setup.language, setup.task, adapter_dir=adapter)
     if calibrate is False:

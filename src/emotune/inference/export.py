@@ -83,9 +83,9 @@ class ExportSource:
         rec = Predictor.load(run, dequantize=True).recogniser
         if not isinstance(rec, Recogniser):
             raise EmotuneError(f"{run}: already an ONNX export; export the trained run instead")
-        folder = load_run(run).folder
-        cfg = RunConfig.from_yaml(folder / "config.yaml", saved=True)
-        return cls(rec, cfg, RunMeta.load(folder), str(run), folder)
+        trained = load_run(run)
+        cfg = RunConfig.from_yaml(trained.config_file, saved=True)
+        return cls(rec, cfg, trained.meta, str(run), trained.folder)
 
     @classmethod
     def of_labels(
