@@ -14,8 +14,9 @@ import emotune.models.precision as precision
 from archs import build_arch
 from conftest import build_tokenizer
 from emotune.cli import main
+from emotune.data.schema import Example
 from emotune.errors import EmotuneError
-from emotune.inference.export import export
+from emotune.inference.export import ExportSource, export
 from emotune.inference.predict import Predictor
 from emotune.models.precision import grad_scaler, weight_dtype_name
 from emotune.pipeline import run
@@ -77,6 +78,26 @@ def test_a_4bit_run_exports_de_quantised(tiny_gemma: str, sentiment_files: dict[
     unmerged = Predictor.load(out, dequantize=True).predict(texts)
     for u, m in zip(unmerged, merged.predict(texts), strict=True):
         assert all(abs(u.scores[k] - m.scores[k]) < 1e-4 for k in u.scores)
+
+
+def test_a_label_set_on_a_4bit_runs_adapter_exports_de_quantised(
+    tiny_gemma: str, sentiment_files: dict[str, str], tmp_path: Path
+) -> None:
+    """`emotune export --labels L --run RUN` of a QLoRA run merges into full precision, as the
+    run's own export does, and scores what the de-quantised run scores for those labels."""
+    out = tmp_path / "run"
+    cfg = tiny_config(tiny_gemma, sentiment_files, str(out), epochs=1)
+    cfg.model.quantization = "4bit"
+    run(cfg)
+    source = ExportSource.of_labels("bad,good", out, language="en")
+    assert "Linear4bit" not in {type(m).__name__ for m in source.rec.model.modules()}
+    result = export(source, "merged", tmp_path / "merged")
+    assert result.merged and "de-quantised" in result.note and "labels bad, good" in result.note
+    merged = Predictor.load(tmp_path / "merged")
+    texts = ["a wonderful film", "a terrible film", "i hated it"]
+    want = source.rec.probabilities([Example(t, 0) for t in texts], None)
+    for got, row in zip(merged.predict(texts), want.tolist(), strict=True):
+        assert list(got.scores.values()) == pytest.approx(row, abs=1e-4)
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

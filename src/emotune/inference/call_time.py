@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -209,13 +209,17 @@ def call_time_recogniser(
     return setup_recogniser(setup, calibrate)
 
 
-def setup_recogniser(setup: CallTimeSetup, calibrate: bool | None = None) -> Recogniser:
-    """Loads the recogniser ``setup`` describes, calibrated as `call_time_recogniser` says."""
+def setup_recogniser(setup: CallTimeSetup, calibrate: bool | None = None, dequantize: bool = False) -> Recogniser:
+    """Loads the recogniser ``setup`` describes, calibrated as `call_time_recogniser` says;
+    ``dequantize`` loads a quantised run's backbone in full precision (what an export merges into)."""
     from emotune.models.recogniser import build_recogniser
 
-    needs_adapter = get_method(setup.cfg.method).needs_adapter
+    cfg = setup.cfg
+    if dequantize:
+        cfg = replace(cfg, model=replace(cfg.model, quantization="none"))
+    needs_adapter = get_method(cfg.method).needs_adapter
     adapter = setup.run / "adapter" if setup.run is not None and needs_adapter else None
-    rec = build_recogniser(setup.cfg, setup.labels, setup.language, setup.task, adapter_dir=adapter)
+    rec = build_recogniser(cfg, setup.labels, setup.language, setup.task, adapter_dir=adapter)
     if calibrate is False:
         rec.head.bias.zero_()
     elif calibrate and not rec.method.calibrates:

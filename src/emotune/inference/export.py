@@ -105,7 +105,8 @@ class ExportSource:
 
         scorer = default_adapter(model, run, frozen_backbone)
         setup = call_time_setup(labels, model, resolve_run(scorer), task=task, language=language)
-        rec = setup_recogniser(setup)
+        # Quantised weights are de-quantised here as in `of_run` (the note says so).
+        rec = setup_recogniser(setup, dequantize=True)
         labels_dict = setup.labels.to_dict()
         meta = RunMeta("labels", setup.language, setup.task, labels_dict, temperature=rec.temperature)
         return cls(rec, setup.cfg, meta, str(scorer or setup.cfg.model.name), None)
