@@ -188,11 +188,16 @@ def test_predict_with_no_run_and_no_labels_uses_the_generalist(capsys: pytest.Ca
 
 @pytest.mark.slow
 def test_the_generalist_exports_a_label_set_for_a_text_classification_pipeline(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from transformers import pipeline
 
+    import emotune.models.precision as precision
     from emotune.inference.predict import Predictor
+
+    # The export computes in fp32; on a CPU with native bf16 the predictor would autocast to bf16
+    # (differences of a few 1e-4), so both run in fp32 here: the test is about the same function.
+    monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: False)
 
     labels, texts = "joy,anger,sadness,fear", ["I can't stop smiling today", "they lied to me again, I am furious"]
     assert main(["export", "--labels", labels, "--format", "seq-cls", "--output", str(tmp_path / "seq")]) == 0
