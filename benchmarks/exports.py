@@ -190,6 +190,16 @@ def run_worker(argv: list[str], batch: int) -> None:
     Path(report).write_text(json.dumps(worker(row, Path(folder), precision, texts, batch)))
 
 
+def calibration_of(run: Path, seq_cls: Path) -> dict[str, Any]:
+    """The run's calibration and the label bias its seq-cls export leaves to the consumer (a
+    bias-free ``score`` layer cannot hold vector scaling's per-label bias; plain transformers,
+    like the ``seq-cls`` rows, does not subtract it)."""
+    from emotune.rundir import RunMeta
+
+    bias = json.loads((seq_cls / "config.json").read_text())["emotune"]["label_bias"]
+    return {"calibration": "vector" if RunMeta.load(run).class_scaling else "temperature", "seq_cls_label_bias": bias}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default="runs/explain/sst2", help="a trained LoRA run (SST-2)")
@@ -219,6 +229,7 @@ def main() -> None:
     for r in rows:
         r |= compared(r.pop("probabilities"), reference, gold)
     result = header("python " + " ".join(sys.argv)) | {"run": str(run), "texts": args.examples, "batch": args.batch}
+    result |= calibration_of(run, exports["seq-cls"]["folder"])
     OUT.write_text(json.dumps(result | {"rows": rows}, indent=1) + "\n")
 
 

@@ -207,7 +207,7 @@ def exports_table() -> str:
     s = _read(path)
     lines = [
         f"{s['date']}, {s['machine']}, commit `{s['commit']}`, `{s['command']}`; {s['texts']} SST-2 test "
-        f"sentences, batch {s['batch']}, each row a fresh process:",
+        f"sentences, batch {s['batch']}, each row a fresh process{_seq_cls_bias(s)}:",
         "",
         "| loaded as | precision | export, s | folder, MB | load, s | examples/s | peak memory, MB | accuracy "
         "| same label as merged fp32 | largest probability gap | torch imported |",
@@ -221,6 +221,18 @@ def exports_table() -> str:
             f"| {r['max_probability_difference']:.1e} | {'yes' if r['torch_imported'] else 'no'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _seq_cls_bias(s: dict[str, Any]) -> str:
+    """What the seq-cls rows leave out, where the run's calibration has a per-label bias."""
+    bias = s.get("seq_cls_label_bias") or []
+    if not any(bias):
+        return ""
+    shown = ", ".join(f"{b:.3f}" for b in bias)
+    return (
+        f"; the run keeps {s['calibration']} scaling, whose per-label bias ({shown}) the `seq-cls` rows, as a "
+        "plain consumer does, leave unsubtracted"
+    )
 
 
 def gpu_scale_block() -> str:
