@@ -229,9 +229,10 @@ def _seq_cls_bias(s: dict[str, Any]) -> str:
     if not any(bias):
         return ""
     shown = ", ".join(f"{b:.3f}" for b in bias)
+    # The bias may come from vector scaling or from a prior correction beside a temperature.
     return (
-        f"; the run keeps {s['calibration']} scaling, whose per-label bias ({shown}) the `seq-cls` rows, as a "
-        "plain consumer does, leave unsubtracted"
+        f"; the seq-cls export leaves a per-label bias ({shown}; the run keeps {s['calibration']} scaling) to its "
+        "consumer, which the `seq-cls` rows, as plain transformers does, do not subtract"
     )
 
 
