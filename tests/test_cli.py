@@ -175,6 +175,16 @@ def test_listing_commands(capsys) -> None:
         assert name in out
 
 
+def test_help_says_what_emotune_does_and_how_to_start(capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "Emotion and sentiment recognition" in out
+    assert 'emotune predict "I can' in out and "--labels" in out
+    assert "``" not in out  # no docstring markup in what a user reads
+
+
 def test_resume_reads_the_runs_own_config(tiny_gemma: str, sentiment_files, tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     args = _train_args(tiny_gemma, sentiment_files, out, "--set", "train.checkpoint_every=1", "--epochs", "2")

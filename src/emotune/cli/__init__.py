@@ -17,9 +17,17 @@ from emotune.errors import EmotuneError
 __all__ = ["DISTILL_FLAGS", "FLAGS", "Flag", "build_config", "main", "method_flags", "parser"]
 
 
+DESCRIPTION = "Emotion and sentiment recognition with a customised language model."
+EPILOG = (
+    'Start: emotune predict "I can\'t believe they cancelled it" (the shipped generalist, '
+    "Ekman's emotions + neutral); emotune predict --labels joy,anger,neutral TEXT (your own labels); "
+    "emotune COMMAND --help for each command."
+)
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (also used by the docs)."""
-    root = argparse.ArgumentParser(prog="emotune", description=__doc__)
+    root = argparse.ArgumentParser(prog="emotune", description=DESCRIPTION, epilog=EPILOG)
     root.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = root.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="customise a backbone on a dataset and write a run directory")
