@@ -183,6 +183,9 @@ def test_help_says_what_emotune_does_and_how_to_start(capsys) -> None:
     assert "Emotion and sentiment recognition" in out
     assert 'emotune predict "I can' in out and "--labels" in out
     assert "``" not in out  # no docstring markup in what a user reads
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "customise a backbone on a dataset" in capsys.readouterr().out  # a command's own help opens with it
 
 
 def test_resume_reads_the_runs_own_config(tiny_gemma: str, sentiment_files, tmp_path: Path, capsys) -> None:

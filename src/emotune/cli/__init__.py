@@ -9,6 +9,7 @@ import re
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from emotune.cli import commands as c
 from emotune.cli.flags import DISTILL_FLAGS, FLAGS, Flag, add_config_flags, build_config, method_flags
@@ -25,26 +26,32 @@ EPILOG = (
 )
 
 
+def command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    """A command whose own ``--help`` opens with the summary the command list shows."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=summary, description=summary)
+    return parser
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (also used by the docs)."""
     root = argparse.ArgumentParser(prog="emotune", description=DESCRIPTION, epilog=EPILOG)
     root.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = root.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="customise a backbone on a dataset and write a run directory")
+    p = command(sub, "train", "customise a backbone on a dataset and write a run directory")
     add_config_flags(p)
     p.add_argument("--resume", action="store_true", help="continue from the run directory's newest checkpoint")
     p.add_argument("--dry-run", action="store_true", help="print the run's memory plan (emotune plan) and stop")
     c.add_plan_flags(p)
     p.set_defaults(func=c.cmd_train)
-    p = sub.add_parser("plan", help="a run's peak GPU memory per part, from the model's config alone (no weights)")
+    p = command(sub, "plan", "a run's peak GPU memory per part, from the model's config alone (no weights)")
     add_config_flags(p)
     c.add_plan_flags(p)
     p.set_defaults(func=c.cmd_plan)
-    p = sub.add_parser("evaluate", help="metrics of a run (--run) or of a fresh zero-shot model on a split")
+    p = command(sub, "evaluate", "metrics of a run (--run) or of a fresh zero-shot model on a split")
     add_config_flags(p)
     p.add_argument("--run", help="a trained run directory to evaluate")
     p.set_defaults(func=c.cmd_evaluate)
-    p = sub.add_parser("predict", help="classify texts with a run directory, or with labels given at call time")
+    p = command(sub, "predict", "classify texts with a run directory, or with labels given at call time")
     p.add_argument(
         "--run", help="run directory written by train or evaluate, or 'generalist' (with --labels: its adapter)"
     )
@@ -67,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
         "--min-confidence", type=float, help="no label below this top probability, in (0, 1] (scores still given)"
     )
     p.set_defaults(func=c.cmd_predict)
-    p = sub.add_parser("explain", help="which words (and earlier turns) decided a text's label")
+    p = command(sub, "explain", "which words (and earlier turns) decided a text's label")
     p.add_argument("--run", help="run directory (with --labels: its adapter)")
     add_call_time_flags(p)
     p.add_argument("texts", nargs="*", help="texts to explain")
@@ -76,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="texts per forward pass (default: 16 on a CPU, 256 on a GPU)")
     p.add_argument("--corpus", help="a run trained on several corpora: explain this corpus's labels")
     p.set_defaults(func=c.cmd_explain)
-    p = sub.add_parser("serve", help="HTTP prediction service for a run or a label set (needs emotune[serve])")
+    p = command(sub, "serve", "HTTP prediction service for a run or a label set (needs emotune[serve])")
     p.add_argument("--run", help="run directory to serve (with --labels: its adapter)")
     add_call_time_flags(p)
     p.add_argument("--host", default="127.0.0.1")
@@ -88,8 +95,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=32, help="most texts merged into one forward pass")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch")
     p.set_defaults(func=c.cmd_serve)
-    p = sub.add_parser(
-        "export", help="ship a trained run or a label set: merged HF model, ONNX label scorer, or seq-cls classifier"
+    p = command(
+        sub, "export", "ship a trained run or a label set: merged HF model, ONNX label scorer, or seq-cls classifier"
     )
     p.add_argument(
         "--run",
@@ -106,7 +113,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     add_call_time_flags(p, language="with --labels: the exported prompt's language (default: the labels' script)")
     p.set_defaults(func=c.cmd_export)
-    p = sub.add_parser("distill", help="teach a small encoder from a trained run: encoder-speed prediction")
+    p = command(sub, "distill", "teach a small encoder from a trained run: encoder-speed prediction")
     p.add_argument("--run", required=True, help="the teacher: a trained run directory")
     p.add_argument("--output", required=True, help="the student's run directory (a re-run resumes it)")
     for flag, (kind, text) in DISTILL_FLAGS.items():
@@ -114,7 +121,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. data.train_file=more.csv")
     p.add_argument("--overwrite", action="store_true", help="start again in an existing output folder")
     p.set_defaults(func=c.cmd_distill)
-    p = sub.add_parser("bench", help="run a benchmark matrix (datasets x methods x seeds); resumable")
+    p = command(sub, "bench", "run a benchmark matrix (datasets x methods x seeds); resumable")
     p.add_argument("--matrix", required=True, help="matrix YAML (see benchmarks/paper.yaml)")
     p.add_argument("--out", required=True, help="results folder: cells/*.json, table.md, summary.json, bars.png")
     p.add_argument("--runs", default="runs/bench", help="where each cell's run directory goes")
@@ -122,13 +129,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", help="run only these methods of the matrix (comma-separated keys)")
     p.add_argument("--seeds", help="run only these seeds of the matrix (comma-separated)")
     p.set_defaults(func=c.cmd_bench)
-    sub.add_parser("models", help="list registered backbones").set_defaults(func=c.cmd_models)
-    p = sub.add_parser("datasets", help="list registered datasets; NAME: where to get one; --check: load and count")
+    command(sub, "models", "list registered backbones").set_defaults(func=c.cmd_models)
+    p = command(sub, "datasets", "list registered datasets; NAME: where to get one; --check: load and count")
     p.add_argument("name", nargs="?", help="a registered dataset to describe")
     p.add_argument("--check", action="store_true", help="load every dataset found under --data-dir and count")
     p.add_argument("--data-dir", help="datasets root with one folder per corpus (default ../shared/datasets)")
     p.set_defaults(func=c.cmd_datasets)
-    p = sub.add_parser("quickstart", help="zero-shot vs LoRA vs P-Tuning v2 on the built-in corpus, offline")
+    p = command(sub, "quickstart", "zero-shot vs LoRA vs P-Tuning v2 on the built-in corpus, offline")
     p.add_argument("--output", default="runs/quickstart", help="folder for one run directory per method")
     p.add_argument("--methods", default="zero-shot,lora,ptuning-v2", help="comma-separated methods to compare")
     p.add_argument("--model", default="gemma3-270m", help="backbone (see `emotune models`)")
