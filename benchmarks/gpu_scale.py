@@ -43,7 +43,7 @@ import torch
 from emotune.bench.record import commit
 from emotune.bench.timing import matmul_peak, reset_peak, sync
 from emotune.data.schema import Example
-from scale_backbone import (  # this folder: run as `python benchmarks/gpu_scale.py`
+from synthetic import (  # this folder: run as `python benchmarks/gpu_scale.py`
     LABELS,
     backbone_name,
     build_backbone,
