@@ -230,3 +230,15 @@ def test_bad_input_is_one_line_and_leaves_nothing(
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err
     assert not output.exists()
+
+
+def test_the_english_default_student_is_named_for_other_languages() -> None:
+    from emotune.distill.run import student_language_warning
+    from emotune.models.encoder import MINILM
+
+    warning = student_language_warning(MINILM, "zh")
+    assert (
+        warning is not None and "English encoder" in warning and "'zh'" in warning and "multilingual student" in warning
+    )
+    assert student_language_warning(MINILM, "en") is None
+    assert student_language_warning("some/multilingual-encoder", "zh") is None

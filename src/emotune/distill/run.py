@@ -36,7 +36,7 @@ from emotune.distill.teacher import SCORES_DIR, check_teacher, read_scores, read
 from emotune.errors import EmotuneError
 from emotune.evaluate import write_result
 from emotune.inference.predict import Predictor, trained_context_turns
-from emotune.models.encoder import EncoderRecogniser, new_student, resolve_encoder, save_student
+from emotune.models.encoder import MINILM, EncoderRecogniser, new_student, resolve_encoder, save_student
 from emotune.models.text_pairs import STUDENT_DIR, PairEncoder
 from emotune.rundir import RunMeta, attach_log, detach_log
 from emotune.storage import atomic_dir, read_json, write_json
@@ -77,6 +77,8 @@ def plan(cfg: DistillConfig) -> Plan:
     source = resolve_encoder(cfg.student)
     data = cfg.data if cfg.data.context_turns is not None else _with_turns(cfg, teacher)
     dataset = load_data(data, teacher_cfg.train.seed)
+    if warning := student_language_warning(cfg.student, dataset.language):
+        log.warning(warning)
     names = tuple(meta.labels["names"])
     if dataset.labels.names != names or dataset.multi_label != meta.multi_label:
         raise EmotuneError(f"the data's labels {list(dataset.labels.names)} differ from the teacher's {list(names)}")
@@ -85,6 +87,15 @@ def plan(cfg: DistillConfig) -> Plan:
     if not chosen.train and not unlabelled:
         raise EmotuneError("nothing to distil on: the data has no training split and no --unlabelled file was given")
     return Plan(cfg, teacher_cfg, meta, source, dataset, chosen, unlabelled)
+
+
+def student_language_warning(student: str, language: str) -> str | None:
+    """What to tell a user distilling texts of another language than English into the default
+    student, an English sentence encoder (on the Chinese SMP2020-EWECT its student stays far below
+    TF-IDF + LR: benchmarks/results/distill); None otherwise."""
+    if student != MINILM or language == "en":
+        return None
+    return f"the default student {MINILM} is an English encoder; for '{language}' texts choose a multilingual student"
 
 
 def _with_turns(cfg: DistillConfig, teacher: Path) -> Any:
