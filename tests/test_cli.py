@@ -188,6 +188,18 @@ def test_help_says_what_emotune_does_and_how_to_start(capsys) -> None:
     assert "customise a backbone on a dataset" in capsys.readouterr().out  # a command's own help opens with it
 
 
+def test_a_library_error_shows_the_cli_flag_of_each_setting_it_names() -> None:
+    from emotune.cli import as_flags
+    from emotune.errors import EmotuneError
+
+    err = EmotuneError("runs/output/scores: a new output or pass overwrite.", settings=("output", "overwrite"))
+    assert as_flags(err) == "runs/output/scores: a new --output or pass --overwrite."
+    err = EmotuneError("output.jsonl already exists; choose another output", settings=("output",))
+    assert as_flags(err) == "output.jsonl already exists; choose another --output"
+    err = EmotuneError("needs at least one of train_file, dev_file", settings=("train_file", "dev_file"))
+    assert as_flags(err) == "needs at least one of --train-file, --dev-file"
+
+
 def test_resume_reads_the_runs_own_config(tiny_gemma: str, sentiment_files, tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     args = _train_args(tiny_gemma, sentiment_files, out, "--set", "train.checkpoint_every=1", "--epochs", "2")

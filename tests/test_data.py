@@ -36,7 +36,7 @@ def test_sst_bad_files(tmp_path: Path, content: str, message: str) -> None:
 
 
 def test_sst_missing_dir_and_file(tmp_path: Path) -> None:
-    with pytest.raises(EmotuneError, match="needs --data-dir"):
+    with pytest.raises(EmotuneError, match="needs data_dir"):
         load_data(DataConfig(dataset="sst2"))
     with pytest.raises(EmotuneError, match="file not found"):
         load_data(DataConfig(dataset="sst5", data_dir=str(tmp_path)))
@@ -401,7 +401,7 @@ def test_files_without_the_label_column_name_file_and_columns(tmp_path: Path) ->
 
 
 def test_a_registered_corpus_without_data_dir_says_where_to_get_it() -> None:
-    with pytest.raises(EmotuneError, match=r"dataset 'friends' needs --data-dir .* get it from https://"):
+    with pytest.raises(EmotuneError, match=r"dataset 'friends' needs data_dir .* get it from https://"):
         load_data(DataConfig(dataset="friends"))
 
 

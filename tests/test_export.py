@@ -124,7 +124,7 @@ def test_export_errors(lora_run: Path, tmp_path: Path) -> None:
         export(lora_run, "gguf", tmp_path / "x")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "file").write_text("x")
-    with pytest.raises(EmotuneError, match="exists; pass --overwrite"):
+    with pytest.raises(EmotuneError, match="exists; pass overwrite"):
         export(lora_run, "merged", tmp_path / "busy")
 
 

@@ -57,5 +57,5 @@ def test_offline_hub_failure_names_both_ways(monkeypatch: pytest.MonkeyPatch) ->
         raise ConnectionError("Couldn't reach 'SetFit/sst2' on the Hub (LocalEntryNotFoundError)")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    with pytest.raises(EmotuneError, match=r"needs --data-dir \(a folder with stsa.binary.*\) or, online, its Hub"):
+    with pytest.raises(EmotuneError, match=r"needs data_dir \(a folder with stsa.binary.*\) or, online, its Hub"):
         load_data(DataConfig(dataset="sst2"))

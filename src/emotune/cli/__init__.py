@@ -167,11 +167,14 @@ def add_call_time_flags(
 
 
 def as_flags(err: EmotuneError) -> str:
-    """The error's line with each setting it names shown as the flag that sets it (first mention)."""
+    """The error's line with each setting it names shown as the flag that sets it (first mention).
+
+    A word inside a path the message quotes (``runs/output/``, ``output.jsonl``) is not a setting.
+    """
     text = str(err)
     for setting in err.settings:
         flag = "--" + setting.replace("_", "-")
-        text = re.sub(rf"(?<![\w-]){re.escape(setting)}(?![\w-])", flag, text, count=1)
+        text = re.sub(rf"(?<![\w./\\-]){re.escape(setting)}(?![\w/\\-])(?!\.\w)", flag, text, count=1)
     return text
 
 

@@ -79,7 +79,7 @@ def _load(name: str, request: DataRequest) -> Dataset:
     if source is not None and source.hub is not None:
         return load_hub_copy(name, source.hub, request)
     where = f"; get it from {source.url} ({source.licence})" if source else ""
-    raise EmotuneError(f"dataset '{name}' needs --data-dir (a folder with {info.files}){where}")
+    raise EmotuneError(f"dataset '{name}' needs data_dir (a folder with {info.files}){where}", settings=("data_dir",))
 
 
 def subsample(examples: list[Example], limit: int | None, seed: int) -> list[Example]:

@@ -15,7 +15,7 @@ from emotune.errors import EmotuneError
 def require_dir(data_dir: str | None, dataset: str, files: str) -> Path:
     """The dataset folder, or a clear error saying which files it should hold."""
     if not data_dir:
-        raise EmotuneError(f"dataset '{dataset}' needs --data-dir (the folder with {files})")
+        raise EmotuneError(f"dataset '{dataset}' needs data_dir (the folder with {files})", settings=("data_dir",))
     return Path(data_dir)
 
 

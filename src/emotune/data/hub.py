@@ -26,17 +26,19 @@ def load_hub_copy(name: str, hub: HubCopy, request: DataRequest) -> Dataset:
     """
     where = request.hf_name or hub.repo
     info = dataset_info(name)
-    offline_hint = f"dataset '{name}' needs --data-dir (a folder with {info.files}) or, online, its Hub copy {where}"
+    offline_hint = f"dataset '{name}' needs data_dir (a folder with {info.files}) or, online, its Hub copy {where}"
     try:
         import datasets
     except ImportError:
-        raise EmotuneError(f"{offline_hint}: pip install 'emotune[hf]' for the Hub copy") from None
+        raise EmotuneError(
+            f"{offline_hint}: pip install 'emotune[hf]' for the Hub copy", settings=("data_dir",)
+        ) from None
     try:
         local = Path(where).exists()
         data = datasets.load_from_disk(where) if local else datasets.load_dataset(where, hub.config)
     except Exception as err:  # offline, missing, or a changed repo: datasets raises many types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise EmotuneError(f"{offline_hint} ({first})") from None
+        raise EmotuneError(f"{offline_hint} ({first})", settings=("data_dir",)) from None
     return _to_dataset(name, hub, data, where)
 
 

@@ -93,7 +93,10 @@ def load_files(request: DataRequest) -> Dataset:
     """Loads user files; labels come from ``--labels`` or, sorted, from the training file."""
     paths = {split: getattr(request, key) for split, key in _SPLIT_FIELDS if getattr(request, key)}
     if not paths:
-        raise EmotuneError("dataset 'files' needs at least one of --train-file, --dev-file, --test-file")
+        raise EmotuneError(
+            "dataset 'files' needs at least one of train_file, dev_file, test_file",
+            settings=("train_file", "dev_file", "test_file"),
+        )
     raw = {split: read_records(Path(p), request.encoding) for split, p in paths.items()}
     for split, rows in raw.items():
         require_columns(paths[split], rows[0][1], (request.text_column, request.label_column))
@@ -119,7 +122,7 @@ def load_hf(request: DataRequest) -> Dataset:
     except ImportError:
         raise EmotuneError("dataset 'hf' needs the extra: pip install 'emotune[hf]'") from None
     if not request.hf_name:
-        raise EmotuneError("dataset 'hf' needs --hf-name (a Hub name or a save_to_disk folder)")
+        raise EmotuneError("dataset 'hf' needs hf_name (a Hub name or a save_to_disk folder)", settings=("hf_name",))
     try:
         if Path(request.hf_name).exists():
             data = datasets.load_from_disk(request.hf_name)

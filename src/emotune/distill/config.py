@@ -51,15 +51,17 @@ class DistillConfig:
         if not self.teacher:
             raise EmotuneError("distill needs --run TEACHER_RUN")
         if self.temperature <= 0 or not 0.0 <= self.alpha <= 1.0:
-            raise EmotuneError("distill: temperature must be > 0 and alpha in [0, 1]")
+            raise EmotuneError(
+                "distill: temperature must be > 0 and alpha in [0, 1]", settings=("temperature", "alpha")
+            )
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.head_lr <= 0:
             raise EmotuneError("distill: epochs, batch_size, lr and head_lr must be positive")
         if self.max_length < 8:
-            raise EmotuneError("distill: max_length must be >= 8")
+            raise EmotuneError("distill: max_length must be >= 8", settings=("max_length",))
         if self.max_unlabelled is not None and self.max_unlabelled < 1:
-            raise EmotuneError("distill: max_unlabelled must be >= 1")
+            raise EmotuneError("distill: max_unlabelled must be >= 1", settings=("max_unlabelled",))
         if Path(self.output).resolve() == Path(self.teacher).resolve():
-            raise EmotuneError("distill: --output must not be the teacher's run directory")
+            raise EmotuneError("distill: output must not be the teacher's run directory", settings=("output",))
         self.data.validate()
         return self
 

@@ -85,7 +85,10 @@ def plan(cfg: DistillConfig) -> Plan:
     chosen = select_splits(dataset, data, teacher_cfg.train.seed, teacher_cfg.train.eval_split)
     unlabelled = read_unlabelled(Path(cfg.unlabelled), cfg.text_column, cfg.max_unlabelled) if cfg.unlabelled else []
     if not chosen.train and not unlabelled:
-        raise EmotuneError("nothing to distil on: the data has no training split and no --unlabelled file was given")
+        raise EmotuneError(
+            "nothing to distil on: the data has no training split and no unlabelled file was given",
+            settings=("unlabelled",),
+        )
     return Plan(cfg, teacher_cfg, meta, source, dataset, chosen, unlabelled)
 
 
@@ -155,9 +158,13 @@ def _prepare(folder: Path, cfg: DistillConfig) -> Path:
                 f"{folder}: exists and is not a distillation; pass --overwrite or choose another --output"
             )
         elif (folder / "metrics.json").is_file():
-            raise EmotuneError(f"{folder}: distillation finished; pass --overwrite to distil again")
+            raise EmotuneError(
+                f"{folder}: distillation finished; pass overwrite to distil again", settings=("overwrite",)
+            )
         elif Path(DistillConfig.from_yaml(saved).teacher).resolve() != Path(cfg.teacher).resolve():
-            raise EmotuneError(f"{folder}: holds a distillation of another teacher; pass --overwrite")
+            raise EmotuneError(
+                f"{folder}: holds a distillation of another teacher; pass overwrite", settings=("overwrite",)
+            )
         else:
             log.info("%s: resuming the distillation (teacher scores are kept)", folder)
     folder.mkdir(parents=True, exist_ok=True)

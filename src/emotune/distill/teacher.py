@@ -99,7 +99,10 @@ def read_scores(target: Path, examples: Sequence[Example]) -> list[list[float]]:
         records = [json.loads(line) for line in fh]
     uids = [r["uid"] for r in records]
     if uids != [_key(ex) for ex in examples]:
-        raise EmotuneError(f"{target}: scores of other texts; distil into a new --output or pass --overwrite")
+        raise EmotuneError(
+            f"{target}: scores of other texts; distil into a new output or pass overwrite",
+            settings=("output", "overwrite"),
+        )
     return [r["scores"] for r in records]
 
 

@@ -141,7 +141,7 @@ def check_output(fmt: str, output: Path, overwrite: bool) -> None:
     if fmt not in FORMATS:
         raise EmotuneError(f"unknown export format '{fmt}'; expected one of {FORMATS}")
     if output.exists() and any(output.iterdir()) and not overwrite:
-        raise EmotuneError(f"{output}: exists; pass --overwrite")
+        raise EmotuneError(f"{output}: exists; pass overwrite", settings=("overwrite",))
 
 
 def _noted(note: str, source: ExportSource, merged: bool) -> str:

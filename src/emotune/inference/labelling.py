@@ -70,7 +70,9 @@ def label_file(
             named column, or parts left by another number of processes.
     """
     if target.exists():
-        raise EmotuneError(f"{target} already exists (finished); remove it or choose another --output")
+        raise EmotuneError(
+            f"{target} already exists (finished); remove it or choose another output", settings=("output",)
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     parts = world_size()
     if parts == 1:

@@ -252,7 +252,9 @@ def prepare(path: Path, *, overwrite: bool, resume: bool) -> Path:
     """Creates a run directory, refusing to clobber an existing one without ``overwrite``."""
     if path.exists() and any(path.iterdir()) and not resume:
         if not overwrite:
-            raise EmotuneError(f"{path}: run directory exists; pass --overwrite or --resume")
+            raise EmotuneError(
+                f"{path}: run directory exists; pass overwrite or resume", settings=("overwrite", "resume")
+            )
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
