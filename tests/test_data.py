@@ -291,9 +291,9 @@ def test_a_dialogue_column_gives_each_row_its_earlier_turns(tmp_path: Path) -> N
         (),  # no dialogue value: the row stands alone
     ]
     assert [r.context for r in iter_rows(table, "text", DialogueColumns("d", turns=1))][3] == ("hello",)
-    with pytest.raises(EmotuneError, match=r"no column 'scene' .*set --dialogue-column"):
+    with pytest.raises(EmotuneError, match=r"no column 'scene' .*set dialogue_column"):
         list(iter_rows(table, "text", DialogueColumns("scene")))
-    with pytest.raises(EmotuneError, match=r"no column 'speaker' .*set --speaker-column"):
+    with pytest.raises(EmotuneError, match=r"no column 'speaker' .*set speaker_column"):
         list(iter_rows(table, "text", DialogueColumns("d", "speaker")))
     lines = tmp_path / "in.txt"
     lines.write_text("hi\n")

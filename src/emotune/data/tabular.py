@@ -63,7 +63,8 @@ def require_columns(where: str, first_row: Mapping[str, Any], columns: Iterable[
         if column not in first_row:
             present = ", ".join(str(c) for c in first_row)
             raise EmotuneError(
-                f"{where}: no column '{column}' (columns: {present}); set --text-column / --label-column"
+                f"{where}: no column '{column}' (columns: {present}); set text_column / label_column",
+                settings=("text_column", "label_column"),
             )
 
 

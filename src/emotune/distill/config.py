@@ -55,7 +55,9 @@ class DistillConfig:
                 "distill: temperature must be > 0 and alpha in [0, 1]", settings=("temperature", "alpha")
             )
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.head_lr <= 0:
-            raise EmotuneError("distill: epochs, batch_size, lr and head_lr must be positive")
+            raise EmotuneError(
+                "distill: epochs, batch_size, lr and head_lr must be positive", settings=("epochs", "batch_size", "lr")
+            )
         if self.max_length < 8:
             raise EmotuneError("distill: max_length must be >= 8", settings=("max_length",))
         if self.max_unlabelled is not None and self.max_unlabelled < 1:

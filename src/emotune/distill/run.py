@@ -155,7 +155,8 @@ def _prepare(folder: Path, cfg: DistillConfig) -> Path:
             shutil.rmtree(folder)
         elif not saved.is_file():
             raise EmotuneError(
-                f"{folder}: exists and is not a distillation; pass --overwrite or choose another --output"
+                f"{folder}: exists and is not a distillation; pass overwrite or choose another output",
+                settings=("overwrite", "output"),
             )
         elif (folder / "metrics.json").is_file():
             raise EmotuneError(

@@ -112,15 +112,15 @@ def _table_lines(path: Path, text_column: str, dialogue: DialogueColumns | None)
 
 
 def _check_columns(path: Path, record: dict, text_column: str, dialogue: DialogueColumns | None) -> None:
-    wanted = {text_column: "--text-column"}
+    wanted = {text_column: "text_column"}
     if dialogue is not None:
-        wanted[dialogue.dialogue] = "--dialogue-column"
+        wanted[dialogue.dialogue] = "dialogue_column"
         if dialogue.speaker is not None:
-            wanted[dialogue.speaker] = "--speaker-column"
-    for column, flag in wanted.items():
+            wanted[dialogue.speaker] = "speaker_column"
+    for column, setting in wanted.items():
         if column not in record:
             present = ", ".join(str(c) for c in record if c is not None)
-            raise EmotuneError(f"{path}: no column '{column}' (columns: {present}); set {flag}")
+            raise EmotuneError(f"{path}: no column '{column}' (columns: {present}); set {setting}", settings=(setting,))
 
 
 def _place(row: Row, record: dict, dialogue: DialogueColumns | None) -> Row:
