@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from emotune.cli import main
+from emotune.cli import as_flags, main
 
 
 def _train_args(model: str, files: dict[str, str], out: Path, *extra: str) -> list[str]:
@@ -128,25 +128,25 @@ def test_user_errors_are_one_line(argv: list[str], message: str, tmp_path: Path,
     assert len(err.splitlines()) == 1 and "Traceback" not in err
 
 
-def test_offline_hub_id_is_a_clear_error(tmp_path: Path, capsys, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evaluate", "--model", "someone/not-a-model", "--dataset", "quickstart", "--output", "o"],
+        # Labels at call time read the tokenizer before the weights: the same one line, no traceback.
+        ["predict", "--model", "someone/not-a-model", "--labels", "joy,anger", "hello"],
+    ],
+)
+def test_offline_hub_id_is_a_clear_error(argv: list[str], tmp_path: Path, capsys, monkeypatch) -> None:
+    import huggingface_hub.constants
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert (
-        main(
-            [
-                "evaluate",
-                "--model",
-                "someone/not-a-model",
-                "--dataset",
-                "quickstart",
-                "--output",
-                "o",
-            ]
-        )
-        == 2
-    )
+    # The client read the variable at its import; offline mode fails at once instead of retrying.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "cannot load model 'someone/not-a-model'" in err and len(err.strip().splitlines()) == 1
+    assert "cannot load model 'someone/not-a-model'" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("emotune: error")]) == 1
 
 
 def test_run_directory_is_protected(tiny_gemma: str, sentiment_files, tmp_path: Path, capsys) -> None:
@@ -189,7 +189,6 @@ def test_help_says_what_emotune_does_and_how_to_start(capsys) -> None:
 
 
 def test_a_library_error_shows_the_cli_flag_of_each_setting_it_names() -> None:
-    from emotune.cli import as_flags
     from emotune.errors import EmotuneError
 
     err = EmotuneError("runs/output/scores: a new output or pass overwrite.", settings=("output", "overwrite"))
@@ -198,6 +197,19 @@ def test_a_library_error_shows_the_cli_flag_of_each_setting_it_names() -> None:
     assert as_flags(err) == "output.jsonl already exists; choose another --output"
     err = EmotuneError("needs at least one of train_file, dev_file", settings=("train_file", "dev_file"))
     assert as_flags(err) == "needs at least one of --train-file, --dev-file"
+    # Settings whose flag has another name: a Python caller reads the parameter, the CLI its flag.
+    err = EmotuneError("method 'prompt-tuning' cannot be merged; use fmt merged", settings=("fmt",))
+    assert as_flags(err) == "method 'prompt-tuning' cannot be merged; use --format merged"
+
+
+def test_distill_without_a_teacher_names_the_setting() -> None:
+    from emotune.distill.config import DistillConfig
+    from emotune.errors import EmotuneError
+
+    with pytest.raises(EmotuneError, match="needs teacher") as caught:
+        DistillConfig().validate()
+    assert caught.value.settings == ("teacher",)
+    assert as_flags(caught.value) == "distill needs --run (a trained run's directory)"
 
 
 def test_resume_reads_the_runs_own_config(tiny_gemma: str, sentiment_files, tmp_path: Path, capsys) -> None:

@@ -59,3 +59,22 @@ def test_offline_hub_failure_names_both_ways(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(EmotuneError, match=r"needs data_dir \(a folder with stsa.binary.*\) or, online, its Hub"):
         load_data(DataConfig(dataset="sst2"))
+
+
+def test_the_hub_clients_retry_warnings_stay_out_of_the_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    hub = logging.getLogger("huggingface_hub")
+
+    def offline(*args: object, **kwargs: object) -> None:
+        logging.getLogger("huggingface_hub.utils._http").warning("'Name or service not known' thrown while requesting")
+        raise ConnectionError("Couldn't reach 'SetFit/sst2' on the Hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    level = hub.level
+    with caplog.at_level(logging.WARNING), pytest.raises(EmotuneError, match="its Hub copy"):
+        load_data(DataConfig(dataset="sst2"))
+    assert not [r for r in caplog.records if r.name.startswith("huggingface_hub")]
+    assert hub.level == level  # restored: a Python caller's own setting is theirs

@@ -7,6 +7,7 @@ moment leaves either the previous or the new version of a file, never half of on
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -66,3 +67,20 @@ def atomic_dir(target: Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def quiet_hub_retries() -> Iterator[None]:
+    """Within the block the Hugging Face Hub client logs errors only, then its level is restored.
+
+    Offline, a download logs two lines per retry for half a minute before it gives up, and
+    importing ``datasets`` resets the client's level to warnings, so a caller's setting does not
+    hold; the one-line error raised after it says what failed.
+    """
+    hub = logging.getLogger("huggingface_hub")
+    level = hub.level
+    hub.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hub.setLevel(level)

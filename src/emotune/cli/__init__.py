@@ -9,7 +9,6 @@ import re
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Any
 
 from emotune.cli import commands as c
 from emotune.cli.flags import DISTILL_FLAGS, FLAGS, Flag, add_config_flags, build_config, method_flags
@@ -26,10 +25,11 @@ EPILOG = (
 )
 
 
-def command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:
+def command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
+) -> argparse.ArgumentParser:
     """A command whose own ``--help`` opens with the summary the command list shows."""
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=summary, description=summary)
-    return parser
+    return sub.add_parser(name, help=summary, description=summary)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -166,6 +166,10 @@ def add_call_time_flags(
     p.add_argument("--language", choices=("en", "zh"), help=language)
 
 
+#: Settings whose flag is not their own name.
+RENAMED_FLAGS = {"teacher": "--run", "fmt": "--format"}
+
+
 def as_flags(err: EmotuneError) -> str:
     """The error's line with each setting it names shown as the flag that sets it (first mention).
 
@@ -173,7 +177,7 @@ def as_flags(err: EmotuneError) -> str:
     """
     text = str(err)
     for setting in err.settings:
-        flag = "--" + setting.replace("_", "-")
+        flag = RENAMED_FLAGS.get(setting, "--" + setting.replace("_", "-"))
         text = re.sub(rf"(?<![\w./\\-]){re.escape(setting)}(?![\w/\\-])(?!\.\w)", flag, text, count=1)
     return text
 
@@ -182,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one line and exit with status 2."""
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
-    for noisy in ("transformers", "peft", "accelerate", "httpx", "bitsandbytes"):
+    for noisy in ("transformers", "peft", "accelerate", "httpx", "bitsandbytes", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     if not args.verbose:  # weight-loading and download bars only when asked for (read at transformers' import)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -6,6 +6,7 @@ on ``save_to_disk`` folders, which ``--hf-name`` accepts in place of the Hub id.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ from emotune.data.registry import DataRequest, dataset_info
 from emotune.data.schema import Dataset, Example, LabelSet
 from emotune.data.sources import HubCopy
 from emotune.errors import EmotuneError
+from emotune.storage import quiet_hub_retries
 
+logger = logging.getLogger(__name__)
 _SPLIT_NAMES = {"train": "train", "validation": "dev", "dev": "dev", "test": "test"}
 
 
@@ -35,7 +38,10 @@ def load_hub_copy(name: str, hub: HubCopy, request: DataRequest) -> Dataset:
         ) from None
     try:
         local = Path(where).exists()
-        data = datasets.load_from_disk(where) if local else datasets.load_dataset(where, hub.config)
+        if not local:  # offline, the Hub client retries for half a minute before it gives up
+            logger.info("dataset '%s': no data_dir given, loading its Hub copy %s", name, where)
+        with quiet_hub_retries():
+            data = datasets.load_from_disk(where) if local else datasets.load_dataset(where, hub.config)
     except Exception as err:  # offline, missing, or a changed repo: datasets raises many types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise EmotuneError(f"{offline_hint} ({first})", settings=("data_dir",)) from None

@@ -11,6 +11,7 @@ from emotune.data.registry import DataRequest, register_dataset
 from emotune.data.schema import Dataset, Example, LabelSet
 from emotune.data.wording import task_word, texts_language
 from emotune.errors import EmotuneError
+from emotune.storage import quiet_hub_retries
 
 _SPLIT_FIELDS = (("train", "train_file"), ("dev", "dev_file"), ("test", "test_file"))
 
@@ -128,7 +129,8 @@ def load_hf(request: DataRequest) -> Dataset:
         if Path(request.hf_name).exists():
             data = datasets.load_from_disk(request.hf_name)
         else:
-            data = datasets.load_dataset(request.hf_name)
+            with quiet_hub_retries():
+                data = datasets.load_dataset(request.hf_name)
     except Exception as err:  # datasets raises many types for offline / missing data
         raise EmotuneError(
             f"cannot load Hugging Face dataset '{request.hf_name}': {str(err).splitlines()[0]}"

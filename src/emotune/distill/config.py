@@ -49,7 +49,7 @@ class DistillConfig:
     def validate(self) -> DistillConfig:
         """Checks every setting; returns ``self``."""
         if not self.teacher:
-            raise EmotuneError("distill needs --run TEACHER_RUN")
+            raise EmotuneError("distill needs teacher (a trained run's directory)", settings=("teacher",))
         if self.temperature <= 0 or not 0.0 <= self.alpha <= 1.0:
             raise EmotuneError(
                 "distill: temperature must be > 0 and alpha in [0, 1]", settings=("temperature", "alpha")

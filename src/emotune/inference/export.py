@@ -161,7 +161,8 @@ def _student(run: Path, fmt: str, output: Path, quantize: bool) -> ExportResult:
 
     if fmt != "onnx":
         raise EmotuneError(
-            f"{run}: a distilled student has no adapter to merge (student/ is a plain encoder); use --format onnx"
+            f"{run}: a distilled student has no adapter to merge (student/ is a plain encoder); use fmt onnx",
+            settings=("fmt",),
         )
     return ExportResult(str(output), "onnx", False, export_student(run, output, quantize))
 
@@ -197,7 +198,8 @@ def _seq_cls(source: ExportSource, tmp: Path, output: Path) -> ExportResult:
     if not can_merge(rec):
         raise EmotuneError(
             f"method '{rec.method.name}' cannot be merged into the backbone, so it has no seq-cls export; "
-            "use --format merged (it keeps the adapter) or train a mergeable method (lora, dora, ia3)"
+            "use fmt merged (it keeps the adapter) or train a mergeable method (lora, dora, ia3)",
+            settings=("fmt",),
         )
     label_rows(rec)  # refuses what one row per label cannot hold before anything is merged
     note = export_seq_cls(source.name, rec, tmp, merged_model(rec).float())
@@ -296,7 +298,8 @@ def _onnx(source: ExportSource, tmp: Path, output: Path, quantize: bool) -> Expo
     if not can_merge(rec):
         raise EmotuneError(
             f"method '{rec.method.name}' cannot be merged, so it has no ONNX export; "
-            "use --format merged (it keeps the adapter) or train a mergeable method (lora, dora, ia3)"
+            "use fmt merged (it keeps the adapter) or train a mergeable method (lora, dora, ia3)",
+            settings=("fmt",),
         )
     try:
         import onnxruntime  # noqa: F401  (checked here: the export is useless without it)

@@ -44,14 +44,16 @@ def label_rows(rec: Recogniser) -> torch.Tensor:
     if head.softcap:
         raise EmotuneError(
             f"this backbone soft-caps its final logits ({head.softcap}); a linear classification head cannot "
-            "reproduce that: use --format merged or onnx"
+            "reproduce that: use fmt merged or onnx",
+            settings=("fmt",),
         )
     if head.rows is not None:
         return head.rows.detach().float()
     if not head.one_word_per_label or head.scores_whole_words:
         raise EmotuneError(
             "a label is scored by several words or by a multi-token word, which is no single classification-head "
-            "row: use --format merged or onnx (or one single-token verbaliser per label)"
+            "row: use fmt merged or onnx (or one single-token verbaliser per label)",
+            settings=("fmt",),
         )
     return output_weight(base_model_of(rec.model)).index_select(0, head.flat_ids).detach().float()
 
@@ -152,7 +154,7 @@ def save_wrapping_tokenizer(tokenizer: Any, head_ids: list[int], tail_ids: list[
     """
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
-        raise EmotuneError("the tokenizer has no fast backend to carry the prompt; use --format merged")
+        raise EmotuneError("the tokenizer has no fast backend to carry the prompt; use fmt merged", settings=("fmt",))
     before = backend.post_processor
     backend.post_processor = wrapping(tokenizer, head_ids, tail_ids)
     try:

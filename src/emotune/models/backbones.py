@@ -27,12 +27,15 @@ from typing import TYPE_CHECKING, Any
 from emotune.errors import EmotuneError
 from emotune.models.hub_kernels import import_bitsandbytes_without_hub_kernels
 from emotune.models.precision import WeightFormat, quantization_config
+from emotune.storage import quiet_hub_retries
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
+#: Hub ids this process has said it loads from the Hub.
+_FROM_HUB: set[str] = set()
 DEFAULT_BACKBONE = "gemma3-270m"
 # transformers >= 5.2x swaps layers for Hub kernels at load time by default (``use_kernels``): on a
 # GPU it fetches code such as kernels-community/rotary from the Hub, so an offline GPU machine
@@ -228,7 +231,14 @@ def resolve_source(model: str) -> str:
         return str(target)
     if path.exists() and not (path / "config.json").is_file():
         raise EmotuneError(f"{path}: not a Hugging Face model folder (no config.json)")
-    return str(path) if path.exists() else model
+    if path.exists():
+        return str(path)
+    # Offline, the Hub client retries for half a minute before it gives up: say what it waits for
+    # (once: the tokenizer and the weights each resolve the name).
+    if model not in _FROM_HUB:
+        _FROM_HUB.add(model)
+        log.info("model '%s': loading it from the Hugging Face Hub or its local cache", model)
+    return model
 
 
 def load_backbone(
@@ -266,20 +276,27 @@ def load_backbone(
     if fmt.quantized:
         kwargs |= {"quantization_config": quantization_config(fmt), "device_map": {"": device}}
     try:
-        net = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-        tokenizer = load_tokenizer(source, trust_remote_code)
+        with quiet_hub_retries():
+            net = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise EmotuneError(
-            f"cannot load model '{model}' (not a registered name, folder or .gguf file, and the "
-            f"Hugging Face Hub could not provide it; offline?): {first}"
-        ) from None
+        raise cannot_load(model, err) from None
+    tokenizer = load_tokenizer(source, trust_remote_code)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if fmt.quantized:
         keep_4bit_unpacked(net)
     net.eval()
     return net, tokenizer
+
+
+def cannot_load(model: str, err: Exception) -> EmotuneError:
+    """The one-line error for a model that is neither emotune's nor on disk and that the Hub did
+    not provide (transformers' own error spans several lines and ends a traceback)."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return EmotuneError(
+        f"cannot load model '{model}' (not a registered name, folder or .gguf file, and the "
+        f"Hugging Face Hub could not provide it; offline?): {first}"
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -298,7 +315,11 @@ def load_tokenizer(source: str, trust_remote_code: bool = False) -> PreTrainedTo
     folder = Path(source)
     own = folder.is_relative_to(cache_dir() / "backbones") and (folder / "tokenizer.json").is_file()
     if not own:
-        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        try:
+            with quiet_hub_retries():
+                return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as err:
+            raise cannot_load(source, err) from None
     config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
     specials = {
         k: config[k] for k in ("bos_token", "eos_token", "pad_token", "unk_token") if isinstance(config.get(k), str)
