@@ -127,7 +127,7 @@ def test_a_file_that_is_not_utf8_is_one_line_naming_the_byte(tmp_path: Path, cap
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err, err
     offset = len(f"text,label\n{rows}caf")
-    assert f"latin1.csv: not utf-8 (byte {offset} is 0xe9)" in err and "data.encoding" in err, err
+    assert f"latin1.csv: not utf-8 (byte {offset} is 0xe9)" in err and "set --encoding" in err, err
     assert not (tmp_path / "run").exists()
     # Named, the encoding reads: the accented row arrives intact.
     data = load_data(
@@ -136,6 +136,33 @@ def test_a_file_that_is_not_utf8_is_one_line_naming_the_byte(tmp_path: Path, cap
     assert data.split("train")[-1].text == "caf\u00e9 au lait"
     with pytest.raises(EmotuneError, match="unknown encoding 'latin-9000'"):
         DataConfig(encoding="latin-9000").validate()
+
+
+@pytest.mark.parametrize("name", ["rows.txt", "rows.jsonl", "rows.csv"])
+def test_files_to_label_in_another_encoding_are_one_line_or_read_when_named(name: str, tmp_path: Path) -> None:
+    from emotune.inference.rows import iter_rows
+
+    path = tmp_path / name
+    text = {"rows.txt": "caf\u00e9 au lait\n", "rows.jsonl": '{"text": "caf\u00e9 au lait"}\n'}
+    path.write_bytes(text.get(name, "text\ncaf\u00e9 au lait\n").encode("latin-1"))
+    with pytest.raises(EmotuneError, match=f"{name}: not utf-8 \\(byte [0-9]+ is 0xe9\\).*set encoding") as caught:
+        list(iter_rows(path, "text"))
+    assert caught.value.settings == ("encoding",)
+    assert [r.text for r in iter_rows(path, "text", encoding="latin-1")] == ["caf\u00e9 au lait"]
+    with pytest.raises(EmotuneError, match="encoding 'latin-9000' is unknown"):
+        list(iter_rows(path, "text", encoding="latin-9000"))
+
+
+def test_predict_refuses_an_unknown_encoding_before_loading_a_model(tmp_path: Path, capsys) -> None:
+    from emotune.cli import main
+
+    (tmp_path / "rows.txt").write_text("hello\n")
+    argv = ["predict", "--input", str(tmp_path / "rows.txt"), "--output", str(tmp_path / "o.jsonl")]
+    assert main([*argv, "--encoding", "latin-9000", "--model", "no/such-model"]) == 2
+    assert (
+        capsys.readouterr().err.strip() == "emotune: error: --encoding 'latin-9000' is unknown (e.g. latin-1, cp1252)"
+    )
+    assert not list(tmp_path.glob("o.jsonl*"))
 
 
 def test_hf_saved_to_disk(tmp_path: Path) -> None:

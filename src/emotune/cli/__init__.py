@@ -60,6 +60,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--input", help="CSV/TSV/JSONL/TXT file to classify")
     p.add_argument("--output", help="JSONL file to write (with --input)")
     p.add_argument("--text-column", default="text", help="text column of --input")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of --input (default utf-8; e.g. latin-1)")
     p.add_argument("--dialogue-column", help="column grouping consecutive rows of --input into dialogues (context)")
     p.add_argument("--speaker-column", help="speaker column of --input, for context lines 'speaker: text'")
     p.add_argument("--batch-size", type=int, help="texts per forward pass (default: 16 on a CPU, 256 on a GPU)")
@@ -118,6 +119,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="the student's run directory (a re-run resumes it)")
     for flag, (kind, text) in DISTILL_FLAGS.items():
         p.add_argument(f"--{flag}", dest=flag.replace("-", "_"), type=kind, help=text)
+    p.add_argument("--encoding", help="text encoding of the data files and --unlabelled (default: the teacher's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. data.train_file=more.csv")
     p.add_argument("--overwrite", action="store_true", help="start again in an existing output folder")
     p.set_defaults(func=c.cmd_distill)

@@ -71,6 +71,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    from emotune.data.files import check_encoding
     from emotune.distributed import is_main
     from emotune.inference.labelling import label_file
     from emotune.inference.predict import check_min_confidence
@@ -85,6 +86,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if args.dialogue_column and not args.input:
         raise EmotuneError("--dialogue-column needs --input FILE")
     check_min_confidence(args.min_confidence)
+    check_encoding(args.encoding)
     if args.chunk_rows < 1:
         raise EmotuneError("--chunk-rows must be >= 1")
     predictor = load_predictor(args)  # after the cheap checks
@@ -92,7 +94,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if args.input:
         dialogue = dialogue_columns(predictor, args.dialogue_column, args.speaker_column)
         source, target = Path(args.input), Path(args.output)
-        result = label_file(predictor, source, target, args.text_column, args.chunk_rows, dialogue)
+        result = label_file(predictor, source, target, args.text_column, args.chunk_rows, dialogue, args.encoding)
         if is_main():  # under accelerate launch one process reports for all
             print(json.dumps(asdict(result)))
         return
@@ -210,6 +212,8 @@ def cmd_distill(args: argparse.Namespace) -> None:
         (flag.replace("-", "_"), getattr(args, flag.replace("-", "_"))) for flag in DISTILL_FLAGS
     ]
     overrides = [(k, v) for k, v in overrides if v is not None] + set_items(args.set)
+    if args.encoding:
+        overrides.append(("data.encoding", args.encoding))
     if args.overwrite:
         overrides.append(("overwrite", True))
     metrics = distill(distill_config(args.run, args.output, overrides))

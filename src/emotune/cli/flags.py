@@ -41,6 +41,7 @@ FLAGS: dict[str, Flag] = {
     "test-file": Flag("data.test_file", str, "test file for --dataset files"),
     "text-column": Flag("data.text_column", str, "text column of --dataset files"),
     "label-column": Flag("data.label_column", str, "label column of --dataset files"),
+    "encoding": Flag("data.encoding", str, "text encoding of --dataset files (default utf-8; e.g. latin-1)"),
     "labels": Flag("data.labels", str, "comma-separated label names (their order fixes the indices)"),
     "hf-name": Flag("data.hf_name", str, "Hugging Face dataset name or save_to_disk folder (--dataset hf)"),
     "language": Flag("data.language", str, "prompt language: en or zh"),

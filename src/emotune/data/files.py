@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 from collections.abc import Iterable, Iterator
@@ -36,7 +37,7 @@ def read_csv_rows(path: Path, columns: Iterable[str]) -> list[dict[str, str]]:
     """Rows of a UTF-8 (optionally BOM-prefixed) CSV file that must have ``columns``."""
     if not path.is_file():
         raise EmotuneError(f"{path}: file not found")
-    with path.open(encoding="utf-8-sig", newline="") as fh, _decoded(path):
+    with path.open(encoding="utf-8-sig", newline="") as fh, decoded(path):
         rows = list(csv.DictReader(fh))
     if not rows:
         raise EmotuneError(f"{path}: no rows")
@@ -60,7 +61,7 @@ def iter_records(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dic
         raise EmotuneError(f"{path}: unsupported file type '{suffix}' (use .csv, .tsv or .jsonl)")
     if not path.is_file():
         raise EmotuneError(f"{path}: file not found")
-    with path.open(encoding=_python_codec(encoding), newline="") as fh, _decoded(path, encoding):
+    with path.open(encoding=python_codec(encoding), newline="") as fh, decoded(path, encoding):
         if suffix == ".jsonl":
             for lineno, line in enumerate(fh, 1):
                 if line.strip():
@@ -71,13 +72,25 @@ def iter_records(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dic
                 yield reader.line_num, row
 
 
-def _python_codec(encoding: str) -> str:
+def check_encoding(encoding: str) -> None:
+    """Raises a one-line error for an encoding Python does not know.
+
+    Raises:
+        EmotuneError: For an unknown encoding name.
+    """
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise EmotuneError(f"encoding '{encoding}' is unknown (e.g. latin-1, cp1252)", settings=("encoding",)) from None
+
+
+def python_codec(encoding: str) -> str:
     """UTF-8 is read as ``utf-8-sig``: a spreadsheet's byte-order mark is not part of the header."""
     return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
 
 
 @contextmanager
-def _decoded(path: Path, encoding: str = "utf-8") -> Iterator[None]:
+def decoded(path: Path, encoding: str = "utf-8") -> Iterator[None]:
     """Turns a decoding error (a Latin-1 export from a spreadsheet, say) into one line naming the
     file, the byte where it stops being ``encoding``, and how to name the right one."""
     try:
@@ -87,12 +100,12 @@ def _decoded(path: Path, encoding: str = "utf-8") -> Iterator[None]:
         # file once more (only on this path) for the offset in the file.
         at = "a byte that is not"
         try:
-            path.read_bytes().decode(_python_codec(encoding))
+            path.read_bytes().decode(python_codec(encoding))
         except UnicodeDecodeError as err:
             at = f"byte {err.start} is 0x{err.object[err.start]:02x}"
         raise EmotuneError(
-            f"{path}: not {encoding} ({at}); re-save it as UTF-8 or name its encoding "
-            "(data.encoding, e.g. --set data.encoding=latin-1)"
+            f"{path}: not {encoding} ({at}); re-save it as UTF-8 or set encoding (e.g. latin-1)",
+            settings=("encoding",),
         ) from None
 
 

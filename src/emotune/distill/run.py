@@ -83,7 +83,11 @@ def plan(cfg: DistillConfig) -> Plan:
     if dataset.labels.names != names or dataset.multi_label != meta.multi_label:
         raise EmotuneError(f"the data's labels {list(dataset.labels.names)} differ from the teacher's {list(names)}")
     chosen = select_splits(dataset, data, teacher_cfg.train.seed, teacher_cfg.train.eval_split)
-    unlabelled = read_unlabelled(Path(cfg.unlabelled), cfg.text_column, cfg.max_unlabelled) if cfg.unlabelled else []
+    unlabelled = (
+        read_unlabelled(Path(cfg.unlabelled), cfg.text_column, cfg.max_unlabelled, data.encoding)
+        if cfg.unlabelled
+        else []
+    )
     if not chosen.train and not unlabelled:
         raise EmotuneError(
             "nothing to distil on: the data has no training split and no unlabelled file was given",

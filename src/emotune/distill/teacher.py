@@ -41,7 +41,7 @@ def check_teacher(run: Path) -> tuple[RunConfig, RunMeta]:
     return RunConfig.from_yaml(teacher.config_file, saved=True), teacher.meta
 
 
-def read_unlabelled(path: Path, text_column: str, limit: int | None) -> list[Example]:
+def read_unlabelled(path: Path, text_column: str, limit: int | None, encoding: str = "utf-8") -> list[Example]:
     """The texts of a ``.txt``, ``.csv``/``.tsv`` or ``.jsonl`` file (JSONL rows may carry ``context``).
 
     Rows without text are skipped with one warning.
@@ -50,7 +50,7 @@ def read_unlabelled(path: Path, text_column: str, limit: int | None) -> list[Exa
         EmotuneError: For a missing file, a missing column, or a file with no text at all.
     """
     examples, bad = [], 0
-    for row in islice(iter_rows(path, text_column), limit):
+    for row in islice(iter_rows(path, text_column, encoding=encoding), limit):
         if row.text is None:
             bad += 1
             continue

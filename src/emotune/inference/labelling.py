@@ -53,6 +53,7 @@ def label_file(
     text_column: str = "text",
     chunk: int = 256,
     dialogue: DialogueColumns | None = None,
+    encoding: str = "utf-8",
 ) -> FileResult:
     """Classifies every row of ``source`` into ``target`` (JSONL), in bounded memory, resumably,
     in this process or split between the launched processes (each returns the same result).
@@ -64,6 +65,7 @@ def label_file(
         text_column: The text column of a table or JSONL file.
         chunk: Rows per forward batch group (and per synced write).
         dialogue: Columns that give each row its earlier dialogue turns as context.
+        encoding: The source's text encoding (a spreadsheet's Latin-1 export: ``latin-1``).
 
     Raises:
         EmotuneError: For a finished target, a missing or unreadable source, a source without a
@@ -76,10 +78,10 @@ def label_file(
     target.parent.mkdir(parents=True, exist_ok=True)
     parts = world_size()
     if parts == 1:
-        written, done, errors = label_rows(predictor, iter_rows(source, text_column, dialogue), target, chunk)
+        written, done, errors = label_rows(predictor, iter_rows(source, text_column, dialogue, encoding), target, chunk)
         return FileResult(str(target), written, done, errors)
     check_parts(target, parts)
-    mine = my_rows(iter_rows(source, text_column, dialogue), chunk, rank(), parts)
+    mine = my_rows(iter_rows(source, text_column, dialogue, encoding), chunk, rank(), parts)
     with predictor.scoring_alone():  # the rows are already split between the processes
         totals = _sum_over_processes(list(label_rows(predictor, mine, part_path(target, rank(), parts), chunk)))
     wait_for_everyone()

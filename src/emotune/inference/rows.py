@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from emotune.data.files import iter_records
+from emotune.data.files import check_encoding, decoded, iter_records, python_codec
 from emotune.data.schema import Turn
 from emotune.errors import EmotuneError
 from emotune.inference.predict import Predictor
@@ -68,8 +68,10 @@ def dialogue_columns(predictor: Predictor, dialogue: str | None, speaker: str | 
     return DialogueColumns(dialogue, speaker, predictor.context_turns)
 
 
-def iter_rows(path: Path, text_column: str, dialogue: DialogueColumns | None = None) -> Iterator[Row]:
-    """Streams rows from ``.txt`` (a line each), ``.csv``/``.tsv`` or ``.jsonl``.
+def iter_rows(
+    path: Path, text_column: str, dialogue: DialogueColumns | None = None, encoding: str = "utf-8"
+) -> Iterator[Row]:
+    """Streams rows from ``.txt`` (a line each), ``.csv``/``.tsv`` or ``.jsonl`` in ``encoding``.
 
     ``row`` counts data rows from 1 in every format (a CSV header and blank lines are not rows);
     error messages name the file's line. A JSONL line that is not JSON, a CSV row with more
@@ -77,32 +79,34 @@ def iter_rows(path: Path, text_column: str, dialogue: DialogueColumns | None = N
     table without the text column (or the dialogue column) at all is an error for the whole file.
 
     Raises:
-        EmotuneError: For a missing file, a missing column, or ``dialogue`` on a ``.txt`` file.
+        EmotuneError: For a missing file, a missing column, ``dialogue`` on a ``.txt`` file, or
+            bytes that are not ``encoding`` (raised when the reading reaches them).
     """
     suffix = path.suffix.lower()
     if not path.is_file():
         raise EmotuneError(f"{path}: file not found")
+    check_encoding(encoding)
     if suffix == ".jsonl":
-        lines = _jsonl_lines(path, text_column, dialogue)
+        lines = _jsonl_lines(path, text_column, dialogue, encoding)
     elif suffix in (".csv", ".tsv"):
-        lines = _table_lines(path, text_column, dialogue)
+        lines = _table_lines(path, text_column, dialogue, encoding)
     elif dialogue is not None:
         raise EmotuneError(f"{path}: a dialogue column needs a CSV, TSV or JSONL file")
     else:
-        lines = _text_lines(path)
+        lines = _text_lines(path, encoding)
     if dialogue is not None:
         lines = _with_context(lines, dialogue.turns)
     for row_no, line in enumerate(lines, 1):
         yield line._replace(row=row_no)
 
 
-def _text_lines(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8-sig") as fh:
+def _text_lines(path: Path, encoding: str) -> Iterator[Row]:
+    with path.open(encoding=python_codec(encoding)) as fh, decoded(path, encoding):
         yield from (Row(i, line.rstrip("\n"), None) for i, line in enumerate(fh, 1) if line.strip())
 
 
-def _table_lines(path: Path, text_column: str, dialogue: DialogueColumns | None) -> Iterator[Row]:
-    for row_no, (lineno, record) in enumerate(iter_records(path), 1):
+def _table_lines(path: Path, text_column: str, dialogue: DialogueColumns | None, encoding: str) -> Iterator[Row]:
+    for row_no, (lineno, record) in enumerate(iter_records(path, encoding), 1):
         if row_no == 1:
             _check_columns(path, record, text_column, dialogue)
         if None in record:  # csv.DictReader's key for fields beyond the header
@@ -151,8 +155,8 @@ def _with_context(rows: Iterator[Row], turns: int) -> Iterator[Row]:
         history.append(Turn(row.text, row.speaker).line)  # rendered as the training prompts render it
 
 
-def _jsonl_lines(path: Path, text_column: str, dialogue: DialogueColumns | None) -> Iterator[Row]:
-    with path.open(encoding="utf-8-sig") as fh:
+def _jsonl_lines(path: Path, text_column: str, dialogue: DialogueColumns | None, encoding: str) -> Iterator[Row]:
+    with path.open(encoding=python_codec(encoding)) as fh, decoded(path, encoding):
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
