@@ -87,6 +87,25 @@ def test_missing_and_broken_config_files(tmp_path: Path) -> None:
         RunConfig.from_yaml(tmp_path / "bad.yaml")
 
 
+@pytest.mark.parametrize("reader", ["run", "distill", "matrix"])
+def test_every_yaml_reader_gives_one_line_for_a_broken_file(reader: str, tmp_path: Path) -> None:
+    from emotune.bench.harness import load_matrix
+    from emotune.distill.config import DistillConfig
+
+    read = {"run": RunConfig.from_yaml, "distill": DistillConfig.from_yaml, "matrix": load_matrix}[reader]
+    cases = {
+        b"\xff\xfe a spreadsheet's UTF-16": r"not UTF-8 \(byte 0 is 0xff\)",
+        b"seeds: [1\n": "invalid YAML",  # the matrix reader raised yaml's own error
+        b"- a\n- b\n": "expected a mapping at the top level",
+    }
+    for i, (content, message) in enumerate(cases.items()):
+        (tmp_path / f"{i}.yaml").write_bytes(content)
+        with pytest.raises(EmotuneError, match=message):
+            read(tmp_path / f"{i}.yaml")
+    with pytest.raises(EmotuneError, match="file not found"):
+        read(tmp_path / "none.yaml")
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_every_shipped_config_is_valid(path: Path) -> None:
     from emotune.data.multi import corpus_names

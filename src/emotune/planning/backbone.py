@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emotune.errors import EmotuneError
+from emotune.storage import quiet_hub_retries
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel
@@ -69,7 +70,8 @@ def _from_hub(model: str, trust_remote_code: bool) -> PretrainedConfig:
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
+        with quiet_hub_retries():
+            return AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         presets = ", ".join(preset_names())
