@@ -438,3 +438,15 @@ def test_evaluating_one_split_reads_only_its_file(tmp_path: Path) -> None:
     assert list(data.splits) == ["test"] and len(data.split("test")) == 2
     with pytest.raises(EmotuneError, match=r"stsa\.binary\.train: file not found"):
         load_data(DataConfig(dataset="sst2", data_dir=str(tmp_path)))
+
+
+def test_training_without_a_test_file_says_how_to_evaluate_before_it_trains(tmp_path: Path, capsys) -> None:
+    from emotune.cli import main
+
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\ngreat film,positive\nawful film,negative\n")
+    argv = ["train", "--dataset", "files", "--train-file", str(train), "--output", str(tmp_path / "run")]
+    assert main([*argv, "--model", "no/such-model"]) == 2  # refused before the backbone is looked up
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("has only ['train']: give --test-file, or evaluate on another split (--split)"), err
+    assert not (tmp_path / "run").exists()

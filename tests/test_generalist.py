@@ -113,7 +113,9 @@ def test_init_from_generalist_resolves_to_the_shipped_adapter(tmp_path: Path) ->
     assert check_init_from("none", cfg.model.name, cfg.method) is None
 
 
-def test_the_default_start_is_the_generalist_where_it_fits() -> None:
+def test_the_default_start_is_the_generalist_where_it_fits(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
     from emotune.methods import default_options
     from emotune.training.warm_start import check_init_from
 
@@ -122,12 +124,15 @@ def test_the_default_start_is_the_generalist_where_it_fits() -> None:
     assert check_init_from("auto", cfg.model.name, cfg.method) == shipped_dir()
     wider = default_options("lora")
     wider.rank = 16  # its adapter's shapes would not fit
-    for model, method in (
-        ("smollm2-135m", cfg.method),
-        (cfg.model.name, wider),
-        (cfg.model.name, default_options("ia3")),
+    for model, method, why in (
+        ("smollm2-135m", cfg.method, "an adapter of gemma3-270m, not of smollm2-135m"),
+        (cfg.model.name, wider, "lora options differ from the shipped generalist's: rank 16 (generalist: 8)"),
+        (cfg.model.name, default_options("ia3"), "the shipped generalist is lora, this run ia3"),
     ):
-        assert check_init_from("auto", model, method) is None  # a fresh adapter, no error
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="emotune.training.warm_start"):
+            assert check_init_from("auto", model, method) is None  # a fresh adapter, no error
+        assert why in caplog.text  # and the log says why
 
 
 def test_none_and_older_configs_start_fresh(tmp_path: Path) -> None:

@@ -169,7 +169,7 @@ def add_call_time_flags(
 
 
 #: Settings whose flag is not their own name.
-RENAMED_FLAGS = {"teacher": "--run", "fmt": "--format"}
+RENAMED_FLAGS = {"teacher": "--run", "fmt": "--format", "eval_split": "--split"}
 
 
 def as_flags(err: EmotuneError) -> str:

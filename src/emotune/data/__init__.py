@@ -105,10 +105,22 @@ def select_splits(dataset: Dataset, cfg: DataConfig, seed: int, eval_split: str)
     ``max_eval_samples``).
 
     Train and dev may be absent (empty); the evaluation split must exist.
+
+    Raises:
+        EmotuneError: Before any training, when the evaluation split is missing (your own files
+            without a test file, say), naming how to give or choose one.
     """
 
     def pick(split: str, limit: int | None) -> list[Example]:
         return subsample(dataset.splits.get(split) or [], limit, seed)
+
+    if eval_split not in dataset.splits:
+        other = "evaluate on another split (eval_split)"
+        raise EmotuneError(
+            f"the final evaluation needs a '{eval_split}' split, and dataset '{dataset.name}' has only "
+            f"{sorted(dataset.splits)}: " + (f"give test_file, or {other}" if eval_split == "test" else other),
+            settings=("test_file", "eval_split") if eval_split == "test" else ("eval_split",),
+        )
 
     return Selection(
         train=pick("train", cfg.max_train_samples),
