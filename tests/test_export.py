@@ -33,6 +33,18 @@ def test_merged_export_predicts_like_the_run(lora_run: Path, tmp_path: Path) -> 
     assert_same_predictions(run_records(lora_run), Predictor.load(tmp_path / "merged"), 1e-4)
 
 
+def test_labels_at_call_time_score_on_a_merged_export_and_not_on_an_onnx_one(lora_run: Path, tmp_path: Path) -> None:
+    export(lora_run, "merged", tmp_path / "merged")
+    texts = ["a wonderful film", "a dull film"]
+    on_export = Predictor.zero_shot("good,bad", adapter=tmp_path / "merged").predict(texts)
+    on_run = Predictor.zero_shot("good,bad", adapter=lora_run).predict(texts)
+    for a, b in zip(on_export, on_run, strict=True):  # the adapter's effect is in the merged weights
+        assert a.label == b.label and abs(a.scores["good"] - b.scores["good"]) < 1e-4
+    export(lora_run, "onnx", tmp_path / "onnx")
+    with pytest.raises(EmotuneError, match="an ONNX export scores only the label set it was exported with"):
+        Predictor.zero_shot("good,bad", adapter=tmp_path / "onnx")
+
+
 def test_plain_transformers_reproduces_the_label_logits(lora_run: Path, tmp_path: Path) -> None:
     export(lora_run, "merged", tmp_path / "m")
     # The export guide's snippet: plain transformers, no emotune.

@@ -24,6 +24,7 @@ from emotune.config import DataConfig, RunConfig
 from emotune.data.schema import Example, LabelSet
 from emotune.data.wording import label_language, task_word, text_language
 from emotune.errors import EmotuneError
+from emotune.inference.backends import SAME_FOLDER
 from emotune.methods import UNTRAINED, default_options, get_method
 from emotune.models.backbones import DEFAULT_BACKBONE
 from emotune.models.generalist import NAME as GENERALIST
@@ -124,6 +125,13 @@ def call_time_config(run: Path | None, model: str | None) -> RunConfig:
     if (run / LABEL_HEAD).is_file():
         raise EmotuneError(f"{run}: its label head was trained for its own labels; it cannot score new ones")
     cfg = RunConfig.from_yaml(trained.config_file, saved=True)
+    if cfg.model.name == SAME_FOLDER:  # an export: its weights are the folder's own
+        if (run / "model.onnx").is_file():
+            raise EmotuneError(
+                f"{run}: an ONNX export scores only the label set it was exported with; export another one "
+                "for these labels, or score them with the run it came from"
+            )
+        cfg.model.name = str(run)
     if model and model != cfg.model.name:
         raise EmotuneError(f"{run} was trained on backbone '{cfg.model.name}', not '{model}'")
     trained.adapter(needed=get_method(cfg.method).needs_adapter)
