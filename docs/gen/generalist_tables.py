@@ -75,7 +75,7 @@ def shipped_generalist_table() -> str:
     lines += [
         "",
         f"Accuracy / macro-F1 and ECE, %, on {m['n'] if m else '–'} seeded test texts per corpus (all where fewer). "
-        f"Measured on {s['machine']}, `{s['command']}` (cells at commit "
+        f"Measured on {_machines(cells)}, `{s['command']}` (cells at commit "
         f"{', '.join(sorted({f'`{c}`' for c in (x.get('commit') for x in cells.values()) if c}))}, "
         f"summary {s['date']} at `{s['commit']}`); the generalist "
         f"built at commit `{s['generalist']['commit']}` (temperature {s['generalist']['temperature']}). "
@@ -89,6 +89,11 @@ def shipped_generalist_table() -> str:
             f"against {_pct(m['macro_f1'])} with the corpus's names.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _machines(cells: dict[str, Any]) -> str:
+    """The machines the cells ran on (a summary recomputed elsewhere does not move them)."""
+    return " and ".join(sorted({c["machine"] for c in cells.values() if c.get("machine")}))
 
 
 def shipped_generalist_temperature() -> str:
@@ -159,7 +164,7 @@ def shipped_generalist_row() -> str:
         f"Zero-shot with the shipped generalist (no training data, `emotune predict --labels ...`), on {len(pairs)} "
         f"corpora it never saw: macro-F1 {100 * gain:+.1f} points over the frozen backbone on average; "
         f"{met} of {len(s['targets'])} targets met ([model card](docs/guides/generalist.md); {s['date']}, "
-        f"{s['machine']}, `{s['command']}`).\n"
+        f"{_machines(s['cells'])}, `{s['command']}`).\n"
     )
 
 
