@@ -242,3 +242,14 @@ def test_the_english_default_student_is_named_for_other_languages() -> None:
     )
     assert student_language_warning(MINILM, "en") is None
     assert student_language_warning("some/multilingual-encoder", "zh") is None
+
+
+def test_unlabelled_texts_are_read_in_the_named_encoding(tmp_path: Path) -> None:
+    from emotune.distill.teacher import read_unlabelled
+    from emotune.errors import EmotuneError
+
+    path = tmp_path / "unlabelled.txt"
+    path.write_bytes("caf\u00e9 au lait\nnice\n".encode("latin-1"))
+    with pytest.raises(EmotuneError, match="not utf-8 .*set encoding"):
+        read_unlabelled(path, "text", None)
+    assert [e.text for e in read_unlabelled(path, "text", None, "latin-1")] == ["caf\u00e9 au lait", "nice"]
