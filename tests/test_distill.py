@@ -250,6 +250,6 @@ def test_unlabelled_texts_are_read_in_the_named_encoding(tmp_path: Path) -> None
 
     path = tmp_path / "unlabelled.txt"
     path.write_bytes("caf\u00e9 au lait\nnice\n".encode("latin-1"))
-    with pytest.raises(EmotuneError, match="not utf-8 .*set encoding"):
+    with pytest.raises(EmotuneError, match=r"not utf-8 .*set encoding"):
         read_unlabelled(path, "text", None)
     assert [e.text for e in read_unlabelled(path, "text", None, "latin-1")] == ["caf\u00e9 au lait", "nice"]
