@@ -94,6 +94,12 @@ def test_evaluate_zero_shot_and_a_trained_run(tiny_gemma: str, sentiment_files, 
     assert main(_train_args(tiny_gemma, sentiment_files, out)) == 0
     assert main(["evaluate", "--run", str(out), "--split", "dev"]) == 0
     assert json.loads((out / "eval-dev" / "metrics.json").read_text())["n"] == 8
+    # Into the run's own folder it would replace the run's test metrics and predictions: refused.
+    own = (out / "metrics.json").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(out), "--split", "dev", "--output", str(out)]) == 2
+    assert "holds a run whose own results this evaluation would replace" in capsys.readouterr().err
+    assert (out / "metrics.json").read_text() == own
 
 
 @pytest.mark.parametrize(

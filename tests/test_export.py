@@ -45,6 +45,12 @@ def test_labels_at_call_time_score_on_a_merged_export_and_not_on_an_onnx_one(lor
         Predictor.zero_shot("good,bad", adapter=tmp_path / "onnx")
 
 
+def test_an_export_never_replaces_the_run_it_comes_from(lora_run: Path) -> None:
+    with pytest.raises(EmotuneError, match="the run being exported; choose another output"):
+        export(lora_run, "merged", lora_run, overwrite=True)
+    assert (lora_run / "adapter").is_dir() and (lora_run / "metrics.json").is_file()
+
+
 def test_plain_transformers_reproduces_the_label_logits(lora_run: Path, tmp_path: Path) -> None:
     export(lora_run, "merged", tmp_path / "m")
     # The export guide's snippet: plain transformers, no emotune.

@@ -119,10 +119,13 @@ def export(
     (`ExportSource.of_labels`), as ``fmt`` into ``output`` (written atomically).
 
     Raises:
-        EmotuneError: For an unknown format, an existing output without ``overwrite``, or an
-            ONNX export of a method that cannot be merged.
+        EmotuneError: For an unknown format, an existing output without ``overwrite``, an output
+            that is the run itself, or an ONNX export of a method that cannot be merged.
     """
     check_output(fmt, output, overwrite)
+    folder = source.folder if isinstance(source, ExportSource) else None if str(source) == GENERALIST else Path(source)
+    if folder is not None and output.resolve() == folder.resolve():  # overwrite would delete the run
+        raise EmotuneError(f"{output}: the run being exported; choose another output", settings=("output",))
     if not isinstance(source, ExportSource):
         if is_student(Path(source)):
             return _student(Path(source), fmt, output, quantize)

@@ -39,8 +39,19 @@ def evaluate_saved(folder: Path, cfg: RunConfig, output: str | None = None) -> d
     """Evaluates a trained run directory on ``cfg.train.eval_split``.
 
     Results go to ``output`` (default ``RUN/eval-SPLIT``), never over the run's own metrics.
+
+    Raises:
+        EmotuneError: When ``output`` holds a run (the run's own folder, say), before anything is
+            evaluated; for labels that differ from the dataset's, or an ONNX export.
     Left unset, ``data.context_turns`` is the one the run was trained with (``trained_data``).
     """
+    target = Path(output) if output else folder / f"eval-{cfg.train.eval_split}"
+    if (target / "run.json").is_file():  # a run's own metrics.json and predictions would be replaced
+        raise EmotuneError(
+            f"{target} holds a run whose own results this evaluation would replace; choose another output "
+            f"(default: {folder / f'eval-{cfg.train.eval_split}'})",
+            settings=("output",),
+        )
     dataset = load_data(trained_data(cfg.data, folder), cfg.train.seed, {cfg.train.eval_split})
     rec = Predictor.load(folder).recogniser
     student = is_student(folder)
@@ -56,7 +67,6 @@ def evaluate_saved(folder: Path, cfg: RunConfig, output: str | None = None) -> d
     else:
         result = evaluate(rec, examples, get_objective(cfg.train.objective))
         method, model = rec.method.name, cfg.model.name
-    target = Path(output) if output else folder / f"eval-{cfg.train.eval_split}"
     extra = {
         "split": cfg.train.eval_split,
         "method": method,
