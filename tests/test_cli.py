@@ -163,6 +163,33 @@ def test_run_directory_is_protected(tiny_gemma: str, sentiment_files, tmp_path: 
     assert main(_train_args(tiny_gemma, sentiment_files, out, "--overwrite")) == 0
 
 
+def test_overwrite_never_deletes_a_folder_emotune_did_not_write(
+    tiny_gemma: str, sentiment_files, tmp_path: Path, capsys
+) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("a user's own file")
+    run_dir = tmp_path / "run"
+    assert main(_train_args(tiny_gemma, sentiment_files, run_dir)) == 0
+    capsys.readouterr()
+    for argv in (
+        _train_args(tiny_gemma, sentiment_files, mine, "--overwrite"),
+        ["export", "--run", str(run_dir), "--format", "merged", "--output", str(mine), "--overwrite"],
+        ["distill", "--run", str(run_dir), "--output", str(mine), "--overwrite"],
+    ):
+        assert main(argv) == 2, argv[0]
+        err = capsys.readouterr().err
+        assert "holds files emotune did not write (notes.txt); --overwrite replaces only runs" in err, err
+        assert (mine / "notes.txt").read_text() == "a user's own file"
+    # What emotune wrote stays replaceable: a sequence-classification export has no run files.
+    from emotune.rundir import check_replaceable
+
+    seq_cls = tmp_path / "seq-cls"
+    seq_cls.mkdir()
+    (seq_cls / "config.json").write_text('{"architectures": ["X"], "emotune": {"labels": ["a", "b"]}}')
+    check_replaceable(seq_cls)
+
+
 def test_predict_rejects_a_damaged_adapter(tiny_gemma: str, sentiment_files, tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     assert main(_train_args(tiny_gemma, sentiment_files, out)) == 0

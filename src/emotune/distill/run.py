@@ -38,7 +38,7 @@ from emotune.evaluate import write_result
 from emotune.inference.predict import Predictor, trained_context_turns
 from emotune.models.encoder import MINILM, EncoderRecogniser, new_student, resolve_encoder, save_student
 from emotune.models.text_pairs import STUDENT_DIR, PairEncoder
-from emotune.rundir import RunMeta, attach_log, detach_log
+from emotune.rundir import RunMeta, attach_log, check_replaceable, detach_log
 from emotune.storage import atomic_dir, read_json, write_json
 from emotune.training.calibrate import calibrate
 
@@ -155,6 +155,7 @@ def _prepare(folder: Path, cfg: DistillConfig) -> Path:
     """Creates the run directory, or resumes the same teacher's unfinished distillation there."""
     saved = folder / DISTILL_FILE
     if folder.exists() and any(folder.iterdir()):
+        check_replaceable(folder)
         if cfg.overwrite:
             shutil.rmtree(folder)
         elif not saved.is_file():

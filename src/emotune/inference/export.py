@@ -36,7 +36,7 @@ from emotune.models.generalist import DEFAULT_LABELS, resolve_run
 from emotune.models.generalist import NAME as GENERALIST
 from emotune.models.recogniser import LabelScorer, Recogniser
 from emotune.models.text_pairs import is_student
-from emotune.rundir import LABEL_HEAD, ExportMeta, RunMeta, load_run
+from emotune.rundir import LABEL_HEAD, ExportMeta, RunMeta, check_replaceable, load_run
 from emotune.storage import atomic_dir
 
 FORMATS = ("merged", "onnx", "seq-cls")
@@ -140,11 +140,14 @@ def export(
 
 
 def check_output(fmt: str, output: Path, overwrite: bool) -> None:
-    """Refuses an unknown format, or an existing non-empty ``output`` without ``overwrite``."""
+    """Refuses an unknown format, an existing non-empty ``output`` without ``overwrite``, or one
+    emotune did not write (`emotune.rundir.check_replaceable`)."""
     if fmt not in FORMATS:
         raise EmotuneError(f"unknown export format '{fmt}'; expected one of {FORMATS}")
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise EmotuneError(f"{output}: exists; pass overwrite", settings=("overwrite",))
+    if output.exists() and any(output.iterdir()):
+        check_replaceable(output)
+        if not overwrite:
+            raise EmotuneError(f"{output}: exists; pass overwrite", settings=("overwrite",))
 
 
 def _noted(note: str, source: ExportSource, merged: bool) -> str:

@@ -10,6 +10,7 @@ a run's labels are read before any weights load.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -248,9 +249,40 @@ def load_run(folder: str | Path) -> Run:
     return Run(path, RunMeta.load(path))
 
 
+#: Files only emotune writes at the top of a folder (runs, exports, distillations, their logs).
+OWN_FILES = (CONFIG_FILE, RUN_FILE, "emotune.json", "distill.yaml", "train.log")
+
+
+def check_replaceable(path: Path) -> None:
+    """Refuses to let ``overwrite`` delete a folder emotune did not write: a user's own files.
+
+    Replaceable are an empty folder and one holding a run, an export (a sequence-classification
+    export: a ``config.json`` with an ``emotune`` block) or a distillation.
+
+    Raises:
+        EmotuneError: For a non-empty folder with none of those.
+    """
+    if not path.is_dir() or not any(path.iterdir()) or any((path / name).exists() for name in OWN_FILES):
+        return
+    try:
+        if "emotune" in json.loads((path / "config.json").read_text(encoding="utf-8")):
+            return
+    except (OSError, ValueError, TypeError):
+        pass  # no config.json, or not emotune's: the folder is the user's
+    names = sorted(p.name for p in path.iterdir())
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    raise EmotuneError(
+        f"{path}: holds files emotune did not write ({shown}); overwrite replaces only runs and "
+        "exports: choose another output",
+        settings=("overwrite", "output"),
+    )
+
+
 def prepare(path: Path, *, overwrite: bool, resume: bool) -> Path:
-    """Creates a run directory, refusing to clobber an existing one without ``overwrite``."""
+    """Creates a run directory, refusing to clobber an existing one without ``overwrite`` (and a
+    folder emotune did not write even with it)."""
     if path.exists() and any(path.iterdir()) and not resume:
+        check_replaceable(path)
         if not overwrite:
             raise EmotuneError(
                 f"{path}: run directory exists; pass overwrite or resume", settings=("overwrite", "resume")
