@@ -142,8 +142,11 @@ def test_export_errors(lora_run: Path, tmp_path: Path) -> None:
         export(lora_run, "gguf", tmp_path / "x")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "file").write_text("x")
+    with pytest.raises(EmotuneError, match="holds files emotune did not write"):
+        export(lora_run, "merged", tmp_path / "busy", overwrite=True)
+    export(lora_run, "merged", tmp_path / "earlier")
     with pytest.raises(EmotuneError, match="exists; pass overwrite"):
-        export(lora_run, "merged", tmp_path / "busy")
+        export(lora_run, "merged", tmp_path / "earlier")
 
 
 def test_the_export_guide_snippet_gives_the_runs_scores(

@@ -111,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", required=True, help="folder to write (predict/serve load it with --run)")
     p.add_argument("--int8", action="store_true", help="onnx: dynamic int8 weights (smaller, faster on CPUs)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export in the output folder")
     add_call_time_flags(p, language="with --labels: the exported prompt's language (default: the labels' script)")
     p.set_defaults(func=c.cmd_export)
     p = command(sub, "distill", "teach a small encoder from a trained run: encoder-speed prediction")

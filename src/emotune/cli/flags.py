@@ -115,7 +115,7 @@ FLAGS: dict[str, Flag] = {
     "compile": Flag("runtime.compile", None, "torch.compile the decoder (length-bucketed shapes; first batches slow)"),
     "eval-batch-size": Flag("runtime.eval_batch_size", int, "texts per scoring pass (0: 16 on a CPU, 256 on a GPU)"),
     "output": Flag("output", str, "run directory to write"),
-    "overwrite": Flag("overwrite", None, "replace an existing run directory"),
+    "overwrite": Flag("overwrite", None, "replace an earlier run in the output folder (never a folder of other files)"),
 }
 
 
