@@ -68,6 +68,7 @@ def test_bad_overrides_are_one_line_errors(key: str, value: str, message: str) -
         ("train.epochs", 0, "positive"),
         ("data.template", "no placeholder", "{text}"),
         ("data.label_tokens", "some", "label_tokens"),
+        ("data.language", "fr", "data.language must be one of"),  # English would have been prompted
         ("train.prior_correction", "test", "prior_correction"),
         ("train.prior_strength", -1.0, "prior_strength"),
     ],

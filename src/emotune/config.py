@@ -32,6 +32,8 @@ LOSSES = ("cross-entropy", "focal")
 PRIOR_CORRECTIONS = ("none", "dev", "train")
 LABEL_HEADS = ("frozen", "trainable")
 LABEL_TOKENS = ("first", "all")
+#: The languages emotune has prompts for (a custom data.template still names one of them).
+PROMPT_LANGUAGES = ("en", "zh")
 DEFAULT_METHOD = "lora"
 SECTIONS = ("model", "method", "data", "train", "runtime")
 
@@ -119,6 +121,8 @@ class DataConfig:
                 raise EmotuneError(f"data.{key} must be >= 1")
         if self.template is not None and "{text}" not in self.template:
             raise EmotuneError("data.template must contain '{text}'")
+        if self.language is not None and self.language not in PROMPT_LANGUAGES:
+            raise EmotuneError(f"data.language must be one of {PROMPT_LANGUAGES}, got '{self.language}'")
         if self.label_tokens not in LABEL_TOKENS:
             raise EmotuneError(f"data.label_tokens must be one of {LABEL_TOKENS}, got '{self.label_tokens}'")
         if self.mix_temperature <= 0 or (self.max_per_corpus is not None and self.max_per_corpus < 1):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emotune.config import DataConfig, RunConfig
+from emotune.config import PROMPT_LANGUAGES, DataConfig, RunConfig
 from emotune.data.schema import Example, LabelSet
 from emotune.data.wording import label_language, task_word, text_language
 from emotune.errors import EmotuneError
@@ -72,17 +72,16 @@ def parse_labels(labels: str | Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-LANGUAGES = ("en", "zh")
-
-
 def check_language(language: str | None) -> str | None:
     """``language`` checked: None (each text's own), ``en`` or ``zh``.
 
     Raises:
         EmotuneError: One line for another value.
     """
-    if language is not None and language not in LANGUAGES:
-        raise EmotuneError(f"language must be one of {LANGUAGES} (or left out: each text's own), got '{language}'")
+    if language is not None and language not in PROMPT_LANGUAGES:
+        raise EmotuneError(
+            f"language must be one of {PROMPT_LANGUAGES} (or left out: each text's own), got '{language}'"
+        )
     return language
 
 
