@@ -263,3 +263,15 @@ def test_predict_rejects_a_damaged_run_json(tiny_gemma: str, sentiment_files, tm
     assert main(["predict", "--run", str(out), "good"]) == 2
     err = capsys.readouterr().err.strip()
     assert "run.json: not valid JSON" in err and len(err.splitlines()) == 1
+
+
+def test_a_label_without_training_examples_is_warned_of(
+    tiny_gemma: str, sentiment_files, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    argv = _train_args(tiny_gemma, sentiment_files, tmp_path / "run")
+    argv[argv.index("negative,positive")] = "negative,positive,neutral"  # no file row is neutral
+    with caplog.at_level(logging.WARNING, logger="emotune"):
+        assert main(argv) == 0
+    assert "no training example has the label(s) neutral: training cannot teach them" in caplog.text

@@ -40,6 +40,12 @@ def label_counts(targets: torch.Tensor, num_labels: int) -> torch.Tensor:
     return torch.bincount(targets, minlength=num_labels).float()
 
 
+def absent_labels(targets: torch.Tensor, names: Sequence[str]) -> list[str]:
+    """The labels no training example has (a label set given with ``--labels`` may name one)."""
+    counts = label_counts(targets, len(names))
+    return [name for name, count in zip(names, counts.tolist(), strict=True) if count == 0]
+
+
 def resolve_class_weights(targets: torch.Tensor, num_labels: int, mode: str) -> str:
     """The weighting ``mode`` stands for: "auto" becomes "sqrt" on a skewed single-label set,
     else "none"; the other modes are themselves."""

@@ -27,7 +27,13 @@ from emotune.methods.base import base_model_of
 from emotune.models.precision import grad_scaler
 from emotune.models.recogniser import Recogniser
 from emotune.models.scoring import epoch_batches
-from emotune.training.losses import class_weights, gold_targets, imbalance_ratio, resolve_class_weights
+from emotune.training.losses import (
+    absent_labels,
+    class_weights,
+    gold_targets,
+    imbalance_ratio,
+    resolve_class_weights,
+)
 from emotune.training.objectives import Objective, get_objective
 
 log = logging.getLogger(__name__)
@@ -159,6 +165,8 @@ class Trainer:
             raise EmotuneError(f"train.objective '{self.objective.name}' runs in one process only; use 'classify'")
         self.rows = rec.encode(examples)
         self.gold = gold_targets(examples, len(rec.labels), rec.multi_label)
+        if absent := absent_labels(self.gold, rec.labels.names):
+            log.warning("no training example has the label(s) %s: training cannot teach them", ", ".join(absent))
         self.weights = class_weights(self.gold, len(rec.labels), settings.class_weights)
         self.params = list(trainable_parameters(rec).values())
         self.checkpointing = uses_checkpointing(settings.gradient_checkpointing, rec.weights.quantized)
