@@ -275,3 +275,26 @@ def test_a_label_without_training_examples_is_warned_of(
     with caplog.at_level(logging.WARNING, logger="emotune"):
         assert main(argv) == 0
     assert "no training example has the label(s) neutral: training cannot teach them" in caplog.text
+
+
+def test_an_output_that_cannot_be_created_or_is_a_folder_is_one_line(
+    tiny_gemma: str, sentiment_files, tmp_path: Path, capsys
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(_train_args(tiny_gemma, sentiment_files, blocker / "run")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"emotune: error: {blocker / 'run'}: cannot create this folder (") and "\n" not in err
+    run_dir = tmp_path / "run"
+    assert main(_train_args(tiny_gemma, sentiment_files, run_dir)) == 0
+    capsys.readouterr()
+    rows = tmp_path / "rows.txt"
+    rows.write_text("a wonderful film\n")
+    for source, target, message in (
+        (rows, blocker / "out.jsonl", "cannot create this folder"),
+        (rows, tmp_path, "a folder; --output names the JSONL file to write"),
+        (tmp_path, tmp_path / "out.jsonl", "a folder, not a file"),
+    ):
+        assert main(["predict", "--run", str(run_dir), "--input", str(source), "--output", str(target)]) == 2
+        last = capsys.readouterr().err.strip().splitlines()[-1]  # after transformers' loading bar, in-process
+        assert last.startswith("emotune: error: ") and message in last, last

@@ -16,7 +16,7 @@ from emotune.errors import EmotuneError
 from emotune.metrics import classification_metrics, multilabel_metrics, write_confusion
 from emotune.models.multi import MultiRecogniser
 from emotune.models.recogniser import Recogniser
-from emotune.storage import write_json, write_text
+from emotune.storage import make_dirs, write_json, write_text
 
 
 class ReadOut(Protocol):
@@ -142,7 +142,7 @@ def evaluate_multilabel(rec: Recogniser, examples: Sequence[Example], batch_size
 
 def write_result(result: EvalResult, folder: Path, extra: dict[str, Any] | None = None) -> None:
     """Writes ``metrics.json``, ``predictions.jsonl``, ``confusion.csv`` and ``confusion.png``."""
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     write_json(folder / "metrics.json", {**result.metrics, **(extra or {})})
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.records)
     write_text(folder / "predictions.jsonl", lines)

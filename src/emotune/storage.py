@@ -22,6 +22,20 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def make_dirs(folder: Path) -> Path:
+    """Creates ``folder`` and its parents (an output location); returns it.
+
+    Raises:
+        EmotuneError: One line naming the folder when it cannot be created (a parent that is a
+            file, no permission, a read-only or missing mount).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise EmotuneError(f"{folder}: cannot create this folder ({err.strerror or err})") from None
+    return folder
+
+
 def write_text(path: Path, text: str) -> None:
     """Writes a text file atomically."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -55,7 +69,7 @@ def read_json(path: Path) -> Any:
 @contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yields a temporary folder that replaces ``target`` only if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp creates 0700; an export is meant to be shared like any folder
     try:

@@ -39,7 +39,7 @@ from emotune.inference.predict import Predictor, trained_context_turns
 from emotune.models.encoder import MINILM, EncoderRecogniser, new_student, resolve_encoder, save_student
 from emotune.models.text_pairs import STUDENT_DIR, PairEncoder
 from emotune.rundir import RunMeta, attach_log, check_replaceable, detach_log
-from emotune.storage import atomic_dir, read_json, write_json
+from emotune.storage import atomic_dir, make_dirs, read_json, write_json
 from emotune.training.calibrate import calibrate
 
 log = logging.getLogger(__name__)
@@ -173,8 +173,7 @@ def _prepare(folder: Path, cfg: DistillConfig) -> Path:
             )
         else:
             log.info("%s: resuming the distillation (teacher scores are kept)", folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return make_dirs(folder)
 
 
 def _write_run_files(p: Plan, folder: Path) -> None:

@@ -32,6 +32,7 @@ from emotune.distributed import is_main, rank, wait_for_everyone, world_size
 from emotune.errors import EmotuneError
 from emotune.inference.predict import Predictor
 from emotune.inference.rows import DialogueColumns, Row, iter_rows
+from emotune.storage import make_dirs
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,13 @@ def label_file(
         EmotuneError: For a finished target, a missing or unreadable source, a source without a
             named column, or parts left by another number of processes.
     """
+    if target.is_dir():
+        raise EmotuneError(f"{target}: a folder; output names the JSONL file to write", settings=("output",))
     if target.exists():
         raise EmotuneError(
             f"{target} already exists (finished); remove it or choose another output", settings=("output",)
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(target.parent)
     parts = world_size()
     if parts == 1:
         written, done, errors = label_rows(predictor, iter_rows(source, text_column, dialogue, encoding), target, chunk)

@@ -84,7 +84,7 @@ def iter_rows(
     """
     suffix = path.suffix.lower()
     if not path.is_file():
-        raise EmotuneError(f"{path}: file not found")
+        raise EmotuneError(f"{path}: {'a folder, not a file' if path.is_dir() else 'file not found'}")
     check_encoding(encoding)
     if suffix == ".jsonl":
         lines = _jsonl_lines(path, text_column, dialogue, encoding)

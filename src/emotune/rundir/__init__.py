@@ -36,7 +36,7 @@ from emotune.rundir.checkpoints import (
     write_trained,
 )
 from emotune.rundir.exports import EXPORT_FILE, ExportMeta, SeqClsBlock
-from emotune.storage import read_json, write_json
+from emotune.storage import make_dirs, read_json, write_json
 
 __all__ = [
     "ADAPTER_DIR",
@@ -288,8 +288,7 @@ def prepare(path: Path, *, overwrite: bool, resume: bool) -> Path:
                 f"{path}: run directory exists; pass overwrite or resume", settings=("overwrite", "resume")
             )
         shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return make_dirs(path)
 
 
 def attach_log(folder: Path, name: str = "train.log") -> logging.Handler:
