@@ -164,3 +164,17 @@ def test_the_page_is_served(server: str) -> None:
     page = httpx.get(f"{server}/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'id="text"' in page.text and "v1/predict" in page.text
+
+
+def test_an_address_that_cannot_be_listened_on_is_one_line_before_any_model_loads(capsys) -> None:
+    import socket
+
+    from emotune.cli import main
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        # A run that does not exist: the address is checked first, so no run (or model) is read.
+        assert main(["serve", "--run", "no-such-run", "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port} (Address already in use)" in capsys.readouterr().err
+    assert main(["serve", "--run", "no-such-run", "--port", "99999"]) == 2
+    assert "--port must be in 0-65535, got 99999" in capsys.readouterr().err

@@ -36,6 +36,7 @@ def serve(
         raise EmotuneError(f"emotune serve needs the serve extra: pip install 'emotune[serve]' ({err.name})") from None
     from emotune.inference.predict import Predictor
 
+    check_address(host, port)
     settings = settings or ServeSettings()
     if labels is not None or (run is None and not model and not frozen_backbone and is_shipped()):
         from emotune.inference.call_time import default_adapter, describe_call_time, parse_labels
@@ -56,3 +57,22 @@ def serve(
         load_run(folder)  # one line for a folder that is not a run, before the server starts
         app = create_app(lambda: Predictor.load(folder, corpus=corpus), settings, describe_run(folder))
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def check_address(host: str, port: int) -> None:
+    """Binds ``host:port`` once and lets it go, so a port in use or out of range is one line
+    before any model loads (uvicorn would say so only after loading it, or with a traceback).
+
+    Raises:
+        EmotuneError: When the address cannot be listened on.
+    """
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise EmotuneError(f"port must be in 0-65535, got {port}", settings=("port",))
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as err:
+        why = str(err.strerror or err).split(" (while attempting")[0]  # the address is in the message already
+        raise EmotuneError(f"cannot listen on {host}:{port} ({why})", settings=("port",)) from None
