@@ -298,3 +298,13 @@ def test_an_output_that_cannot_be_created_or_is_a_folder_is_one_line(
         assert main(["predict", "--run", str(run_dir), "--input", str(source), "--output", str(target)]) == 2
         last = capsys.readouterr().err.strip().splitlines()[-1]  # after transformers' loading bar, in-process
         assert last.startswith("emotune: error: ") and message in last, last
+
+
+def test_a_run_and_the_frozen_backbone_together_are_refused(capsys) -> None:
+    # Both name what scores the labels; the run won silently before.
+    assert main(["predict", "--labels", "joy,anger", "--run", "no-such-run", "--frozen-backbone", "hi"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == "emotune: error: choose one of --run (a run's adapter scores the labels) and --frozen-backbone (no adapter)"
+    )

@@ -45,6 +45,13 @@ def test_labels_at_call_time_score_on_a_merged_export_and_not_on_an_onnx_one(lor
         Predictor.zero_shot("good,bad", adapter=tmp_path / "onnx")
 
 
+def test_int8_is_refused_for_formats_it_does_not_apply_to(lora_run: Path, tmp_path: Path) -> None:
+    for fmt in ("merged", "seq-cls"):  # it was ignored: the user believed the weights were int8
+        with pytest.raises(EmotuneError, match=f"int8 weights \\(quantize\\) apply to the onnx format only, not {fmt}"):
+            export(lora_run, fmt, tmp_path / fmt, quantize=True)
+        assert not (tmp_path / fmt).exists()
+
+
 def test_an_export_never_replaces_the_run_it_comes_from(lora_run: Path) -> None:
     with pytest.raises(EmotuneError, match="the run being exported; choose another output"):
         export(lora_run, "merged", lora_run, overwrite=True)

@@ -169,7 +169,13 @@ def add_call_time_flags(
 
 
 #: Settings whose flag is not their own name.
-RENAMED_FLAGS = {"teacher": "--run", "fmt": "--format", "eval_split": "--split"}
+RENAMED_FLAGS = {
+    "teacher": "--run",
+    "adapter": "--run",
+    "fmt": "--format",
+    "eval_split": "--split",
+    "quantize": "--int8",
+}
 
 
 def as_flags(err: EmotuneError) -> str:

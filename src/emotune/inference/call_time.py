@@ -315,7 +315,16 @@ def backend_kind(rec: Any) -> str:
 def default_adapter(model: str | None, adapter: str | Path | None, frozen_backbone: bool) -> str | Path | None:
     """The adapter labels given at call time are scored with: ``adapter`` when given; else the
     shipped generalist on the default backbone; none (the frozen backbone) with
-    ``frozen_backbone``, for another backbone (said in a log line), or where none is shipped."""
+    ``frozen_backbone``, for another backbone (said in a log line), or where none is shipped.
+
+    Raises:
+        EmotuneError: For ``adapter`` and ``frozen_backbone`` together (one says no adapter).
+    """
+    if adapter is not None and frozen_backbone:
+        raise EmotuneError(
+            "choose one of adapter (a run's adapter scores the labels) and frozen_backbone (no adapter)",
+            settings=("frozen_backbone", "adapter"),
+        )
     if adapter is not None or frozen_backbone:
         return adapter
     if model is not None and model != DEFAULT_BACKBONE:

@@ -123,6 +123,8 @@ def export(
             that is the run itself, or an ONNX export of a method that cannot be merged.
     """
     check_output(fmt, output, overwrite)
+    if quantize and fmt != "onnx":
+        raise EmotuneError(f"int8 weights (quantize) apply to the onnx format only, not {fmt}", settings=("quantize",))
     folder = source.folder if isinstance(source, ExportSource) else None if str(source) == GENERALIST else Path(source)
     if folder is not None and output.resolve() == folder.resolve():  # overwrite would delete the run
         raise EmotuneError(f"{output}: the run being exported; choose another output", settings=("output",))
