@@ -111,6 +111,11 @@ class Predictor:
         label_sets: LabelSets | None = None,
         run_dir: Path | None = None,
     ) -> None:
+        if batch_size is not None and batch_size < 1:  # a negative size sliced batches wrongly
+            raise EmotuneError(
+                f"batch_size must be >= 1 (left out: 16 on a CPU, 256 on a GPU), got {batch_size}",
+                settings=("batch_size",),
+            )
         self.recogniser = recogniser
         self.batch_size = batch_size
         #: Call-time scoring (labels per call, each text's prompt language): set for a predictor
