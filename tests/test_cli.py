@@ -308,3 +308,13 @@ def test_a_run_and_the_frozen_backbone_together_are_refused(capsys) -> None:
         err
         == "emotune: error: choose one of --run (a run's adapter scores the labels) and --frozen-backbone (no adapter)"
     )
+
+
+@pytest.mark.parametrize("size", [0, -3])
+def test_a_batch_size_below_one_is_refused(size: int) -> None:
+    from emotune.errors import EmotuneError
+    from emotune.inference.predict import Predictor
+
+    # -3 sliced the batches wrongly and changed the scores; the backend is never reached.
+    with pytest.raises(EmotuneError, match=f"batch_size must be >= 1 .*got {size}"):
+        Predictor(object(), batch_size=size)  # type: ignore[arg-type]
