@@ -318,3 +318,14 @@ def test_a_batch_size_below_one_is_refused(size: int) -> None:
     # -3 sliced the batches wrongly and changed the scores; the backend is never reached.
     with pytest.raises(EmotuneError, match=f"batch_size must be >= 1 .*got {size}"):
         Predictor(object(), batch_size=size)  # type: ignore[arg-type]
+
+
+def test_a_text_that_is_not_a_string_says_so(tiny_run: Path) -> None:
+    from emotune.errors import EmotuneError
+    from emotune.inference.predict import Predictor
+
+    predictor = Predictor.load(tiny_run)
+    with pytest.raises(EmotuneError, match="text 1 is not a string but int"):
+        predictor.predict(["fine", 123])  # type: ignore[list-item]
+    with pytest.raises(EmotuneError, match="text 0 is empty"):
+        predictor.predict(["  "])

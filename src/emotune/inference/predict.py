@@ -355,7 +355,9 @@ class Predictor:
         return [occlusion(self.recogniser, ex, index, self.batch_size) for ex in examples]
 
     def _example(self, text: str, context: Sequence[str] | None, i: int) -> Example:
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str):
+            raise EmotuneError(f"text {i} is not a string but {type(text).__name__}")
+        if not text.strip():
             raise EmotuneError(f"text {i} is empty")
         turns = tuple(Turn(c) for c in context or ())
         return Example(text.strip(), context=turns)
