@@ -125,7 +125,7 @@ def export(
     check_output(fmt, output, overwrite)
     if quantize and fmt != "onnx":
         raise EmotuneError(f"int8 weights (quantize) apply to the onnx format only, not {fmt}", settings=("quantize",))
-    folder = source.folder if isinstance(source, ExportSource) else None if str(source) == GENERALIST else Path(source)
+    folder = _run_folder(source)
     if folder is not None and output.resolve() == folder.resolve():  # overwrite would delete the run
         raise EmotuneError(f"{output}: the run being exported; choose another output", settings=("output",))
     if not isinstance(source, ExportSource):
@@ -139,6 +139,14 @@ def export(
     with atomic_dir(output) as tmp:
         result = writers.get(fmt, lambda tmp: _merged(source, tmp, output))(tmp)
     return dataclasses.replace(result, note=_noted(result.note, source, result.merged))
+
+
+def _run_folder(source: ExportSource | str | Path) -> Path | None:
+    """The run directory an export is made from; None for labels given at export and for the
+    shipped generalist (a name, not a folder of the user's)."""
+    if isinstance(source, ExportSource):
+        return source.folder
+    return None if str(source) == GENERALIST else Path(source)
 
 
 def check_output(fmt: str, output: Path, overwrite: bool) -> None:
