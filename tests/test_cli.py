@@ -329,3 +329,14 @@ def test_a_text_that_is_not_a_string_says_so(tiny_run: Path) -> None:
         predictor.predict(["fine", 123])  # type: ignore[list-item]
     with pytest.raises(EmotuneError, match="text 0 is empty"):
         predictor.predict(["  "])
+
+
+def test_resume_of_a_folder_with_nothing_to_resume_says_it_starts_fresh(
+    tiny_gemma: str, sentiment_files, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    out = tmp_path / "not-yet"
+    with caplog.at_level(logging.INFO, logger="emotune"):
+        assert main(_train_args(tiny_gemma, sentiment_files, out, "--resume")) == 0
+    assert f"{out}: nothing to resume there; training starts fresh" in caplog.text

@@ -44,6 +44,8 @@ def open_run(folder: Path, overwrite: bool, resume: bool) -> Iterator[Path]:
         rundir.prepare(folder, overwrite=overwrite, resume=resume)
     wait_for_everyone()
     handler = rundir.attach_log(folder) if is_main() else None
+    if resume and fresh and is_main():  # said, so a mistyped --output is not taken for a resume
+        log.info("%s: nothing to resume there; training starts fresh", folder)
     try:
         yield folder
     except BaseException:
