@@ -17,3 +17,10 @@ class EmotuneError(Exception):
     def __init__(self, message: str, *, settings: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.settings = settings
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of a third-party error's message (its type's name when it has none): what a
+    one-line `EmotuneError` quotes of it."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

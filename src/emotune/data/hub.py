@@ -13,7 +13,7 @@ from typing import Any
 from emotune.data.registry import DataRequest, dataset_info
 from emotune.data.schema import Dataset, Example, LabelSet
 from emotune.data.sources import HubCopy
-from emotune.errors import EmotuneError
+from emotune.errors import EmotuneError, first_line
 from emotune.storage import quiet_hub_retries
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def load_hub_copy(name: str, hub: HubCopy, request: DataRequest) -> Dataset:
         with quiet_hub_retries():
             data = datasets.load_from_disk(where) if local else datasets.load_dataset(where, hub.config)
     except Exception as err:  # offline, missing, or a changed repo: datasets raises many types
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise EmotuneError(f"{offline_hint} ({first})", settings=("data_dir",)) from None
     return _to_dataset(name, hub, data, where)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from emotune.calibration import ClassScaling, calibrated
 from emotune.data.schema import Example, LabelSet
-from emotune.errors import EmotuneError
+from emotune.errors import EmotuneError, first_line
 from emotune.models.batching import length_batches
 from emotune.models.decisions import decide_labels
 from emotune.models.prompts import PromptBuilder
@@ -53,7 +53,7 @@ class OnnxRecogniser:
             session = _session(onnxruntime, folder / "model.onnx", threads)
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
         except Exception as err:  # onnxruntime and tokenizers raise many types for a damaged file
-            raise EmotuneError(f"{folder}: cannot load the ONNX export ({str(err).strip().splitlines()[0]})") from None
+            raise EmotuneError(f"{folder}: cannot load the ONNX export ({first_line(err)})") from None
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         labels = LabelSet.from_dict(run.labels)
@@ -125,7 +125,7 @@ class OnnxEncoderRecogniser:
         try:
             session = _session(onnxruntime, folder / "model.onnx", threads)
         except Exception as err:  # onnxruntime raises many types for a damaged file
-            raise EmotuneError(f"{folder}: cannot load model.onnx ({str(err).strip().splitlines()[0]})") from None
+            raise EmotuneError(f"{folder}: cannot load model.onnx ({first_line(err)})") from None
         labels = LabelSet.from_dict(meta.labels)
         student = cls(session, PairEncoder.load(folder), labels, meta.multi_label, meta.threshold)
         student.temperature = meta.temperature

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from emotune.errors import EmotuneError
+from emotune.errors import EmotuneError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -99,7 +99,7 @@ class Method:
         try:
             return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
         except Exception as err:  # PEFT raises many types for a damaged file
-            raise EmotuneError(f"{adapter_dir}: cannot load adapter ({_first_line(err)})") from None
+            raise EmotuneError(f"{adapter_dir}: cannot load adapter ({first_line(err)})") from None
 
     def warm_start(self, wrapped: nn.Module, adapter_dir: Path) -> None:
         """Copies a trained adapter's weights into the fresh ones of ``wrapped`` (``train.init_from``).
@@ -120,7 +120,7 @@ class Method:
         except (RuntimeError, ValueError, KeyError) as err:
             raise EmotuneError(
                 f"{adapter_dir}: its adapter does not fit this run's (rank, target modules or prompt length "
-                f"differ): {_first_line(err)}"
+                f"differ): {first_line(err)}"
             ) from None
         unexpected = list(getattr(result, "unexpected_keys", []) or [])
         if unexpected or not state:
@@ -196,11 +196,6 @@ def decoder_of(wrapped: nn.Module) -> nn.Module:
     if decoder is None:
         raise EmotuneError(f"cannot find the decoder stack of {type(base).__name__}")
     return decoder
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 _REGISTRY: dict[str, type[Method]] = {}

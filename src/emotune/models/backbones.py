@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emotune.errors import EmotuneError
+from emotune.errors import EmotuneError, first_line
 from emotune.models.hub_kernels import import_bitsandbytes_without_hub_kernels
 from emotune.models.precision import WeightFormat, quantization_config
 from emotune.storage import quiet_hub_retries
@@ -292,7 +292,7 @@ def load_backbone(
 def cannot_load(model: str, err: Exception) -> EmotuneError:
     """The one-line error for a model that is neither emotune's nor on disk and that the Hub did
     not provide (transformers' own error spans several lines and ends a traceback)."""
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    first = first_line(err)
     return EmotuneError(
         f"cannot load model '{model}' (not a registered name, folder or .gguf file, and the "
         f"Hugging Face Hub could not provide it; offline?): {first}"

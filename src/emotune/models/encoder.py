@@ -19,7 +19,7 @@ from torch import nn
 
 from emotune.calibration import ClassScaling, calibrated
 from emotune.data.schema import Example, LabelSet
-from emotune.errors import EmotuneError
+from emotune.errors import EmotuneError, first_line
 from emotune.models.backbones import TRANSFORMERS_OWN_LAYERS
 from emotune.models.batching import length_batches
 from emotune.models.decisions import decide_labels
@@ -69,8 +69,7 @@ def resolve_encoder(name: str) -> str:
             config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as err:
         raise EmotuneError(
-            f"unknown student '{name}': not '{MINILM}', a model folder or a Hugging Face Hub id "
-            f"({str(err).strip().splitlines()[0]})"
+            f"unknown student '{name}': not '{MINILM}', a model folder or a Hugging Face Hub id ({first_line(err)})"
         ) from None
     if getattr(config, "is_decoder", False) or "CausalLM" in " ".join(getattr(config, "architectures", None) or []):
         raise EmotuneError(f"student '{name}' is a decoder; a student is a text encoder such as {MINILM}")
@@ -120,7 +119,7 @@ def load_student(folder: Path) -> tuple[EncoderClassifier, StudentSpec]:
         encoder = AutoModel.from_pretrained(str(folder), **TRANSFORMERS_OWN_LAYERS)
         head = load_file(str(folder / HEAD_FILE))
     except (OSError, ValueError, RuntimeError) as err:
-        raise EmotuneError(f"{folder}: cannot load the student ({str(err).strip().splitlines()[0]})") from None
+        raise EmotuneError(f"{folder}: cannot load the student ({first_line(err)})") from None
     model = EncoderClassifier(encoder, encoder.config.hidden_size, head["weight"].shape[0])
     model.head.load_state_dict(head)
     return model.eval(), spec

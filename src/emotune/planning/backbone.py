@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emotune.errors import EmotuneError
+from emotune.errors import EmotuneError, first_line
 from emotune.storage import quiet_hub_retries
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def _from_hub(model: str, trust_remote_code: bool) -> PretrainedConfig:
         with quiet_hub_retries():
             return AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         presets = ", ".join(preset_names())
         raise EmotuneError(
             f"no configuration for model '{model}' (not a preset [{presets}], config.json or folder, "

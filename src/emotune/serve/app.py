@@ -24,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from emotune.errors import EmotuneError
+from emotune.errors import EmotuneError, first_line
 from emotune.inference.call_time import MAX_LABEL_CHARS, MAX_LABELS, parse_labels
 from emotune.inference.predict import Prediction, Predictor, abstain_below
 from emotune.serve.batcher import BatchKey, MicroBatcher, QueueFull
@@ -125,7 +125,7 @@ def create_app(
         try:
             predictor = await asyncio.to_thread(load)
         except Exception as err:  # a damaged run: stay up, say why on /readyz
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            reason = first_line(err)
             state["error"] = f"model failed to load: {reason}"
             log.error(state["error"])
             return
