@@ -320,6 +320,14 @@ def test_a_batch_size_below_one_is_refused(size: int) -> None:
         Predictor(object(), batch_size=size)  # type: ignore[arg-type]
 
 
+def test_predict_refuses_a_batch_size_below_one_before_loading_anything(capsys) -> None:
+    # The run does not exist: the batch size is named first, as nothing has been loaded for it.
+    assert main(["predict", "--run", "no-such-run", "--batch-size", "0", "hi"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("emotune: error: ") and "batch" in err and "got 0" in err, err
+    assert "\n" not in err
+
+
 def test_a_text_that_is_not_a_string_says_so(tiny_run: Path) -> None:
     from emotune.errors import EmotuneError
     from emotune.inference.predict import Predictor

@@ -123,3 +123,29 @@ def test_a_damaged_training_record_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(EmotuneError, match="damaged training record"):
         rundir.read_trained(tmp_path)
     assert rundir.read_trained(tmp_path / "elsewhere") is None
+
+
+def test_a_labelling_stopped_before_its_first_row_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emotune.inference.labelling as labelling
+
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"text {i}\n" for i in range(6)))
+    calls = []
+
+    def stop_on_second_chunk(predictor: Any, block: Any) -> tuple[str, int]:
+        calls.append(len(block))
+        if len(calls) == 2 or predictor == "fails at once":
+            raise KeyboardInterrupt
+        return "".join(json.dumps({"row": r.row}) + "\n" for r in block), 0
+
+    monkeypatch.setattr(labelling, "predict_block", stop_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        label_file("fails at once", source, tmp_path / "a.jsonl", chunk=3)  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]  # nothing to resume, nothing left
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        label_file("works once", source, tmp_path / "b.jsonl", chunk=3)  # type: ignore[arg-type]
+    # One chunk was written before the stop: its partial file stays for the resume.
+    assert len((tmp_path / "b.jsonl.partial").read_text().splitlines()) == 3

@@ -84,7 +84,7 @@ def test_a_method_that_cannot_merge_exports_its_adapter(tiny_gemma: str, sentime
     assert not result.merged and "cannot be merged" in result.note
     assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
     assert_same_predictions(run_records(tmp_path / "pt2"), Predictor.load(tmp_path / "out"), 1e-5)
-    with pytest.raises(EmotuneError, match="cannot be merged, so it has no ONNX export"):
+    with pytest.raises(EmotuneError, match="cannot be merged into the backbone, so it has no ONNX export"):
         export(tmp_path / "pt2", "onnx", tmp_path / "onnx")
     assert not (tmp_path / "onnx").exists()
     assert (

@@ -138,10 +138,11 @@ def _labels_without_loading(args: argparse.Namespace) -> tuple[str, ...] | None:
 def load_predictor(args: argparse.Namespace) -> Any:
     """``--run RUN``; ``--labels`` on the shipped generalist, ``--run``'s adapter or the frozen
     ``--model``; neither: the shipped generalist with Ekman's emotions and neutral."""
-    from emotune.inference.predict import Predictor
+    from emotune.inference.predict import Predictor, check_batch_size
     from emotune.models.generalist import DEFAULT_LABELS, is_shipped
 
     batch = getattr(args, "batch_size", None)
+    check_batch_size(batch)  # before any weights load
     if args.labels is None and (args.run or args.model or args.frozen_backbone or not is_shipped()):
         if not args.run:
             raise EmotuneError("give --labels L1,L2,... (with --model or --frozen-backbone), or --run RUN")

@@ -117,8 +117,11 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
     Returns:
         The student's metrics on the evaluation split, with the teacher's headline beside them.
     """
+    # The output folder is checked before anything loads, so a refusal costs nothing and an
+    # unusable student or data set never leaves an overwritten folder behind.
+    replace = _check_output(Path(cfg.output), cfg)
     p = plan(cfg)
-    folder = _prepare(Path(cfg.output), cfg)
+    folder = _prepare(Path(cfg.output), replace)
     handler = attach_log(folder, "distill.log")
     try:
         return _distill(p, folder)
@@ -151,28 +154,33 @@ def _scale_temperature(rec: Any, p: Plan, folder: Path) -> None:
     meta.save(folder)
 
 
-def _prepare(folder: Path, cfg: DistillConfig) -> Path:
-    """Creates the run directory, or resumes the same teacher's unfinished distillation there."""
+def _check_output(folder: Path, cfg: DistillConfig) -> bool:
+    """Whether ``folder`` is to be replaced; raises where it may be neither replaced nor resumed."""
     saved = folder / DISTILL_FILE
-    if folder.exists() and any(folder.iterdir()):
-        check_replaceable(folder)
-        if cfg.overwrite:
-            shutil.rmtree(folder)
-        elif not saved.is_file():
-            raise EmotuneError(
-                f"{folder}: exists and is not a distillation; pass overwrite or choose another output",
-                settings=("overwrite", "output"),
-            )
-        elif (folder / "metrics.json").is_file():
-            raise EmotuneError(
-                f"{folder}: distillation finished; pass overwrite to distil again", settings=("overwrite",)
-            )
-        elif Path(DistillConfig.from_yaml(saved).teacher).resolve() != Path(cfg.teacher).resolve():
-            raise EmotuneError(
-                f"{folder}: holds a distillation of another teacher; pass overwrite", settings=("overwrite",)
-            )
-        else:
-            log.info("%s: resuming the distillation (teacher scores are kept)", folder)
+    if not (folder.exists() and any(folder.iterdir())):
+        return False
+    check_replaceable(folder)
+    if cfg.overwrite:
+        return True
+    if not saved.is_file():
+        raise EmotuneError(
+            f"{folder}: exists and is not a distillation; pass overwrite or choose another output",
+            settings=("overwrite", "output"),
+        )
+    if (folder / "metrics.json").is_file():
+        raise EmotuneError(f"{folder}: distillation finished; pass overwrite to distil again", settings=("overwrite",))
+    if Path(DistillConfig.from_yaml(saved).teacher).resolve() != Path(cfg.teacher).resolve():
+        raise EmotuneError(
+            f"{folder}: holds a distillation of another teacher; pass overwrite", settings=("overwrite",)
+        )
+    log.info("%s: resuming the distillation (teacher scores are kept)", folder)
+    return False
+
+
+def _prepare(folder: Path, replace: bool) -> Path:
+    """Creates the run directory (emptied first when it is replaced); a resumed one is kept."""
+    if replace:
+        shutil.rmtree(folder)
     return make_dirs(folder)
 
 

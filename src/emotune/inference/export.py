@@ -211,15 +211,20 @@ def _seq_cls(source: ExportSource, tmp: Path, output: Path) -> ExportResult:
     from emotune.inference.seqcls_export import export_seq_cls, label_rows
 
     rec = source.rec
-    if not can_merge(rec):
-        raise EmotuneError(
-            f"method '{rec.method.name}' cannot be merged into the backbone, so it has no seq-cls export; "
-            "use fmt merged (it keeps the adapter) or train a mergeable method (lora, dora, ia3)",
-            settings=("fmt",),
-        )
+    _require_mergeable(rec, "seq-cls")
     label_rows(rec)  # refuses what one row per label cannot hold before anything is merged
     note = export_seq_cls(source.name, rec, tmp, merged_model(rec).float())
     return ExportResult(str(output), "seq-cls", True, note)
+
+
+def _require_mergeable(rec: Recogniser, fmt: str) -> None:
+    """Refuses a format that needs the adapter merged into the backbone's weights."""
+    if not can_merge(rec):
+        raise EmotuneError(
+            f"method '{rec.method.name}' cannot be merged into the backbone, so it has no {fmt} export; "
+            "use fmt merged (it keeps the adapter) or train a mergeable method (lora, dora, ia3)",
+            settings=("fmt",),
+        )
 
 
 def can_merge(rec: Recogniser) -> bool:
@@ -311,12 +316,7 @@ class _OnnxScorer(nn.Module):
 
 def _onnx(source: ExportSource, tmp: Path, output: Path, quantize: bool) -> ExportResult:
     rec = source.rec
-    if not can_merge(rec):
-        raise EmotuneError(
-            f"method '{rec.method.name}' cannot be merged, so it has no ONNX export; "
-            "use fmt merged (it keeps the adapter) or train a mergeable method (lora, dora, ia3)",
-            settings=("fmt",),
-        )
+    _require_mergeable(rec, "ONNX")
     try:
         import onnxruntime  # noqa: F401  (checked here: the export is useless without it)
     except ImportError:

@@ -107,13 +107,28 @@ def label_rows(predictor: Predictor, rows: Iterator[Row], target: Path, chunk: i
     done = finished_rows(partial)
     # A resumed file is read from its start, so rows after the resume point keep their context.
     rest = islice(rows, done, None)
+    try:
+        written, errors = _write_blocks(predictor, rest, partial, done, chunk)
+    except BaseException:
+        # A run that failed before its first row (a bad column, a text that is not one) leaves
+        # nothing to resume: an empty partial file would only be litter beside the input. (A
+        # finished one may be empty: a process whose share of a short file is no row.)
+        if partial.is_file() and partial.stat().st_size == 0:
+            partial.unlink()
+        raise
+    os.replace(partial, target)
+    return written, done, errors
+
+
+def _write_blocks(predictor: Predictor, rows: Iterator[Row], partial: Path, done: int, chunk: int) -> tuple[int, int]:
+    """Appends ``rows`` to ``partial`` chunk by chunk; returns (rows written in all, error rows)."""
     errors, written, parts = 0, done, world_size()
     started = time.perf_counter()
     with (
         partial.open("a", encoding="utf-8") as out,
         tqdm(unit="row", initial=done, disable=None if is_main() else True) as bar,
     ):
-        while block := list(islice(rest, chunk)):
+        while block := list(islice(rows, chunk)):
             lines, bad = predict_block(predictor, block)
             out.write(lines)
             out.flush()
@@ -123,8 +138,7 @@ def label_rows(predictor: Predictor, rows: Iterator[Row], target: Path, chunk: i
             if parts > 1:
                 rate = parts * (written - done) / (time.perf_counter() - started)
                 bar.set_postfix_str(f"{parts} processes, ~{rate:.0f} rows/s")
-    os.replace(partial, target)
-    return written, done, errors
+    return written, errors
 
 
 def finished_rows(partial: Path) -> int:

@@ -93,6 +93,15 @@ def abstain_below(prediction: Prediction, min_confidence: float | None) -> Predi
     return Prediction(None, prediction.scores, ())
 
 
+def check_batch_size(batch_size: int | None) -> None:
+    """Refuses a batch size below 1 (a negative one sliced the batches wrongly); None: the default."""
+    if batch_size is not None and batch_size < 1:
+        raise EmotuneError(
+            f"batch_size must be >= 1 (left out: 16 on a CPU, 256 on a GPU), got {batch_size}",
+            settings=("batch_size",),
+        )
+
+
 class Predictor:
     """Loads a run directory once and predicts labels for texts.
 
@@ -111,11 +120,7 @@ class Predictor:
         label_sets: LabelSets | None = None,
         run_dir: Path | None = None,
     ) -> None:
-        if batch_size is not None and batch_size < 1:  # a negative size sliced batches wrongly
-            raise EmotuneError(
-                f"batch_size must be >= 1 (left out: 16 on a CPU, 256 on a GPU), got {batch_size}",
-                settings=("batch_size",),
-            )
+        check_batch_size(batch_size)
         self.recogniser = recogniser
         self.batch_size = batch_size
         #: Call-time scoring (labels per call, each text's prompt language): set for a predictor
