@@ -228,11 +228,6 @@ def test_a_library_error_shows_the_cli_flag_of_each_setting_it_names() -> None:
     assert as_flags(err) == "runs/output/scores: a new --output or pass --overwrite."
     err = EmotuneError("output.jsonl already exists; choose another output", settings=("output",))
     assert as_flags(err) == "output.jsonl already exists; choose another --output"
-    # A folder named like a setting, as the path the message starts with, stays a path.
-    err = EmotuneError(
-        "output: exists and is not a run; pass overwrite or choose another output", settings=("overwrite", "output")
-    )
-    assert as_flags(err) == "output: exists and is not a run; pass --overwrite or choose another --output"
     err = EmotuneError("needs at least one of train_file, dev_file", settings=("train_file", "dev_file"))
     assert as_flags(err) == "needs at least one of --train-file, --dev-file"
     # Settings whose flag has another name: a Python caller reads the parameter, the CLI its flag.

@@ -181,16 +181,12 @@ RENAMED_FLAGS = {
 def as_flags(err: EmotuneError) -> str:
     """The error's line with each setting it names shown as the flag that sets it (first mention).
 
-    A word inside a path the message quotes (``runs/output/``, ``output.jsonl``) is not a setting,
-    nor is the path a message starts with (``output: exists ...`` for a folder named ``output``).
+    A word inside a path the message quotes (``runs/output/``, ``output.jsonl``) is not a setting.
     """
     text = str(err)
     for setting in err.settings:
         flag = RENAMED_FLAGS.get(setting, "--" + setting.replace("_", "-"))
-        pattern = rf"(?<![\w./\\-]){re.escape(setting)}(?![\w/\\-])(?!\.\w)"
-        # A message that starts with the path it is about: "PATH: ...".
-        skip = len(setting) + 1 if text.startswith(setting + ":") else 0
-        text = text[:skip] + re.sub(pattern, flag, text[skip:], count=1)
+        text = re.sub(rf"(?<![\w./\\-]){re.escape(setting)}(?![\w/\\-])(?!\.\w)", flag, text, count=1)
     return text
 
 
