@@ -134,7 +134,7 @@ def test_a_file_that_is_not_utf8_is_one_line_naming_the_byte(tmp_path: Path, cap
         DataConfig(dataset="files", train_file=str(path), encoding="latin-1", labels=["negative", "positive"])
     )
     assert data.split("train")[-1].text == "caf\u00e9 au lait"
-    with pytest.raises(EmotuneError, match="unknown encoding 'latin-9000'"):
+    with pytest.raises(EmotuneError, match="encoding 'latin-9000' is unknown"):
         DataConfig(encoding="latin-9000").validate()
 
 

@@ -7,7 +7,6 @@ The CLI builds a `RunConfig` from ``--config file.yaml``, then applies its flags
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from emotune.errors import EmotuneError
 from emotune.methods import MethodOptions, default_options, method_class, method_name_of
 from emotune.methods.targets import PEFT_DEFAULT
 from emotune.overrides import apply_override
-from emotune.storage import read_yaml_mapping
+from emotune.storage import check_encoding, read_yaml_mapping
 
 OBJECTIVES = ("classify", "generate")
 #: The values of ``model.dtype`` and ``model.quantization`` (`emotune.models.precision` reads them).
@@ -107,10 +106,7 @@ class DataConfig:
     exclude_test_of: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
-        try:
-            codecs.lookup(self.encoding)
-        except LookupError:
-            raise EmotuneError(f"data.encoding: unknown encoding '{self.encoding}' (e.g. latin-1, cp1252)") from None
+        check_encoding(self.encoding)
         if self.neutral_band < 0:
             raise EmotuneError("data.neutral_band must be >= 0")
         if self.context_turns is not None and self.context_turns < 0:

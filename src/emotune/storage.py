@@ -6,6 +6,7 @@ moment leaves either the previous or the new version of a file, never half of on
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import os
@@ -20,6 +21,18 @@ from emotune.errors import EmotuneError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def check_encoding(encoding: str) -> None:
+    """Raises a one-line error for a text encoding Python does not know (a file's, a config's).
+
+    Raises:
+        EmotuneError: For an unknown encoding name.
+    """
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise EmotuneError(f"encoding '{encoding}' is unknown (e.g. latin-1, cp1252)", settings=("encoding",)) from None
 
 
 def make_dirs(folder: Path) -> Path:

@@ -71,11 +71,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from emotune.data.files import check_encoding
     from emotune.distributed import is_main
     from emotune.inference.labelling import label_file
     from emotune.inference.predict import check_min_confidence
     from emotune.inference.rows import dialogue_columns
+    from emotune.storage import check_encoding
 
     if args.input and not args.output:
         raise EmotuneError("--input needs --output FILE.jsonl")

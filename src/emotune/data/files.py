@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import csv
 import json
 from collections.abc import Iterable, Iterator
@@ -70,18 +69,6 @@ def iter_records(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dic
             reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
             for row in reader:
                 yield reader.line_num, row
-
-
-def check_encoding(encoding: str) -> None:
-    """Raises a one-line error for an encoding Python does not know.
-
-    Raises:
-        EmotuneError: For an unknown encoding name.
-    """
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise EmotuneError(f"encoding '{encoding}' is unknown (e.g. latin-1, cp1252)", settings=("encoding",)) from None
 
 
 def python_codec(encoding: str) -> str:

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from emotune.data.files import check_encoding, decoded, iter_records, python_codec
+from emotune.data.files import decoded, iter_records, python_codec
 from emotune.data.schema import Turn
 from emotune.errors import EmotuneError
 from emotune.inference.predict import Predictor
+from emotune.storage import check_encoding
 
 log = logging.getLogger(__name__)
 
