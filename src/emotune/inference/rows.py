@@ -65,7 +65,7 @@ def dialogue_columns(predictor: Predictor, dialogue: str | None, speaker: str | 
             raise EmotuneError("speaker_column needs dialogue_column", settings=("speaker_column", "dialogue_column"))
         return None
     if predictor.context_turns == 0:
-        log.warning("this run was trained without dialogue context; the dialogue column adds none")
+        log.warning("the model was trained without dialogue context; the dialogue column adds none")
     return DialogueColumns(dialogue, speaker, predictor.context_turns)
 
 
