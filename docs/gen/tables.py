@@ -191,7 +191,7 @@ def predict_scale_table() -> str:
     lines += [
         "",
         f"Two processes against one, every file: {'the same labels in the same order' if same else '**rows differ**'}, "
-        f"probabilities within {gap:.1e}.",
+        f"probabilities {'identical' if gap == 0 else f'within {gap:.1e}'}.",
     ]
     p = s["projection_llm_cpu"]
     hours = ", ".join(f"{n} machine{'s' if n != '1' else ''}: {h} h" for n, h in p["hours"].items())
