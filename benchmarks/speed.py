@@ -14,14 +14,10 @@ Same backbone (default gemma3-270m), same SST-2 train sentences, same batch size
 
     python benchmarks/speed.py --data-dir ../shared/datasets/sst \
         --standard-variants same,fp32-dynamic,fp32-pad64 --emotune-fp32       # CPU -> speed.json, speed.md
-    python benchmarks/speed.py --device cuda --batch-sizes 16,64,256 \
-        --paper-matrix benchmarks/paper-full.yaml                             # GPU -> speed-gpu.json, .md
+    python benchmarks/speed.py --device cuda --batch-sizes 16,64,256          # GPU -> speed-gpu.json, .md
 
 MFU is measured against the matmul peak of the precision the forward passes actually ran in
-(bf16 under ``runtime.precision: auto`` on bf16-capable CPUs and GPUs, else fp32). With
-``--paper-matrix`` the whole matrix is run (resumable, into ``--paper-out``) and its wall time
-recorded as ``paper_matrix_minutes``. ``--rederive FILE`` recomputes the derived fields of a
-saved result (ratios, MFU) without measuring again.
+(bf16 under ``runtime.precision: auto`` on bf16-capable CPUs and GPUs, else fp32).
 """
 
 from __future__ import annotations
@@ -94,11 +90,7 @@ def emotune_recogniser(
             "method": {"name": "lora", "rank": 8, "target_modules": lora_targets(args)},
             "data": {"dataset": "sst2", "data_dir": args.data_dir},
             "train": {"batch_size": batch_size, "lr": 2e-4, "checkpoint_every": 0, "log_every": 0},
-            "runtime": {
-                "device": args.device,
-                "precision": getattr(args, "precision", "auto"),
-                "compile": bool(getattr(args, "compile", False)),
-            },
+            "runtime": {"device": args.device, "precision": getattr(args, "precision", "auto")},
             "output": tempfile.mkdtemp(prefix="emotune-speed-"),
         }
     ).validate()
@@ -282,9 +274,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--predict-examples", type=int, default=256)
     parser.add_argument("--generate-examples", type=int, default=32)
     parser.add_argument("--predict-batch", type=int, default=None, help="default: 16 on a CPU, 256 on a GPU")
-    parser.add_argument("--paper-matrix", help="also run this matrix (e.g. benchmarks/paper-full.yaml) and time it")
-    parser.add_argument("--paper-out", default="benchmarks/results/paper-full")
-    parser.add_argument("--rederive", help="recompute the derived fields of this saved result and exit")
     parser.add_argument(
         "--lora-targets",
         default=QKVO,
@@ -301,7 +290,6 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--emotune-fp32", action="store_true", help="also time emotune in fp32 (the gain split)")
     parser.add_argument("--dtype", default="float32", help="model.dtype of both recipes (auto: bf16 on a GPU)")
-    parser.add_argument("--compile", action="store_true", help="emotune with runtime.compile")
     parser.add_argument(
         "--model-dir", help="a folder with config and tokenizer files: that architecture, random weights"
     )
@@ -311,9 +299,6 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if args.rederive:
-        result = derive(json.loads(Path(args.rederive).read_text()))
-        return write(result, Path(args.rederive))
     device = torch.device(args.device)
     args.predict_batch = args.predict_batch or (256 if device.type == "cuda" else 16)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
@@ -336,8 +321,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
         f"{torch.__version__}, cpu capability {torch.backends.cpu.get_cpu_capability()}",
-        "backbone": f"gemma3-270m ({args.dtype} weights{', compiled' if args.compile else ''}"
-        f"{', random weights' if args.model_dir else ''})",
+        "backbone": f"gemma3-270m ({args.dtype} weights{', random weights' if args.model_dir else ''})",
         "lora_targets": args.lora_targets,
         "matmul_peak_gflops_fp32": peak32 / 1e9,
         "matmul_peak_gflops_bf16": peak16 / 1e9,
@@ -348,7 +332,6 @@ def main() -> None:
         "standard": by_size[str(sizes[0])] if str(sizes[0]) in by_size else next(iter(by_size.values())),
         "standard_by_batch_size": {k: v["train_examples_per_second"] for k, v in by_size.items()},
         "standard_variants": variants,
-        "paper_matrix_minutes": time_matrix(args) if args.paper_matrix else None,
     }
     write(derive(result), Path(args.out or f"benchmarks/results/speed{'-gpu' if device.type == 'cuda' else ''}.json"))
 
@@ -364,18 +347,6 @@ def standard_inputs(args: argparse.Namespace) -> tuple[list[str], list[str], lis
     prompts = [head + e.text + tail for e in train_ex[:400]]
     answers = [" " + words[int(e.label)] for e in train_ex[:400]]  # type: ignore[arg-type]
     return prompts, answers, words
-
-
-def time_matrix(args: argparse.Namespace) -> float:
-    """Runs a benchmark matrix on the device (finished cells are skipped) and returns its minutes."""
-    from emotune.bench.harness import load_matrix, run_matrix
-
-    matrix = load_matrix(args.paper_matrix)
-    for cell in matrix.cells:
-        cell.config.setdefault("runtime", {})["device"] = args.device
-    start = time.perf_counter()
-    run_matrix(matrix, Path(args.paper_out), Path("runs/paper-full"))
-    return (time.perf_counter() - start) / 60
 
 
 def derive(r: dict[str, Any]) -> dict[str, Any]:

@@ -235,6 +235,18 @@ def test_a_library_error_shows_the_cli_flag_of_each_setting_it_names() -> None:
     assert as_flags(err) == "method 'prompt-tuning' cannot be merged; use --format merged"
 
 
+def test_a_leading_path_named_like_a_setting_stays_a_path(tmp_path: Path, monkeypatch) -> None:
+    from emotune.errors import EmotuneError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "output").mkdir()
+    err = EmotuneError("output: a folder; output names the JSONL file to write", settings=("output",))
+    assert as_flags(err) == "output: a folder; --output names the JSONL file to write"
+    # A message that opens with the setting itself (no such file here) still shows the flag there.
+    err = EmotuneError("labels: the tokenizer cannot tell these labels apart", settings=("labels",))
+    assert as_flags(err) == "--labels: the tokenizer cannot tell these labels apart"
+
+
 def test_distill_without_a_teacher_names_the_setting() -> None:
     from emotune.distill.config import DistillConfig
     from emotune.errors import EmotuneError

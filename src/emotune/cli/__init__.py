@@ -9,6 +9,7 @@ import re
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from emotune.cli import commands as c
 from emotune.cli.flags import DISTILL_FLAGS, FLAGS, Flag, add_config_flags, build_config, method_flags
@@ -181,12 +182,16 @@ RENAMED_FLAGS = {
 def as_flags(err: EmotuneError) -> str:
     """The error's line with each setting it names shown as the flag that sets it (first mention).
 
-    A word inside a path the message quotes (``runs/output/``, ``output.jsonl``) is not a setting.
+    A word inside a path the message quotes (``runs/output/``, ``output.jsonl``) is not a setting,
+    nor is a message's leading ``NAME:`` where NAME is a file or folder that exists: messages about
+    a path open with it, and a folder may be called ``output``.
     """
     text = str(err)
     for setting in err.settings:
         flag = RENAMED_FLAGS.get(setting, "--" + setting.replace("_", "-"))
-        text = re.sub(rf"(?<![\w./\\-]){re.escape(setting)}(?![\w/\\-])(?!\.\w)", flag, text, count=1)
+        start = len(setting) + 1 if text.startswith(setting + ":") and Path(setting).exists() else 0
+        pattern = rf"(?<![\w./\\-]){re.escape(setting)}(?![\w/\\-])(?!\.\w)"
+        text = text[:start] + re.sub(pattern, flag, text[start:], count=1)
     return text
 
 
