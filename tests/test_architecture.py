@@ -93,7 +93,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipeline",),
     ("bench", "quickstart"),
     ("cli",),
-    ("emotune",),  # the package's own __init__ (Predictor at the top level)
+    ("emotune", "__main__"),  # the package's own __init__ (Predictor at the top level), python -m emotune
 )
 
 

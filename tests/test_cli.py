@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -360,3 +362,9 @@ def test_resume_of_a_folder_with_nothing_to_resume_says_it_starts_fresh(
     with caplog.at_level(logging.INFO, logger="emotune"):
         assert main(_train_args(tiny_gemma, sentiment_files, out, "--resume")) == 0
     assert f"{out}: nothing to resume there; training starts fresh" in caplog.text
+
+
+def test_python_dash_m_emotune_is_the_command_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "emotune", "models"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "gemma3-270m" in done.stdout

@@ -149,3 +149,12 @@ def test_a_labelling_stopped_before_its_first_row_leaves_no_partial_file(
         label_file("works once", source, tmp_path / "b.jsonl", chunk=3)  # type: ignore[arg-type]
     # One chunk was written before the stop: its partial file stays for the resume.
     assert len((tmp_path / "b.jsonl.partial").read_text().splitlines()) == 3
+
+
+def test_an_input_file_without_rows_gives_an_empty_output_and_says_so(tmp_path: Path, caplog) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("text\n")  # a header and nothing under it
+    with caplog.at_level("WARNING", logger="emotune"):
+        result = label_file("never asked", source, tmp_path / "out.jsonl")  # type: ignore[arg-type]
+    assert result.rows == 0 and (tmp_path / "out.jsonl").read_text() == ""
+    assert f"{source}: no rows to classify" in caplog.text

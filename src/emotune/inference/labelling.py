@@ -19,6 +19,7 @@ environment first), so an ONNX export or a distilled student labels a file on ON
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -33,6 +34,8 @@ from emotune.errors import EmotuneError
 from emotune.inference.predict import Predictor
 from emotune.inference.rows import DialogueColumns, Row, iter_rows
 from emotune.storage import make_dirs
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def label_file(
     parts = world_size()
     if parts == 1:
         written, done, errors = label_rows(predictor, iter_rows(source, text_column, dialogue, encoding), target, chunk)
-        return FileResult(str(target), written, done, errors)
+        return _said_if_empty(source, FileResult(str(target), written, done, errors))
     check_parts(target, parts)
     mine = my_rows(iter_rows(source, text_column, dialogue, encoding), chunk, rank(), parts)
     with predictor.scoring_alone():  # the rows are already split between the processes
@@ -95,7 +98,15 @@ def label_file(
             raise EmotuneError(f"merging {parts} parts gave {merged} rows, the processes wrote {totals[0]}")
     merge_s = round(time.perf_counter() - started, 3)
     wait_for_everyone()
-    return FileResult(str(target), totals[0], totals[1], totals[2], merge_s)
+    return _said_if_empty(source, FileResult(str(target), totals[0], totals[1], totals[2], merge_s))
+
+
+def _said_if_empty(source: Path, result: FileResult) -> FileResult:
+    """``result``, after a warning where the input had no row at all: an empty output is then
+    no failure to be found later but a file (or a header) with nothing under it."""
+    if result.rows == 0 and is_main():
+        log.warning("%s: no rows to classify (an empty file?); %s is empty", source, result.output)
+    return result
 
 
 def label_rows(predictor: Predictor, rows: Iterator[Row], target: Path, chunk: int) -> tuple[int, int, int]:
