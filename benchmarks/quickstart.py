@@ -10,7 +10,6 @@ that process are recorded. The quickstart table is read from the run directories
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import platform
@@ -21,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from emotune.bench.record import header
 
 METHODS = ("zero-shot", "lora", "ptuning-v2")
 
@@ -41,14 +42,6 @@ def timed(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
         "peak_rss_mb": peak // 1024 if peak > before else None,
         "stdout": proc.stdout,
     }
-
-
-def where() -> str:
-    """The CPU model, cores and torch's CPU capability: whether the quickstart trained under bf16
-    autocast (AVX-512 with bf16) or in fp32 changes both its time and its scores."""
-    from emotune.bench.record import machine
-
-    return f"{machine()}, python {platform.python_version()}"
 
 
 def main() -> None:
@@ -72,9 +65,10 @@ def main() -> None:
         }.items()
     }
     result = {
-        "date": datetime.date.today().isoformat(),
-        "command": "python benchmarks/quickstart.py",
-        "machine": where(),
+        # Whether it trained under bf16 autocast (AVX-512 with bf16) or in fp32 changes both its time
+        # and its scores: the machine line names torch's CPU capability.
+        **header("python benchmarks/quickstart.py"),
+        "python": platform.python_version(),
         "quickstart": {"seconds": quick["seconds"], "peak_rss_mb": quick["peak_rss_mb"], "empty_cache": True},
         # What the command prints, with the temporary folder written as the default runs/quickstart.
         "quickstart_output": quick["stdout"].strip().replace(str(work / "runs"), "runs/quickstart"),

@@ -23,9 +23,7 @@ MFU is measured against the matmul peak of the precision the forward passes actu
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -34,7 +32,7 @@ from typing import Any
 
 import torch
 
-from emotune.bench.record import commit
+from emotune.bench.record import header
 from emotune.bench.timing import matmul_peak, peak_rss_mb, sync
 from emotune.config import RunConfig
 from emotune.data import load_data, subsample
@@ -315,12 +313,9 @@ def main() -> None:
     args.standard_batch_size = sizes[0]
     variants = {v: standard_side(args, *inputs, variant=v) for v in args.standard_variants.split(",") if v != "same"}
     result = {
-        "date": datetime.date.today().isoformat(),
-        "command": "python " + " ".join(sys.argv),
-        "commit": commit(),
+        **header("python " + " ".join(sys.argv)),
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
-        f"{torch.__version__}, cpu capability {torch.backends.cpu.get_cpu_capability()}",
+        "torch": torch.__version__,
         "backbone": f"gemma3-270m ({args.dtype} weights{', random weights' if args.model_dir else ''})",
         "lora_targets": args.lora_targets,
         "matmul_peak_gflops_fp32": peak32 / 1e9,

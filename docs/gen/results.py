@@ -216,8 +216,11 @@ def _joined(items: list[str]) -> str:
     return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
 
 
-def _torch_version(machine: str) -> str:
-    found = re.search(r"torch [^,]+", machine)
+def _torch_version(result: dict[str, Any]) -> str:
+    """The torch a result ran (its own field; older files wrote it into the machine line)."""
+    if result.get("torch"):
+        return f"torch {result['torch']}"
+    found = re.search(r"torch [^,]+", result.get("machine", ""))
     return found.group(0) if found else "not recorded"
 
 
@@ -244,7 +247,7 @@ def speed_table() -> str:
     s = read(RESULTS / "speed.json")
     _, _, commit = git_facts(RESULTS / "speed.json")
     lines = [
-        header(s["date"], commit, s["machine"], _torch_version(s["machine"]), s["command"]),
+        header(s["date"], commit, s["machine"], _torch_version(s), s["command"]),
         "| | standard recipe | emotune | ratio |",
         "|---|---|---|---|",
         f"| training examples/s | {s['standard']['train_examples_per_second']:.2f} "
