@@ -144,6 +144,18 @@ def test_onnx_export_predicts_a_file_without_torch(lora_run: Path, tmp_path: Pat
     assert [r["label"] for r in rows] == [p.label for p in expected]
 
 
+def test_an_onnx_export_from_the_cli_prints_its_result_not_the_exporters_stages(lora_run: Path, tmp_path: Path) -> None:
+    argv = ["export", "--run", str(lora_run), "--format", "onnx", "--output", str(tmp_path / "onnx")]
+    code = f"from emotune.cli import main; raise SystemExit(main({argv!r}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = done.stdout + done.stderr
+    # torch's stage lines, the optimiser's INFO lines and torch's warnings stay out of a user's terminal.
+    for noise in ("[torch.onnx]", "Replaced initializer", "constant folding", "torchvision", "Warning"):
+        assert noise not in said, said[-2000:]
+    assert (tmp_path / "onnx" / "model.onnx").is_file()
+
+
 def test_export_errors(lora_run: Path, tmp_path: Path) -> None:
     with pytest.raises(EmotuneError, match="unknown export format 'gguf'"):
         export(lora_run, "gguf", tmp_path / "x")

@@ -48,6 +48,17 @@ def test_vector_scaling_is_kept_only_where_held_out_dev_prefers_it() -> None:
     assert vector is None and record["fewest_dev_texts_of_a_label"] < 20
 
 
+def test_the_log_says_which_calibration_was_kept_and_why() -> None:
+    from emotune.training.calibrate import kept
+
+    record = {"calibration": "vector", "held_out_nll_temperature": 0.52, "held_out_nll_vector": 0.41}
+    assert kept(record) == "vector scaling (NLL on the held-out half of dev 0.41 against the temperature's 0.52)"
+    record = {"calibration": "temperature", "held_out_nll_temperature": 0.41, "held_out_nll_vector": 0.43}
+    assert kept(record) == "the temperature (NLL on the held-out half of dev 0.41 against vector scaling's 0.43)"
+    record = {"calibration": "temperature", "fewest_dev_texts_of_a_label": 7}
+    assert kept(record).endswith("needs 20 dev texts of every label; the rarest has 7)")
+
+
 def test_calibrated_logits_are_the_same_in_torch_and_numpy() -> None:
     z = np.random.default_rng(3).normal(size=(5, 3)).astype(np.float32)
     vector = ClassScaling((0.5, 2.0, 1.0), (0.1, -0.3, 0.0))

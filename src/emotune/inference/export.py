@@ -30,6 +30,7 @@ from emotune.config import RunConfig
 from emotune.errors import EmotuneError
 from emotune.inference.backends import SAME_FOLDER
 from emotune.inference.onnx_backend import quantize_onnx
+from emotune.inference.onnx_trace import trace_to_onnx
 from emotune.inference.predict import Predictor
 from emotune.methods.zero_shot import ZeroShotOptions
 from emotune.models.generalist import DEFAULT_LABELS, resolve_run
@@ -342,14 +343,5 @@ def _trace(scorer: nn.Module, rec: Recogniser, path: Path) -> None:
         "attention_mask": {0: batch, 1: seq},
         "positions": {0: batch},
     }
-    with torch.no_grad():
-        torch.onnx.export(
-            scorer,
-            (example.input_ids.cpu(), example.attention_mask.cpu(), example.last_index.cpu()),
-            str(path),
-            input_names=["input_ids", "attention_mask", "positions"],
-            output_names=["label_logits"],
-            dynamic_shapes=dims,
-            dynamo=True,
-            external_data=False,
-        )
+    inputs = (example.input_ids.cpu(), example.attention_mask.cpu(), example.last_index.cpu())
+    trace_to_onnx(scorer, inputs, path, ["input_ids", "attention_mask", "positions"], dims)

@@ -17,6 +17,7 @@ from torch import nn
 
 from emotune.errors import EmotuneError
 from emotune.inference.onnx_backend import quantize_onnx
+from emotune.inference.onnx_trace import trace_to_onnx
 from emotune.models.encoder import EncoderRecogniser
 from emotune.models.text_pairs import STUDENT_DIR, STUDENT_FILE
 from emotune.storage import atomic_dir
@@ -56,18 +57,7 @@ def export_student_onnx(rec: EncoderRecogniser, path: Path) -> None:
     dims: dict[str, Any] = {"input_ids": {0: b, 1: s}, "attention_mask": {0: b, 1: s}}
     if rec.inputs.spec.type_ids:
         dims["token_type_ids"] = {0: b, 1: s}
-    module = _Logits(rec).eval()
-    with torch.no_grad():
-        torch.onnx.export(
-            module,
-            args,
-            str(path),
-            input_names=names,
-            output_names=["label_logits"],
-            dynamic_shapes=dims,
-            dynamo=True,
-            external_data=False,
-        )
+    trace_to_onnx(_Logits(rec).eval(), args, path, names, dims)
 
 
 def export_student(run: Path, output: Path, quantize: bool) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from emotune.calibration import choose_scaling, fit_temperature
+from emotune.calibration import MIN_PER_CLASS, choose_scaling, fit_temperature
 from emotune.config import TrainConfig
 from emotune.data import Example, Selection
 from emotune.training.callbacks import tune_dev_threshold
@@ -73,8 +73,19 @@ def calibrate(
         log.info("temperature fitted on dev: %.3f", rec.temperature)
         return {"calibration": "temperature"}
     rec.temperature, rec.class_scaling, record = choose_scaling(z, gold, seed=settings.seed)
-    log.info("temperature fitted on dev: %.3f; calibration kept: %s", rec.temperature, record)
+    log.info("temperature fitted on dev: %.3f; kept: %s", rec.temperature, kept(record))
     return record
+
+
+def kept(record: dict[str, Any]) -> str:
+    """The calibration `choose_scaling` kept and why, as a line of the run's log."""
+    if "held_out_nll_vector" not in record:
+        needs = f"vector scaling needs {MIN_PER_CLASS} dev texts of every label"
+        return f"the temperature ({needs}; the rarest has {record.get('fewest_dev_texts_of_a_label')})"
+    t, v = record["held_out_nll_temperature"], record["held_out_nll_vector"]
+    if record["calibration"] == "vector":
+        return f"vector scaling (NLL on the held-out half of dev {v} against the temperature's {t})"
+    return f"the temperature (NLL on the held-out half of dev {t} against vector scaling's {v})"
 
 
 def own_logits(rec: Any) -> DevLogits:
