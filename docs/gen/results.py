@@ -409,7 +409,9 @@ def quickstart_block() -> str:
     q = read(RESULTS / "quickstart.json")
     output = q.get("quickstart_output") or "(not recorded: re-run python benchmarks/quickstart.py)"
     return (
-        f"```text\n{output}\n```\n\nMeasured {q['date']} on {q['machine']}: {q['quickstart']['seconds']:.0f} s from an "
+        f"```text\n{output}\n```\n\nMeasured {q['date']} on {q['machine']}"
+        + (f", commit `{q['commit']}`" if q.get("commit") else "")
+        + f": {q['quickstart']['seconds']:.0f} s from an "
         "empty cache, converting the backbone included (`python benchmarks/quickstart.py`).\n"
     )
 
