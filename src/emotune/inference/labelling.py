@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FileResult:
-    """What a `predict_file` call did."""
+    """What a `label_file` call did."""
 
     output: str
     rows: int
