@@ -10,7 +10,6 @@ Starts the server as a subprocess (like a deployment would), waits for ``/readyz
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import socket
 import statistics
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from emotune.bench.record import machine
+from emotune.bench.record import header
 
 SENTENCES = [
     "what a wonderful film , full of warmth and wit",
@@ -108,9 +107,8 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
     result = {
-        "date": datetime.date.today().isoformat(),
-        "command": "python " + " ".join(sys.argv),
-        "machine": f"{machine()}, loopback",
+        **header("python " + " ".join(sys.argv)),
+        "network": "loopback",
         "run": args.run,
         "levels": levels,
         "forward_passes": batches,
