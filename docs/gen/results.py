@@ -245,7 +245,7 @@ def learning_curve_table() -> str:
 
 def speed_table() -> str:
     s = read(RESULTS / "speed.json")
-    _, _, commit = git_facts(RESULTS / "speed.json")
+    commit = s.get("commit") or git_facts(RESULTS / "speed.json")[2]  # where it was measured
     lines = [
         header(s["date"], commit, s["machine"], _torch_version(s), s["command"]),
         "| | standard recipe | emotune | ratio |",
