@@ -216,14 +216,6 @@ def _joined(items: list[str]) -> str:
     return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
 
 
-def _torch_version(result: dict[str, Any]) -> str:
-    """The torch a result ran (its own field; older files wrote it into the machine line)."""
-    if result.get("torch"):
-        return f"torch {result['torch']}"
-    found = re.search(r"torch [^,]+", result.get("machine", ""))
-    return found.group(0) if found else "not recorded"
-
-
 def _short(machine: str) -> str:
     return re.sub(r", \d+ torch threads", "", machine)
 
@@ -245,9 +237,8 @@ def learning_curve_table() -> str:
 
 def speed_table() -> str:
     s = read(RESULTS / "speed.json")
-    commit = s.get("commit") or git_facts(RESULTS / "speed.json")[2]  # where it was measured
     lines = [
-        header(s["date"], commit, s["machine"], _torch_version(s), s["command"]),
+        header(s["date"], s["commit"], s["machine"], f"torch {s['torch']}", s["command"]),
         "| | standard recipe | emotune | ratio |",
         "|---|---|---|---|",
         f"| training examples/s | {s['standard']['train_examples_per_second']:.2f} "
@@ -409,9 +400,8 @@ def quickstart_block() -> str:
     q = read(RESULTS / "quickstart.json")
     output = q.get("quickstart_output") or "(not recorded: re-run python benchmarks/quickstart.py)"
     return (
-        f"```text\n{output}\n```\n\nMeasured {q['date']} on {q['machine']}"
-        + (f", commit `{q['commit']}`" if q.get("commit") else "")
-        + f": {q['quickstart']['seconds']:.0f} s from an "
+        f"```text\n{output}\n```\n\nMeasured {q['date']} on {q['machine']}, commit `{q['commit']}`: "
+        f"{q['quickstart']['seconds']:.0f} s from an "
         "empty cache, converting the backbone included (`python benchmarks/quickstart.py`).\n"
     )
 
