@@ -179,6 +179,31 @@ def test_one_pipeline_and_one_calibration_step() -> None:
     assert not by_hand, f"logits divided by a temperature outside emotune.calibration.calibrated: {by_hand}"
 
 
+#: The functions outside the CLI, the pipeline and ``config.py`` that take a whole `RunConfig`
+#: (issue: at most four): a run's backbone is built, a run planned and a baseline run from it.
+TAKES_RUN_CONFIG = {
+    "emotune.planning.report.plan_text",
+    "emotune.planning.report.request_from_config",
+    "emotune.models.recogniser.build_recogniser",
+    "emotune.bench.baselines.run_baseline",
+}
+
+
+def test_the_run_config_does_not_travel() -> None:
+    """Pieces take the settings they need; a new function taking the whole run config fails here."""
+    takers = set()
+    for path in SRC.rglob("*.py"):
+        module = _module_name(path)
+        if module.startswith(("emotune.cli", "emotune.pipeline")) or module == "emotune.config":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                args = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+                if any(a.annotation is not None and "RunConfig" in ast.unparse(a.annotation) for a in args):
+                    takers.add(f"{module}.{node.name}")
+    assert takers == TAKES_RUN_CONFIG
+
+
 def test_the_cli_and_config_load_without_torch() -> None:
     heavy = "('torch', 'transformers', 'peft')"
     code = f"import sys, emotune.cli, emotune.config; print(sorted(m for m in {heavy} if m in sys.modules))"

@@ -9,20 +9,36 @@ from emotune.errors import EmotuneError
 
 def test_a_method_name_registers_once() -> None:
     from emotune.methods.base import register_method
-    from emotune.methods.lora import Lora
+    from emotune.methods.lora import Lora, LoraOptions
 
     class Impostor(Lora):
-        name = "lora"
+        pass
 
     with pytest.raises(EmotuneError, match="'lora' is already registered"):
-        register_method(Impostor)
+        register_method("lora", LoraOptions)(Impostor)
+
+
+def test_a_method_trait_must_be_a_method_attribute() -> None:
+    from emotune.methods.base import register_method
+    from emotune.methods.lora import Lora, LoraOptions
+
+    class Fast(Lora):
+        pass
+
+    with pytest.raises(EmotuneError, match="unknown traits \\['fast'\\]"):
+        register_method("fast-lora", LoraOptions, fast=True)(Fast)
+
+
+def impostor(request: object) -> object:
+    """A loader that loads nothing."""
+    return request
 
 
 def test_a_dataset_name_registers_once() -> None:
     from emotune.data.registry import register_dataset
 
     with pytest.raises(EmotuneError, match="dataset 'sst2' is already registered"):
-        register_dataset("sst2", language="en", task="sentiment", description="impostor", files="-")(lambda r: r)
+        register_dataset("sst2", "en", "sentiment", files="-")(impostor)
 
 
 def test_a_family_registers_each_variant_with_its_overrides(tmp_path, monkeypatch) -> None:
@@ -74,3 +90,16 @@ def test_the_corpus_variants_keep_their_language_task_and_files() -> None:
         info = dataset_info(name)
         assert (info.language, info.task) == (language, task), name
         assert files is None or info.files == files, name
+
+
+def test_a_dataset_is_described_by_its_loaders_docstring() -> None:
+    from emotune.data.registry import dataset_info, register_dataset
+
+    def undocumented(request: object) -> object:
+        return request
+
+    with pytest.raises(EmotuneError, match="undocumented has no docstring"):
+        register_dataset("undocumented", "en", "sentiment", files="-")(undocumented)
+    # The first paragraph, on one line, without its full stop; the rest of the docstring stays out.
+    assert dataset_info("mastodon").description.startswith("Mastodon dialogue sentiment, 3 classes (train 1063")
+    assert dataset_info("mastodon").description.endswith("2 context turns by default")

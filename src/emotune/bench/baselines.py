@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from emotune.config import ModelConfig, RunConfig, RuntimeConfig, TrainConfig
-from emotune.data import Dataset, Example, load_data, select_splits
+from emotune.data import Dataset, Selection, load_data, select_splits
 from emotune.errors import EmotuneError
 from emotune.evaluate import EvalResult, write_result
 from emotune.metrics import classification_metrics
@@ -46,9 +46,9 @@ def run_baseline(name: str, cfg: RunConfig, run: Path, model_path: str | None = 
     if dataset.multi_label:
         raise EmotuneError("the baselines are single-label classifiers")
     chosen = select_splits(dataset, cfg.data, cfg.train.seed, cfg.train.eval_split)
-    train, dev, test = chosen.train, chosen.dev, chosen.eval
+    train, test = chosen.train, chosen.eval
     started = time.perf_counter()
-    predict = fit_baseline(name, train, dev, dataset, cfg.train, cfg.model, cfg.runtime, model_path)
+    predict = fit_baseline(name, chosen, dataset, cfg.train, cfg.model, cfg.runtime, model_path)
     train_s = time.perf_counter() - started
     started = time.perf_counter()
     preds = predict([e.text for e in test])
@@ -75,29 +75,30 @@ def run_baseline(name: str, cfg: RunConfig, run: Path, model_path: str | None = 
 
 def fit_baseline(
     name: str,
-    train: list[Example],
-    dev: list[Example],
+    chosen: Selection,
     dataset: Dataset,
     settings: TrainConfig,
     model: ModelConfig,
     runtime: RuntimeConfig,
     model_path: str | None,
 ) -> Callable[[Sequence[str]], list[int]]:
-    """Trains baseline ``name`` (``settings``: its seed and training budget; ``model`` and
-    ``runtime``: the backbone of ``seq-cls-lora``); returns its predict function."""
+    """Trains baseline ``name`` on ``chosen.train``, selecting on ``chosen.dev`` (``settings``: its
+    seed and training budget; ``model`` and ``runtime``: the backbone of ``seq-cls-lora``); returns
+    its predict function."""
     from emotune.bench.peers import fit_seq_cls, fit_setfit
 
     if name == "tfidf-lr":
-        return fit_tfidf(train, dev, dataset)
+        return fit_tfidf(chosen, dataset)
     if name == "minilm":
-        return fit_minilm(train, dev, dataset, settings, model_path)
+        return fit_minilm(chosen, dataset, settings, model_path)
     if name == "setfit":
-        return fit_setfit(train, dataset, settings.seed, model_path)
-    return fit_seq_cls(train, dev, dataset, settings, model, runtime)
+        return fit_setfit(chosen.train, dataset, settings.seed, model_path)
+    return fit_seq_cls(chosen, dataset, settings, model, runtime)
 
 
-def fit_tfidf(train: list[Example], dev: list[Example], dataset: Dataset) -> Callable[[Sequence[str]], list[int]]:
+def fit_tfidf(chosen: Selection, dataset: Dataset) -> Callable[[Sequence[str]], list[int]]:
     """TF-IDF + logistic regression; C chosen on dev macro-F1 (or 1.0 without dev)."""
+    train, dev = chosen.train, chosen.dev
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
@@ -118,9 +119,10 @@ def fit_tfidf(train: list[Example], dev: list[Example], dataset: Dataset) -> Cal
 
 
 def fit_minilm(
-    train: list[Example], dev: list[Example], dataset: Dataset, settings: TrainConfig, model_path: str | None
+    chosen: Selection, dataset: Dataset, settings: TrainConfig, model_path: str | None
 ) -> Callable[[Sequence[str]], list[int]]:
     """Fine-tunes the encoder and head; keeps the epoch with the best dev macro-F1."""
+    train, dev = chosen.train, chosen.dev
     from sklearn.metrics import f1_score
     from transformers import AutoModel, AutoTokenizer
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from emotune.config import ModelConfig, RuntimeConfig, TrainConfig
-from emotune.data import Dataset, Example
+from emotune.data import Dataset, Example, Selection
 from emotune.errors import EmotuneError
 from emotune.models.backbones import TRANSFORMERS_OWN_LAYERS, load_tokenizer, resolve_source
 from emotune.models.batching import length_batches
@@ -99,15 +99,12 @@ class SeqClsLora:
 
 
 def fit_seq_cls(
-    train: list[Example],
-    dev: list[Example],
-    dataset: Dataset,
-    settings: TrainConfig,
-    model: ModelConfig,
-    runtime: RuntimeConfig,
+    chosen: Selection, dataset: Dataset, settings: TrainConfig, model: ModelConfig, runtime: RuntimeConfig
 ) -> Predict:
     """Trains `SeqClsLora` on ``model`` with emotune's step budget, schedule and dev selection."""
     from sklearn.metrics import f1_score
+
+    train, dev = chosen.train, chosen.dev
 
     torch.manual_seed(settings.seed)
     net = SeqClsLora(model, runtime, len(dataset.labels))

@@ -93,16 +93,12 @@ register_family(
 )
 
 
-@register_dataset(
-    "chnsenticorp",
-    folder="chnsenticorp",
-    language="zh",
-    task="sentiment",
-    description="ChnSentiCorp, binary Chinese sentiment; stand-in for CH-SIMS (9600/1200/1200)",
-    files="{train,validation,test}.csv",
-)
+@register_dataset("chnsenticorp", "zh", "sentiment", folder="chnsenticorp", files="{train,validation,test}.csv")
 def load_chnsenticorp(request: DataRequest) -> Dataset:
-    """ChnSentiCorp (``label,text``; 0 negative, 1 positive)."""
+    """ChnSentiCorp, binary Chinese sentiment; stand-in for CH-SIMS (9600/1200/1200).
+
+    ChnSentiCorp (``label,text``; 0 negative, 1 positive).
+    """
     folder = require_dir(request.data_dir, "chnsenticorp", "{train,validation,test}.csv")
     splits = {}
     for split, file in (("train", "train"), ("dev", "validation"), ("test", "test")):
@@ -159,15 +155,13 @@ register_family(
 
 
 @register_dataset(
-    "chsims",
-    folder="chsims",
-    language="zh",
-    task="sentiment",
-    description="CH-SIMS text, negative (<0) vs non-negative on label_T; authors' label.csv (not available here)",
-    files="label.csv (video_id, clip_id, text, label_T, mode)",
+    "chsims", "zh", "sentiment", folder="chsims", files="label.csv (video_id, clip_id, text, label_T, mode)"
 )
 def load_chsims(request: DataRequest) -> Dataset:
-    """CH-SIMS from the authors' ``label.csv``: binary on the text-only label ``label_T``."""
+    """CH-SIMS text, negative (<0) vs non-negative on label_T; authors' label.csv (not available here).
+
+    CH-SIMS from the authors' ``label.csv``: binary on the text-only label ``label_T``.
+    """
     path = require_dir(request.data_dir, "chsims", "label.csv") / "label.csv"
     rows = read_csv_rows(path, ("video_id", "clip_id", "text", "label_T", "mode"))
     splits: dict[str, list[Example]] = {"train": [], "dev": [], "test": []}

@@ -125,16 +125,11 @@ def _friends_label(emotion: str, labels: LabelSet, path: Path) -> int | None:
     raise EmotuneError(f"{path}: unknown emotion '{emotion}'")
 
 
-@register_dataset(
-    "friends",
-    folder="friends",
-    language="en",
-    task="emotion",
-    description="EmotionLines Friends, 7 emotions (non-neutral dropped: 8544/964/2223), 2 context turns by default",
-    files="friends_{train,dev,test}.json",
-)
+@register_dataset("friends", "en", "emotion", folder="friends", files="friends_{train,dev,test}.json")
 def load_friends(request: DataRequest) -> Dataset:
-    """EmotionLines (Friends) with the 7-class task of the paper.
+    """EmotionLines Friends, 7 emotions (non-neutral dropped: 8544/964/2223), 2 context turns by default.
+
+    EmotionLines (Friends) with the 7-class task of the paper.
 
     Runs put two earlier turns before each utterance unless ``data.context_turns`` says
     otherwise: chosen on dev at full budget (benchmarks/results/search/friends-full: +4.3 dev
@@ -145,29 +140,17 @@ def load_friends(request: DataRequest) -> Dataset:
     return dataset
 
 
-@register_dataset(
-    "friends-8",
-    folder="friends",
-    language="en",
-    task="emotion",
-    description="EmotionLines Friends, 7 emotions + non-neutral (10561/1178/2764)",
-    files="friends_{train,dev,test}.json",
-)
+@register_dataset("friends-8", "en", "emotion", folder="friends", files="friends_{train,dev,test}.json")
 def load_friends8(request: DataRequest) -> Dataset:
-    """EmotionLines (Friends) keeping the ``non-neutral`` label."""
+    """EmotionLines Friends, 7 emotions + non-neutral (10561/1178/2764)."""
     return _friends(request, FRIENDS8, "friends-8")
 
 
-@register_dataset(
-    "meld",
-    folder="meld",
-    language="en",
-    task="emotion",
-    description="MELD text, 7 emotions, dialogue (9989/1109/2610), 2 context turns by default",
-    files="{train,dev,test}_sent_emo.csv",
-)
+@register_dataset("meld", "en", "emotion", folder="meld", files="{train,dev,test}_sent_emo.csv")
 def load_meld(request: DataRequest) -> Dataset:
-    """MELD utterances with their dialogue context.
+    """MELD text, 7 emotions, dialogue (9989/1109/2610), 2 context turns by default.
+
+    MELD utterances with their dialogue context.
 
     Runs put two earlier turns before each utterance unless ``data.context_turns`` says
     otherwise: chosen on dev at 256 training examples (benchmarks/results/search/context-small:
@@ -203,17 +186,12 @@ def _mastodon_dialogues(path: Path) -> list[list[tuple[str, str | None, int | No
     return dialogues
 
 
-@register_dataset(
-    "mastodon",
-    folder="mastodon",
-    language="en",
-    task="sentiment",
-    description="Mastodon dialogue sentiment, 3 classes (train 1063 incl. a seeded 10% dev by dialogue; test 1142), "
-    "2 context turns by default",
-    files="data{train,test}Joint.txt",
-)
+@register_dataset("mastodon", "en", "sentiment", folder="mastodon", files="data{train,test}Joint.txt")
 def load_mastodon(request: DataRequest) -> Dataset:
-    """Mastodon posts; the dev split is carved from train by dialogue (never from test).
+    """Mastodon dialogue sentiment, 3 classes (train 1063 incl. a seeded 10% dev by dialogue; test 1142), 2 context
+    turns by default.
+
+    Mastodon posts; the dev split is carved from train by dialogue (never from test).
 
     Runs put the two earlier posts of the thread before each post unless ``data.context_turns``
     says otherwise: chosen on dev at full budget (benchmarks/results/search/mastodon-context-full)
@@ -270,30 +248,18 @@ def _cped_label(emotion: str, labels: LabelSet, mapping: Callable[[str], str | N
     return None if target is None else labels.index(target)
 
 
-@register_dataset(
-    "cped",
-    folder="cped",
-    language="zh",
-    task="emotion",
-    description="CPED Chinese TV dialogues, 13 emotions; valid+test re-split 80/10/10 by dialogue (seeded)",
-    files="{valid,test}_split.csv",
-)
+@register_dataset("cped", "zh", "emotion", folder="cped", files="{valid,test}_split.csv")
 def load_cped(request: DataRequest) -> Dataset:
-    """CPED with its 13 emotions."""
+    """CPED Chinese TV dialogues, 13 emotions; valid+test re-split 80/10/10 by dialogue (seeded)."""
     return _cped(request, CPED13, lambda e: e, "cped")
 
 
-@register_dataset(
-    "cped-m3ed7",
-    folder="cped",
-    language="zh",
-    task="emotion",
-    description="CPED mapped onto M3ED's 7 emotions (negative-other dropped), re-split by dialogue, "
-    "2 context turns by default",
-    files="{valid,test}_split.csv",
-)
+@register_dataset("cped-m3ed7", "zh", "emotion", folder="cped", files="{valid,test}_split.csv")
 def load_cped_m3ed7(request: DataRequest) -> Dataset:
-    """CPED with its emotions mapped onto M3ED's 7 (a stand-in for M3ED).
+    """CPED mapped onto M3ED's 7 emotions (negative-other dropped), re-split by dialogue, 2 context turns by
+    default.
+
+    CPED with its emotions mapped onto M3ED's 7 (a stand-in for M3ED).
 
     Runs put two earlier turns before each utterance unless ``data.context_turns`` says
     otherwise: chosen on dev at 256 training examples (benchmarks/results/search/context-small:

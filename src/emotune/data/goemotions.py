@@ -127,16 +127,12 @@ def to_sentiment(examples: list[Example], names: tuple[str, ...]) -> list[Exampl
     return regroup(examples, {i: group[n] for i, n in enumerate(names) if n in group})
 
 
-@register_dataset(
-    "goemotions-sentiment",
-    folder="goemotions",
-    language="en",
-    task="sentiment",
-    description="GoEmotions grouped by sentiment: negative / neutral / positive / ambiguous (comments of one group)",
-    files="original/" + FILES,
-)
+@register_dataset("goemotions-sentiment", "en", "sentiment", folder="goemotions", files="original/" + FILES)
 def load_goemotions_sentiment(request: DataRequest) -> Dataset:
-    """GoEmotions by the release's sentiment grouping, single-label."""
+    """GoEmotions grouped by sentiment: negative / neutral / positive / ambiguous (comments of one group).
+
+    GoEmotions by the release's sentiment grouping, single-label.
+    """
     full = _goemotions(request, "original", "goemotions")
     splits = {s: to_sentiment(v, full.labels.names) for s, v in full.splits.items()}
     return Dataset("goemotions-sentiment", SENTIMENT, "en", "sentiment", splits)

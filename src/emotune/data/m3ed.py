@@ -64,17 +64,13 @@ def _label(emotion: str, where: str) -> int:
     return M3ED7.index(name)
 
 
-@register_dataset(
-    "m3ed",
-    folder="m3ed",
-    language="zh",
-    task="emotion",
-    description="M3ED Chinese TV dialogues, 7 emotions, split by series; weighted F1 headline "
-    "(authors' files not available here: tested on fixtures)",
-    files=FILES,
-)
+@register_dataset("m3ed", "zh", "emotion", folder="m3ed", files=FILES)
 def load_m3ed(request: DataRequest) -> Dataset:
-    """M3ED with the official series-level split and dialogue context."""
+    """M3ED Chinese TV dialogues, 7 emotions, split by series; weighted F1 headline (authors' files not available
+    here: tested on fixtures).
+
+    M3ED with the official series-level split and dialogue context.
+    """
     folder = require_dir(request.data_dir, "m3ed", FILES)
     annotation = read_json(folder / "annotation.json")
     if not isinstance(annotation, dict):

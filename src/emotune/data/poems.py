@@ -38,16 +38,9 @@ def read_poems(request: DataRequest, split: str) -> list[Example]:
     return out
 
 
-@register_dataset(
-    "poem-sentiment",
-    folder="poem_sentiment",
-    language="en",
-    task="sentiment",
-    description="Poem Sentiment (Project Gutenberg verses): negative / no impact / positive / mixed (892/105/104)",
-    files="{train,dev,test}.tsv",
-)
+@register_dataset("poem-sentiment", "en", "sentiment", folder="poem_sentiment", files="{train,dev,test}.tsv")
 def load_poem_sentiment(request: DataRequest) -> Dataset:
-    """Poem Sentiment with its four classes."""
+    """Poem Sentiment (Project Gutenberg verses): negative / no impact / positive / mixed (892/105/104)."""
     splits = {s: read_poems(request, s) for s in ("train", "dev", "test") if request.wants(s)}
     return Dataset("poem-sentiment", POEM_LABELS, "en", "sentiment", splits)
 

@@ -18,15 +18,12 @@ QUICKSTART_LABELS = LabelSet(
 )
 
 
-@register_dataset(
-    "quickstart",
-    language="en",
-    task="emotion",
-    description="160 hand-labelled English sentences, 4 emotions, shipped with emotune (96/0/64)",
-    files="(built in)",
-)
+@register_dataset("quickstart", "en", "emotion", files="(built in)")
 def load_quickstart(request: DataRequest) -> Dataset:
-    """Loads the built-in corpus (``request`` is ignored: nothing to locate)."""
+    """160 hand-labelled English sentences, 4 emotions, shipped with emotune (96/0/64).
+
+    Loads the built-in corpus (``request`` is ignored: nothing to locate).
+    """
     text = resources.files("emotune").joinpath("resources/quickstart_emotions.jsonl").read_text("utf-8")
     splits: dict[str, list[Example]] = {"train": [], "test": []}
     for i, line in enumerate(text.splitlines(), 1):

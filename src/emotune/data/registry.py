@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -56,18 +57,31 @@ _REGISTRY: dict[str, DatasetInfo] = {}
 
 
 def register_dataset(
-    name: str, *, language: str, task: str, description: str, files: str, folder: str = ""
+    name: str, language: str, task: str, *, files: str, folder: str = ""
 ) -> Callable[[Loader], Loader]:
-    """Decorator registering a loader under ``name``.
+    """Decorator registering a loader under ``name``; the first paragraph of the loader's docstring
+    is what ``emotune datasets`` says of it (its closing full stop left out).
 
     ``folder`` is the corpus's usual folder name under a datasets root (``emotune datasets --check``).
     """
 
     def wrap(loader: Loader) -> Loader:
-        _add(DatasetInfo(name, loader, language, task, description, files, folder))
+        _add(DatasetInfo(name, loader, language, task, summary(loader), files, folder))
         return loader
 
     return wrap
+
+
+def summary(loader: Loader) -> str:
+    """The first paragraph of ``loader``'s docstring on one line, without its closing full stop.
+
+    Raises:
+        EmotuneError: When the loader has no docstring to describe it.
+    """
+    doc = inspect.getdoc(loader)
+    if not doc:
+        raise EmotuneError(f"dataset loader {getattr(loader, '__name__', loader)} has no docstring to describe it")
+    return " ".join(doc.split("\n\n")[0].split()).removesuffix(".")
 
 
 @dataclass(frozen=True)

@@ -84,15 +84,12 @@ def _label_set(request: DataRequest, rows: Iterable[Mapping[str, Any]]) -> Label
     return LabelSet(tuple(seen))
 
 
-@register_dataset(
-    "files",
-    language="any",
-    task="any",
-    description="your own CSV/TSV/JSONL files (--train-file/--dev-file/--test-file, column mapping)",
-    files="any .csv, .tsv or .jsonl with a text and a label column",
-)
+@register_dataset("files", "any", "any", files="any .csv, .tsv or .jsonl with a text and a label column")
 def load_files(request: DataRequest) -> Dataset:
-    """Loads user files; labels come from ``--labels`` or, sorted, from the training file."""
+    """Your own CSV/TSV/JSONL files (--train-file/--dev-file/--test-file, column mapping).
+
+    Loads user files; labels come from ``--labels`` or, sorted, from the training file.
+    """
     paths = {split: getattr(request, key) for split, key in _SPLIT_FIELDS if getattr(request, key)}
     if not paths:
         raise EmotuneError(
@@ -110,15 +107,12 @@ def load_files(request: DataRequest) -> Dataset:
     return Dataset("files", labels, _language(request, splits), task_word(labels.names), splits)
 
 
-@register_dataset(
-    "hf",
-    language="any",
-    task="any",
-    description="a Hugging Face dataset: Hub name (online) or a save_to_disk folder (--hf-name)",
-    files="--hf-name NAME_OR_FOLDER; splits train/validation(dev)/test",
-)
+@register_dataset("hf", "any", "any", files="--hf-name NAME_OR_FOLDER; splits train/validation(dev)/test")
 def load_hf(request: DataRequest) -> Dataset:
-    """Loads a Hub dataset or a ``save_to_disk`` folder; ClassLabel names become the labels."""
+    """A Hugging Face dataset: Hub name (online) or a save_to_disk folder (--hf-name).
+
+    Loads a Hub dataset or a ``save_to_disk`` folder; ClassLabel names become the labels.
+    """
     try:
         import datasets
     except ImportError:

@@ -1,7 +1,7 @@
 """Customisation methods, one file each, registered by name (like PEFT's tuners).
 
 To add one: write ``methods/NAME.py`` with an options dataclass and a `Method` subclass
-decorated with `register_method`, and import it below.
+decorated with ``@register_method("NAME", NameOptions, ...traits)``, and import it below.
 """
 
 from emotune.methods import dora, ia3, lora, prompt_tuning, ptuning_v2, zero_shot  # noqa: F401  (registers)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from emotune.errors import EmotuneError, first_line
 
@@ -44,14 +45,17 @@ class MethodOptions:
         return {"name": method_name_of(self), **dataclasses.asdict(self)}
 
 
-class Method:
+OptionsT = TypeVar("OptionsT", bound=MethodOptions)
+
+
+class Method(Generic[OptionsT]):
     """A way to customise a frozen backbone.
 
     Subclasses wrap the backbone in `attach` (training) or `load` (from a saved
     adapter) and say how to run the decoder in `hidden_states`; the label scoring on top
     is shared by all methods.
 
-    Attributes:
+    Attributes (`register_method` sets them):
         name: The registered name (``--method``).
         options_class: The method's options dataclass.
         trainable: Has parameters to train (zero-shot has none).
@@ -70,7 +74,7 @@ class Method:
     #: that feed the decoder their own prefix, whose cache `hidden_states` builds per call).
     caches_prompts: ClassVar[bool] = True
 
-    def __init__(self, options: MethodOptions) -> None:
+    def __init__(self, options: OptionsT) -> None:
         self.options = options
 
     @property
@@ -87,8 +91,18 @@ class Method:
         return None
 
     def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
-        """Returns the backbone wrapped with fresh trainable parameters."""
-        raise NotImplementedError
+        """Returns the backbone wrapped with fresh trainable parameters: PEFT's model for `peft_config`.
+
+        Raises:
+            EmotuneError: When PEFT refuses the config (e.g. target modules the model lacks).
+        """
+        from peft import get_peft_model
+
+        try:
+            return get_peft_model(model, self.peft_config(model))
+        except ValueError as err:
+            hint = " (method.target_modules)" if hasattr(self.options, "target_modules") else ""
+            raise EmotuneError(f"{self.name}: {first_line(err)}{hint}") from None
 
     def load(self, model: PreTrainedModel, adapter_dir: Path) -> nn.Module:
         """Returns the backbone wrapped with the adapter saved in ``adapter_dir`` (PEFT format)."""
@@ -198,20 +212,42 @@ def decoder_of(wrapped: nn.Module) -> nn.Module:
     return decoder
 
 
-_REGISTRY: dict[str, type[Method]] = {}
+_REGISTRY: dict[str, type[Method[Any]]] = {}
+_TRAITS = ("trainable", "needs_adapter", "mergeable", "default_lr", "caches_prompts")
 
 
-def register_method(cls: type[Method]) -> type[Method]:
-    """Class decorator registering a method under its ``name``.
+MethodT = TypeVar("MethodT", bound=type[Method[Any]])
+
+
+def register_method(name: str, options: type[MethodOptions], **traits: bool | float) -> Callable[[MethodT], MethodT]:
+    """Class decorator registering a method under ``name`` with its options dataclass, as PEFT's
+    ``register_peft_method`` takes a name and a config class.
+
+    Args:
+        name: The method's name (``--method``, ``method.name``).
+        options: Its options dataclass.
+        **traits: `Method` class attributes that differ from the defaults (``mergeable=True``,
+            ``default_lr=3e-3``); a subclass inherits its parent's.
 
     Raises:
-        EmotuneError: When another class already holds the name (as PEFT's own registry refuses).
+        EmotuneError: When another class already holds the name (as PEFT's own registry refuses) or
+            a trait is not a `Method` attribute.
     """
-    held = _REGISTRY.get(cls.name)
-    if held is not None and held.__qualname__ != cls.__qualname__:
-        raise EmotuneError(f"method '{cls.name}' is already registered by {held.__module__}.{held.__qualname__}")
-    _REGISTRY[cls.name] = cls
-    return cls
+
+    def register(cls: MethodT) -> MethodT:
+        held = _REGISTRY.get(name)
+        if held is not None and held.__qualname__ != cls.__qualname__:
+            raise EmotuneError(f"method '{name}' is already registered by {held.__module__}.{held.__qualname__}")
+        unknown = sorted(set(traits) - set(_TRAITS))
+        if unknown:
+            raise EmotuneError(f"method '{name}': unknown traits {unknown}; known: {', '.join(_TRAITS)}")
+        cls.name, cls.options_class = name, options
+        for trait, value in traits.items():
+            setattr(cls, trait, value)
+        _REGISTRY[name] = cls
+        return cls
+
+    return register
 
 
 def method_names() -> list[str]:

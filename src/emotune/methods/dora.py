@@ -17,12 +17,9 @@ class DoraOptions(LoraOptions):
     """Options of DoRA: the same as LoRA's."""
 
 
-@register_method
+@register_method("dora", DoraOptions)
 class Dora(Lora):
     """PEFT LoRA with ``use_dora``: each adapted weight is split into magnitude and direction."""
-
-    name = "dora"
-    options_class = DoraOptions
 
     def peft_config(self, model: PreTrainedModel) -> Any:
         config = super().peft_config(model)

@@ -9,8 +9,7 @@ from emotune.errors import EmotuneError
 from emotune.methods.base import Method, MethodOptions, option, register_method
 
 if TYPE_CHECKING:
-    from torch import nn
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedModel
 
 
 @dataclass
@@ -41,15 +40,9 @@ def structural_targets(model: PreTrainedModel) -> tuple[list[str], list[str]]:
     return [n for n in _KV_NAMES if n in names] + feedforward, feedforward
 
 
-@register_method
-class IA3(Method):
+@register_method("ia3", IA3Options, mergeable=True, default_lr=3e-3)
+class IA3(Method[IA3Options]):
     """PEFT IA3: a few thousand trainable scales, mergeable into the backbone."""
-
-    name = "ia3"
-    options_class = IA3Options
-    mergeable = True
-    default_lr = 3e-3
-    options: IA3Options
 
     def peft_config(self, model: PreTrainedModel) -> Any:
         from peft import IA3Config
@@ -70,11 +63,3 @@ class IA3(Method):
                 "set method.target_modules and method.feedforward_modules"
             )
         return IA3Config(target_modules=list(targets), feedforward_modules=list(feedforward), task_type="CAUSAL_LM")
-
-    def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
-        from peft import get_peft_model
-
-        try:
-            return get_peft_model(model, self.peft_config(model))
-        except ValueError as err:
-            raise EmotuneError(f"ia3: {str(err).splitlines()[0]} (method.target_modules)") from None

@@ -10,8 +10,7 @@ from emotune.methods.base import Method, MethodOptions, option, register_method
 from emotune.methods.targets import ALL_LINEAR, resolve_targets
 
 if TYPE_CHECKING:
-    from torch import nn
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedModel
 
 
 @dataclass
@@ -32,15 +31,9 @@ class LoraOptions(MethodOptions):
             raise EmotuneError("method.dropout must be in [0, 1)")
 
 
-@register_method
-class Lora(Method):
+@register_method("lora", LoraOptions, mergeable=True, default_lr=2e-4)
+class Lora(Method[LoraOptions]):
     """PEFT LoRA on the configured target modules (every linear layer by default)."""
-
-    name = "lora"
-    options_class = LoraOptions
-    mergeable = True
-    default_lr = 2e-4
-    options: LoraOptions
 
     def peft_config(self, model: PreTrainedModel) -> Any:
         """The PEFT ``LoraConfig`` for ``model``."""
@@ -54,11 +47,3 @@ class Lora(Method):
             target_modules=resolve_targets(self.options.target_modules, model, TARGETS),
             task_type="CAUSAL_LM",
         )
-
-    def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
-        from peft import get_peft_model
-
-        try:
-            return get_peft_model(model, self.peft_config(model))
-        except ValueError as err:
-            raise EmotuneError(f"{self.name}: {str(err).splitlines()[0]} (method.target_modules)") from None

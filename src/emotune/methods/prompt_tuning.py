@@ -30,15 +30,9 @@ class PromptTuningOptions(MethodOptions):
             raise EmotuneError("method.prompt_length must be >= 1")
 
 
-@register_method
-class PromptTuning(Method):
+@register_method("prompt-tuning", PromptTuningOptions, caches_prompts=False, default_lr=3e-3)
+class PromptTuning(Method[PromptTuningOptions]):
     """PEFT prompt tuning with ``prompt_length`` virtual tokens at the input layer."""
-
-    name = "prompt-tuning"
-    options_class = PromptTuningOptions
-    caches_prompts = False
-    default_lr = 3e-3
-    options: PromptTuningOptions
 
     def peft_config(self, model: PreTrainedModel) -> Any:
         from peft import PromptTuningConfig
@@ -47,13 +41,11 @@ class PromptTuning(Method):
 
     def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
         import torch
-        from peft import get_peft_model
 
-        n = self.options.prompt_length
-        ids = torch.tensor(seed_ids(tokenizer, n), device=model.device)
+        ids = torch.tensor(seed_ids(tokenizer, self.options.prompt_length), device=model.device)
         with torch.no_grad():
             seed = model.get_input_embeddings()(ids).detach()  # type: ignore[operator]
-        wrapped = get_peft_model(model, self.peft_config(model))
+        wrapped = super().attach(model, tokenizer)
         seed_prompt_encoder(wrapped, seed)
         return wrapped
 

@@ -37,17 +37,11 @@ class PTuningV2Options(MethodOptions):
             raise EmotuneError("method.prompt_length and method.projection_hidden must be >= 1")
 
 
-@register_method
-class PTuningV2(Method):
+# default_lr: a dev probe at 256 examples (benchmarks/results/search/ptuning-v2-256) found 5e-2 beat
+# the earlier 5e-3 on Friends, Mastodon and SMP2020-EWECT (dev macro-F1 +14.8 on average); 1e-3 was worse.
+@register_method("ptuning-v2", PTuningV2Options, caches_prompts=False, default_lr=5e-2)
+class PTuningV2(Method[PTuningV2Options]):
     """PEFT prefix tuning with ``prompt_length`` virtual tokens at every layer."""
-
-    name = "ptuning-v2"
-    options_class = PTuningV2Options
-    caches_prompts = False
-    # Dev probe at 256 examples (benchmarks/results/search/ptuning-v2-256): 5e-2 beat the earlier
-    # 5e-3 on Friends, Mastodon and SMP2020-EWECT (dev macro-F1 +14.8 on average); 1e-3 was worse.
-    default_lr = 5e-2
-    options: PTuningV2Options
 
     def peft_config(self, model: PreTrainedModel) -> Any:
         from peft import PrefixTuningConfig
@@ -60,10 +54,8 @@ class PTuningV2(Method):
         )
 
     def attach(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
-        from peft import get_peft_model
-
         seed = None if self.options.prefix_projection else real_kv(model, tokenizer, self.options.prompt_length)
-        wrapped = get_peft_model(model, self.peft_config(model))
+        wrapped = super().attach(model, tokenizer)
         keep_prefix_under_checkpointing(wrapped)
         if seed is not None:
             seed_prompt_encoder(wrapped, seed)

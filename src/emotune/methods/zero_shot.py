@@ -20,15 +20,9 @@ class ZeroShotOptions(MethodOptions):
     calibrate: bool = option(True, "subtract the label scores of a content-free input (contextual calibration)")
 
 
-@register_method
-class ZeroShot(Method):
+@register_method("zero-shot", ZeroShotOptions, trainable=False, needs_adapter=False)
+class ZeroShot(Method[ZeroShotOptions]):
     """The non-adapted LLM; label scores may be calibrated on a content-free input."""
-
-    name = "zero-shot"
-    options_class = ZeroShotOptions
-    trainable = False
-    needs_adapter = False
-    options: ZeroShotOptions
 
     @property
     def calibrates(self) -> bool:

@@ -8,6 +8,7 @@ greedy decoding, whose unparseable outputs count as invalid.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -22,6 +23,18 @@ from emotune.models.recogniser import Recogniser
 from emotune.training.generative import greedy_labels, lm_loss
 from emotune.training.losses import label_loss
 
+#: Predicted label index per example (None = invalid output) and its extra record fields.
+Predicted = tuple[list[int | None], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class MicroBatch:
+    """What one (micro-)batch gives an objective: token rows, gold label indices, class weights."""
+
+    rows: Sequence[Sequence[int]]
+    gold: torch.Tensor
+    weight: torch.Tensor | None
+
 
 class Objective:
     """A training objective and its matching evaluation read-out."""
@@ -32,21 +45,11 @@ class Objective:
     #: Whether it can score multi-label tasks (one sigmoid per label).
     multi_label: ClassVar[bool] = True
 
-    def loss(
-        self,
-        rec: Recogniser,
-        engine: nn.Module,
-        rows: Sequence[Sequence[int]],
-        gold: torch.Tensor,
-        weight: torch.Tensor | None,
-        settings: TrainConfig,
-    ) -> torch.Tensor:
+    def loss(self, rec: Recogniser, engine: nn.Module, batch: MicroBatch, settings: TrainConfig) -> torch.Tensor:
         """The loss of one (micro-)batch; ``engine`` is the possibly DDP-wrapped label scorer."""
         raise NotImplementedError
 
-    def predict(
-        self, rec: Recogniser, examples: Sequence[Example], batch_size: int
-    ) -> tuple[list[int | None], list[dict[str, Any]]]:
+    def predict(self, rec: Recogniser, examples: Sequence[Example], batch_size: int) -> Predicted:
         """Predicted label index (None = invalid output) and extra record fields per example."""
         raise NotImplementedError
 
@@ -56,29 +59,17 @@ class Classify(Objective):
 
     name = "classify"
 
-    def loss(
-        self,
-        rec: Recogniser,
-        engine: nn.Module,
-        rows: Sequence[Sequence[int]],
-        gold: torch.Tensor,
-        weight: torch.Tensor | None,
-        settings: TrainConfig,
-    ) -> torch.Tensor:
-        batch = rec.collate(rows)
+    def loss(self, rec: Recogniser, engine: nn.Module, batch: MicroBatch, settings: TrainConfig) -> torch.Tensor:
+        tokens = rec.collate(batch.rows)
         with rec.autocast():
-            logits = engine(batch.input_ids, batch.attention_mask, batch.last_index).float()
+            logits = engine(tokens.input_ids, tokens.attention_mask, tokens.last_index).float()
+        gold = batch.gold.to(logits.device)
         if rec.segments is not None:  # several corpora: each row among its own corpus's labels
-            gold = gold.to(logits.device)
             logits = logits.masked_fill(~segment_mask(rec.segments, gold), float("-inf"))
-        weight = None if weight is None else weight.to(logits.device)
-        return label_loss(
-            logits, gold.to(logits.device), weight, settings.loss, settings.focal_gamma, settings.label_smoothing
-        )
+        weight = None if batch.weight is None else batch.weight.to(logits.device)
+        return label_loss(logits, gold, weight, settings.loss, settings.focal_gamma, settings.label_smoothing)
 
-    def predict(
-        self, rec: Recogniser, examples: Sequence[Example], batch_size: int
-    ) -> tuple[list[int | None], list[dict[str, Any]]]:
+    def predict(self, rec: Recogniser, examples: Sequence[Example], batch_size: int) -> Predicted:
         return LabelScores().predict(rec, examples, batch_size)
 
 
@@ -89,20 +80,10 @@ class Generate(Objective):
     scales_out = False
     multi_label = False
 
-    def loss(
-        self,
-        rec: Recogniser,
-        engine: nn.Module,
-        rows: Sequence[Sequence[int]],
-        gold: torch.Tensor,
-        weight: torch.Tensor | None,
-        settings: TrainConfig,
-    ) -> torch.Tensor:
-        return lm_loss(rec, rows, gold.tolist())
+    def loss(self, rec: Recogniser, engine: nn.Module, batch: MicroBatch, settings: TrainConfig) -> torch.Tensor:
+        return lm_loss(rec, batch.rows, batch.gold.tolist())
 
-    def predict(
-        self, rec: Recogniser, examples: Sequence[Example], batch_size: int
-    ) -> tuple[list[int | None], list[dict[str, Any]]]:
+    def predict(self, rec: Recogniser, examples: Sequence[Example], batch_size: int) -> Predicted:
         names = rec.labels.names
         preds, texts = greedy_labels(rec, examples, batch_size)
         extras = [{"label": None if p is None else names[p], "generated": t} for p, t in zip(preds, texts, strict=True)]

@@ -34,7 +34,7 @@ from emotune.training.losses import (
     imbalance_ratio,
     resolve_class_weights,
 )
-from emotune.training.objectives import Objective, get_objective
+from emotune.training.objectives import MicroBatch, Objective, get_objective
 
 log = logging.getLogger(__name__)
 
@@ -282,8 +282,8 @@ class Trainer:
         scale = len(mine) * world_size() / len(idx)
         if not mine:
             mine, scale = idx[:1], 0.0
-        rows = [self.rows[i] for i in mine]
-        return self.objective.loss(self.rec, self.engine, rows, self.gold[mine], self.weights, self.settings) * scale
+        batch = MicroBatch([self.rows[i] for i in mine], self.gold[mine], self.weights)
+        return self.objective.loss(self.rec, self.engine, batch, self.settings) * scale
 
     def micro_step(self, idx: list[int]) -> None:
         """One micro-batch; an optimiser step every ``grad_accum`` micro-batches."""

@@ -30,16 +30,19 @@ def default_start(model: str, method: MethodOptions) -> Path | None:
     shipped = RunConfig.from_yaml(shipped_dir() / "config.yaml", saved=True)
     if shipped.model.name != model or shipped.method != method:
         # Said, not silent: a user who changed the rank learns why the generalist was not used.
-        log.info("train.init_from auto: a fresh adapter, as %s", _mismatch(shipped, model, method))
+        log.info(
+            "train.init_from auto: a fresh adapter, as %s", _mismatch(shipped.model.name, shipped.method, model, method)
+        )
         return None
     return resolve_run(NAME)  # checked against its manifest, as --init-from generalist is
 
 
-def _mismatch(shipped: RunConfig, model: str, method: MethodOptions) -> str:
-    """What keeps the shipped generalist's adapter from fitting a run, in words."""
-    if shipped.model.name != model:
-        return f"the shipped generalist is an adapter of {shipped.model.name}, not of {model}"
-    theirs, mine = shipped.method.to_dict(), method.to_dict()
+def _mismatch(shipped_model: str, shipped_method: MethodOptions, model: str, method: MethodOptions) -> str:
+    """What keeps the shipped generalist's adapter (of ``shipped_model``, with ``shipped_method``)
+    from fitting a run of ``method`` on ``model``, in words."""
+    if shipped_model != model:
+        return f"the shipped generalist is an adapter of {shipped_model}, not of {model}"
+    theirs, mine = shipped_method.to_dict(), method.to_dict()
     if theirs.get("name") != mine.get("name"):
         return f"the shipped generalist is {theirs.get('name')}, this run {mine.get('name')}"
     keys = sorted(set(theirs) | set(mine), key=str)
