@@ -244,21 +244,10 @@ def _target(cell: dict[str, Any], what: str, value: float, met: bool) -> dict[st
 
 
 def header() -> dict[str, Any]:
-    import platform
-
-    import onnxruntime
-    import torch
-    import transformers
-
     from emotune.bench import record
 
     return record.header("python benchmarks/distill.py") | {
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "onnxruntime": onnxruntime.__version__,
-        },
+        "versions": record.versions("torch", "transformers", "onnxruntime")
     }
 
 

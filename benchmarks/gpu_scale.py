@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from typing import Any
 
 import torch
 
-from emotune.bench.record import commit
+from emotune.bench.record import header, versions
 from emotune.bench.timing import matmul_peak, reset_peak, sync
 from emotune.data.schema import Example
 from synthetic import (  # this folder: run as `python benchmarks/gpu_scale.py`
@@ -263,18 +262,6 @@ def _flops(row: Row, folder: Path, batch: int, args: argparse.Namespace, trainer
 # ---------------------------------------------------------------- the run
 
 
-def versions() -> dict[str, str | None]:
-    import importlib.metadata as md
-
-    found: dict[str, str | None] = {}
-    for name in ("torch", "transformers", "peft", "accelerate", "bitsandbytes"):
-        try:
-            found[name] = md.version(name)
-        except md.PackageNotFoundError:
-            found[name] = None
-    return found
-
-
 def gpu_identity(device: torch.device) -> dict[str, Any]:
     if device.type != "cuda":
         return {"device": "cpu"}
@@ -423,11 +410,9 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     on_gpu = device.type == "cuda"
     result: dict[str, Any] = {
-        "date": datetime.date.today().isoformat(),
-        "command": "python benchmarks/gpu_scale.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "commit": commit(),
+        **header("python benchmarks/gpu_scale.py " + " ".join(sys.argv[1:] if argv is None else argv)),
         **gpu_identity(device),
-        "versions": versions(),
+        "versions": versions("torch", "transformers", "peft", "accelerate", "bitsandbytes"),
         "matmul_peak_tflops_bf16": matmul_peak(torch.bfloat16, device, 8192 if on_gpu else 256, reps=10) / 1e12,
         "weights": "random (speed and memory do not depend on weight values); quality at this scale is not measured",
         "backbones": {},

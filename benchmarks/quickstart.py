@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from emotune.bench.record import header
+from emotune.bench.record import header, versions
 
 METHODS = ("zero-shot", "lora", "ptuning-v2")
 
@@ -68,7 +67,7 @@ def main() -> None:
         # Whether it trained under bf16 autocast (AVX-512 with bf16) or in fp32 changes both its time
         # and its scores: the machine line names torch's CPU capability.
         **header("python benchmarks/quickstart.py"),
-        "python": platform.python_version(),
+        "python": versions()["python"],
         "quickstart": {"seconds": quick["seconds"], "peak_rss_mb": quick["peak_rss_mb"], "empty_cache": True},
         # What the command prints, with the temporary folder written as the default runs/quickstart.
         "quickstart_output": quick["stdout"].strip().replace(str(work / "runs"), "runs/quickstart"),

@@ -39,6 +39,20 @@ def commit() -> str:
     return git.stdout.strip() or os.environ.get("EMOTUNE_COMMIT", "")
 
 
+def versions(*packages: str) -> dict[str, str | None]:
+    """Python's version and each installed package's (None where it is not installed): a speed or
+    a score may change with torch or transformers as well as with the code."""
+    import importlib.metadata as md
+
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            found[name] = md.version(name)
+        except md.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
 def header(command: str) -> dict[str, Any]:
     """The date, machine, commit and ``command`` of a result file."""
     today = datetime.date.today().isoformat()

@@ -98,8 +98,11 @@ class Method(Generic[OptionsT]):
         """
         from peft import get_peft_model
 
+        config = self.peft_config(model)
+        if config is None:  # a method of its own making, not PEFT's, attaches itself
+            raise NotImplementedError(f"method '{self.name}' has no PEFT config: it overrides attach")
         try:
-            return get_peft_model(model, self.peft_config(model))
+            return get_peft_model(model, config)
         except ValueError as err:
             hint = " (method.target_modules)" if hasattr(self.options, "target_modules") else ""
             raise EmotuneError(f"{self.name}: {first_line(err)}{hint}") from None
