@@ -98,11 +98,11 @@ def fit_baseline(
 
 def fit_tfidf(chosen: Selection, dataset: Dataset) -> Callable[[Sequence[str]], list[int]]:
     """TF-IDF + logistic regression; C chosen on dev macro-F1 (or 1.0 without dev)."""
-    train, dev = chosen.train, chosen.dev
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
 
+    train, dev = chosen.train, chosen.dev
     # Chinese has no spaces between words: character n-grams stand in for word n-grams.
     chinese = dataset.language == "zh"
     vec = TfidfVectorizer(analyzer="char" if chinese else "word", ngram_range=(1, 3) if chinese else (1, 2))
@@ -122,10 +122,10 @@ def fit_minilm(
     chosen: Selection, dataset: Dataset, settings: TrainConfig, model_path: str | None
 ) -> Callable[[Sequence[str]], list[int]]:
     """Fine-tunes the encoder and head; keeps the epoch with the best dev macro-F1."""
-    train, dev = chosen.train, chosen.dev
     from sklearn.metrics import f1_score
     from transformers import AutoModel, AutoTokenizer
 
+    train, dev = chosen.train, chosen.dev
     folder = minilm_path(model_path)
     tok = AutoTokenizer.from_pretrained(folder)
     encoder = AutoModel.from_pretrained(folder, **TRANSFORMERS_OWN_LAYERS)

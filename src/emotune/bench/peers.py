@@ -105,7 +105,6 @@ def fit_seq_cls(
     from sklearn.metrics import f1_score
 
     train, dev = chosen.train, chosen.dev
-
     torch.manual_seed(settings.seed)
     net = SeqClsLora(model, runtime, len(dataset.labels))
     t = settings
